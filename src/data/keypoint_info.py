@@ -1,0 +1,127 @@
+"""Keypoint layouts: names, flip pairs, skeleton, body halves, OKS sigmas, joint weights.
+
+Every other module reads these facts from here (transforms for flipping, the codec and the
+loss for joint weights, the metric for sigmas, drawing for the skeleton), so a layout is
+defined exactly once. Indices are 0-based; K is the number of keypoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KeypointInfo:
+    """Metadata of one keypoint layout.
+
+    Attributes:
+        name: registry name ("coco17", "mpii16", "h36m17").
+        keypoint_names: K names, in channel order.
+        flip_pairs: (left, right) index pairs swapped by a horizontal flip.
+        skeleton: (a, b) index pairs drawn as limbs.
+        upper_body_ids / lower_body_ids: the two halves used by half-body augmentation.
+        sigmas: K per-keypoint OKS sigmas, or None where the layout has no OKS definition.
+        joint_weights: K loss weights (1.0 where the official recipe does not weight).
+    """
+
+    name: str
+    keypoint_names: tuple[str, ...]
+    flip_pairs: tuple[tuple[int, int], ...]
+    skeleton: tuple[tuple[int, int], ...]
+    upper_body_ids: tuple[int, ...]
+    lower_body_ids: tuple[int, ...]
+    sigmas: tuple[float, ...] | None
+    joint_weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        k = len(self.keypoint_names)
+        for field, values in (("joint_weights", self.joint_weights), ("sigmas", self.sigmas)):
+            if values is not None and len(values) != k:
+                raise ValueError(f"{self.name}: {field} has {len(values)} entries for {k} keypoints")
+        for a, b in self.flip_pairs + self.skeleton:
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"{self.name}: index pair ({a}, {b}) out of range for {k} keypoints")
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoint_names)
+
+    @property
+    def flip_index(self) -> tuple[int, ...]:
+        """Permutation p such that flipped[k] = original[p[k]]."""
+        perm = list(range(self.num_keypoints))
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return tuple(perm)
+
+
+COCO17 = KeypointInfo(
+    name="coco17",
+    keypoint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    skeleton=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    ),
+    upper_body_ids=tuple(range(0, 11)),
+    lower_body_ids=tuple(range(11, 17)),
+    sigmas=(
+        0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
+        0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+    ),
+    joint_weights=(1.0,) * 7 + (1.2, 1.2, 1.5, 1.5) + (1.0, 1.0) + (1.2, 1.2, 1.5, 1.5),
+)
+
+MPII16 = KeypointInfo(
+    name="mpii16",
+    keypoint_names=(
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+        "pelvis", "thorax", "upper_neck", "head_top",
+        "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+    ),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    skeleton=(
+        (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
+        (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14, 15),
+    ),
+    upper_body_ids=tuple(range(7, 16)),
+    lower_body_ids=tuple(range(0, 7)),
+    sigmas=(
+        0.089, 0.083, 0.107, 0.107, 0.083, 0.089, 0.026, 0.026,
+        0.026, 0.026, 0.062, 0.072, 0.179, 0.179, 0.072, 0.062,
+    ),
+    joint_weights=(1.5, 1.2, 1.0, 1.0, 1.2, 1.5, 1.0, 1.0, 1.0, 1.0, 1.5, 1.2, 1.0, 1.0, 1.2, 1.5),
+)
+
+H36M17 = KeypointInfo(
+    name="h36m17",
+    keypoint_names=(
+        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "torso", "neck", "nose", "head",
+        "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+    ),
+    flip_pairs=((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)),
+    skeleton=(
+        (0, 7), (7, 8), (8, 9), (9, 10), (8, 11), (11, 12), (12, 13), (8, 14), (14, 15),
+        (15, 16), (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6),
+    ),
+    upper_body_ids=tuple(range(7, 17)),
+    lower_body_ids=tuple(range(0, 7)),
+    sigmas=None,
+    joint_weights=(1.0,) * 17,
+)
+
+_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17)}
+
+
+def get_keypoint_info(name: str) -> KeypointInfo:
+    """Look a layout up by name; unknown names fail with the list of known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown keypoint layout {name!r}; known: {sorted(_REGISTRY)}") from None

@@ -1,0 +1,28 @@
+"""Evaluation metrics: OKS and OKS-NMS, official rescoring, COCO keypoint AP/AR, heatmap accuracy."""
+
+from src.metrics.accuracy import heatmap_accuracy, heatmap_argmax
+from src.metrics.coco_metric import (
+    STAT_NAMES,
+    COCOKeypointMetric,
+    coco_keypoint_eval,
+    evaluate_coco_keypoints,
+    load_coco_gt,
+    write_results_json,
+)
+from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
+from src.metrics.rescoring import rescore_instances
+
+__all__ = [
+    "STAT_NAMES",
+    "COCOKeypointMetric",
+    "coco_keypoint_eval",
+    "compute_oks",
+    "evaluate_coco_keypoints",
+    "heatmap_accuracy",
+    "heatmap_argmax",
+    "load_coco_gt",
+    "oks_nms",
+    "rescore_instances",
+    "soft_oks_nms",
+    "write_results_json",
+]
