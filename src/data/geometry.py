@@ -1,0 +1,228 @@
+"""Top-down crop geometry: affine crops, box -> (center, scale), flips and half-body boxes.
+
+Conventions follow the official HRNet / SimpleBaseline code:
+
+* a person box is described by a ``center`` (2,) in image pixels and a ``scale`` (2,) in units
+  of ``pixel_std`` = 200 pixels, so the box is ``200 * scale`` pixels wide and high;
+* sizes are always ``(w, h)``;
+* the crop matrix maps a source width of ``200 * scale[0]`` onto the output width; ``scale[1]``
+  is not used by the matrix (the aspect ratio is fixed beforehand by ``box_xywh_to_center_scale``);
+* heatmap coordinates are mapped back to the image without a +0.5 pixel-centre term.
+
+Shapes: N instances, K keypoints. Pure numpy; no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+PIXEL_STD = 200.0
+
+ArrayLike2 = Sequence[float] | np.ndarray
+
+
+def get_affine_transform(
+    center: ArrayLike2,
+    scale: ArrayLike2 | float,
+    rot: float,
+    output_size: Sequence[int] | np.ndarray,
+    shift: ArrayLike2 = (0.0, 0.0),
+    inv: bool = False,
+) -> np.ndarray:
+    """Affine matrix of the official top-down crop (three-point construction, closed form).
+
+    The official code matches three point pairs: the shifted box centre c' = c + 200*scale*shift
+    goes to the output centre, the point half a (rotated) box width above it goes to the point half
+    an output width above the output centre, and a third point completes a right angle. That map
+    is a rotation + isotropic scaling, ``x_out = A (x - c') + o`` with ``k = W_out / (200 s_x)``,
+    ``A = k [[cos t, sin t], [-sin t, cos t]]`` and ``o = (W_out / 2, H_out / 2)``.
+
+    Args:
+        center: (2,) box centre in source pixels.
+        scale: (2,) box size in units of 200 px (only ``scale[0]`` is used); a scalar is accepted.
+        rot: rotation in degrees (positive rotates the content counter-clockwise in the crop).
+        output_size: (w, h) of the destination.
+        shift: (2,) centre shift as a fraction of the box size.
+        inv: return the destination -> source matrix instead.
+
+    Returns:
+        (2, 3) float64 matrix for ``cv2.warpAffine`` / ``affine_transform_points``.
+    """
+    center = np.asarray(center, dtype=np.float64).reshape(2)
+    scale_px = np.broadcast_to(np.asarray(scale, dtype=np.float64), (2,)) * PIXEL_STD
+    shift = np.asarray(shift, dtype=np.float64).reshape(2)
+    out_w, out_h = float(output_size[0]), float(output_size[1])
+
+    src_center = center + scale_px * shift
+    dst_center = np.array([out_w * 0.5, out_h * 0.5])
+    theta = np.deg2rad(rot)
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotation = np.array([[cos, sin], [-sin, cos]])  # R(theta)^-1: source direction -> output
+
+    k = out_w / scale_px[0]
+    if not inv:
+        linear = k * rotation
+        translation = dst_center - linear @ src_center
+    else:
+        linear = rotation.T / k
+        translation = src_center - linear @ dst_center
+    return np.concatenate([linear, translation[:, None]], axis=1)
+
+
+def affine_transform_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine matrix to points.
+
+    Args:
+        points: (..., 2) x, y coordinates (e.g. (K, 2) or (N, 2)).
+        mat: (2, 3) affine matrix.
+
+    Returns:
+        (..., 2) transformed points, float64.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    mat = np.asarray(mat, dtype=np.float64)
+    return points @ mat[:, :2].T + mat[:, 2]
+
+
+def _fix_aspect(w: float, h: float, aspect_ratio: float) -> tuple[float, float]:
+    """Grow the short side of a (w, h) box so that w / h == aspect_ratio."""
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return w, h
+
+
+def box_xywh_to_center_scale(
+    box: ArrayLike2,
+    *,
+    aspect_ratio: float,
+    padding: float = 1.25,
+    pixel_std: float = PIXEL_STD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Official ``_xywh2cs``: person box -> (center, scale).
+
+    center = (x + w / 2, y + h / 2); the short side is grown to ``aspect_ratio`` (w / h of the
+    model input, e.g. 192 / 256 = 0.75); scale = (w, h) / pixel_std, times ``padding`` unless
+    ``center[0] == -1`` (the official sentinel for a missing box).
+
+    Args:
+        box: (4,) x, y, w, h in image pixels.
+
+    Returns:
+        center (2,) float32, scale (2,) float32.
+    """
+    x, y, w, h = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    w, h = _fix_aspect(w, h, aspect_ratio)
+    scale = np.array([w / pixel_std, h / pixel_std], dtype=np.float32)
+    if center[0] != -1:
+        scale = scale * np.float32(padding)
+    return center, scale
+
+
+def heatmap_to_image_coords(
+    coords: np.ndarray,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    heatmap_size: Sequence[int],
+) -> np.ndarray:
+    """Official ``transform_preds``: heatmap pixels -> image pixels (inverse crop, rotation 0).
+
+    Args:
+        coords: (N, K, 2) x, y in heatmap pixels.
+        centers: (N, 2) box centres in image pixels.
+        scales: (N, 2) box scales in units of 200 px.
+        heatmap_size: (w, h) of the heatmap.
+
+    Returns:
+        (N, K, 2) float64 image coordinates.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+    scales = np.asarray(scales, dtype=np.float64).reshape(-1, 2)
+    out = np.empty_like(coords)
+    for n in range(coords.shape[0]):
+        mat = get_affine_transform(centers[n], scales[n], 0.0, heatmap_size, inv=True)
+        out[n] = affine_transform_points(coords[n], mat)
+    return out
+
+
+def half_body_center_scale(
+    joints: np.ndarray,
+    visible: np.ndarray,
+    *,
+    upper_ids: Sequence[int],
+    lower_ids: Sequence[int],
+    aspect_ratio: float,
+    rng: np.random.Generator,
+    padding: float = 1.5,
+    pixel_std: float = PIXEL_STD,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Official half-body box (``half_body_transform``).
+
+    The caller decides whether to try it at all (official: more than NUM_JOINTS_HALF_BODY visible
+    joints and U(0, 1) < PROB_HALF_BODY). Here: split the visible joints into upper / lower; take
+    the upper half if N(0, 1) < 0.5 (official ``randn`` quirk, P ~ 0.69) and it has > 2 joints,
+    else the lower half if it has > 2 joints, else the upper half; give up if the chosen half has
+    fewer than 2 joints. The box is the joints' extent, grown to ``aspect_ratio``, times
+    ``padding`` (1.5), centred on the joints' mean.
+
+    Args:
+        joints: (K, 2) x, y in image pixels.
+        visible: (K,) visibility; > 0 means visible.
+        upper_ids / lower_ids: keypoint indices of the two halves.
+        rng: random generator (one standard-normal draw per call).
+
+    Returns:
+        (center (2,) float32, scale (2,) float32), or None when no half-body box can be built.
+    """
+    joints = np.asarray(joints, dtype=np.float32)
+    vis = np.asarray(visible).reshape(-1) > 0
+    upper_mask = np.zeros(len(vis), dtype=bool)
+    upper_mask[list(upper_ids)] = True
+    lower_mask = np.zeros(len(vis), dtype=bool)
+    lower_mask[list(lower_ids)] = True
+    upper = joints[vis & upper_mask]
+    lower = joints[vis & lower_mask]
+
+    if rng.standard_normal() < 0.5 and len(upper) > 2:
+        selected = upper
+    else:
+        selected = lower if len(lower) > 2 else upper
+    if len(selected) < 2:
+        return None
+
+    center = selected.mean(axis=0).astype(np.float32)
+    w, h = (selected.max(axis=0) - selected.min(axis=0)).astype(np.float64)
+    w, h = _fix_aspect(float(w), float(h), aspect_ratio)
+    scale = np.array([w / pixel_std, h / pixel_std], dtype=np.float32) * np.float32(padding)
+    return center, scale
+
+
+def flip_joints(
+    joints: np.ndarray,
+    visible: np.ndarray,
+    image_width: int,
+    flip_index: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror joints horizontally (official ``fliplr_joints``): x <- W - 1 - x, swap left/right.
+
+    Unlike the official helper, invisible joints keep their (mirrored) coordinates instead of
+    being zeroed, so flipping twice is the identity; their weight is 0 either way.
+
+    Args:
+        joints: (K, 2) x, y in image pixels (extra columns, e.g. (K, 3), are kept unchanged).
+        visible: (K,) visibility.
+        image_width: width of the image being mirrored.
+        flip_index: (K,) permutation, flipped[k] = original[flip_index[k]].
+
+    Returns:
+        (joints (K, 2), visible (K,)) new arrays of the input dtypes.
+    """
+    index = np.asarray(flip_index, dtype=np.int64)
+    flipped = np.array(joints, copy=True)
+    flipped[:, 0] = image_width - 1 - flipped[:, 0]
+    return flipped[index], np.asarray(visible)[index].copy()

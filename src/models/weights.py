@@ -1,0 +1,105 @@
+"""Weight initialisation and local checkpoint loading shared by the pose networks.
+
+Nothing is downloaded at run time: a pretrained file must already exist on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+_WRAPPER_KEYS = ("state_dict", "model")
+
+
+def normal_init_(module: nn.Module, *, std: float = 0.001) -> None:
+    """Official HRNet / SimpleBaseline init for every submodule of `module`:
+    Conv2d and ConvTranspose2d weights ~ N(0, std), their biases 0; BatchNorm weight 1, bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
+    """Accept a bare state_dict or {"state_dict" | "model": state_dict}; strip "module."."""
+    state = checkpoint
+    for key in _WRAPPER_KEYS:
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: expected a state_dict (mapping of tensors), got {type(state).__name__}")
+    tensors = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return tensors
+
+
+def load_pretrained(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    expected: str,
+    prefixes: Iterable[str] | None = None,
+) -> list[str]:
+    """Load the tensors of a local checkpoint that exist in `model` with the same shape.
+
+    Args:
+        model: the network to fill in place.
+        path: local checkpoint file (bare state_dict, or a dict holding one under
+            "state_dict" / "model"; a DataParallel "module." prefix is stripped).
+        expected: human description of the file, used in the error when it is missing.
+        prefixes: if given, only keys whose first dotted component is in this set load.
+
+    Returns:
+        The sorted list of loaded keys.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no tensor of the checkpoint matches the model.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"pretrained checkpoint not found: {file}. Expected {expected}. Nothing is downloaded at "
+            "run time: put the file at that path, or pass pretrained=None to train from scratch."
+        )
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{file}: holds objects other than tensors, which are not unpickled for safety. "
+            "Re-save just its weights, e.g. torch.save(checkpoint['state_dict'], new_path)."
+        ) from err
+    state = _unwrap_state_dict(checkpoint, file)
+    allowed = None if prefixes is None else set(prefixes)
+    own = model.state_dict()
+    matched = {
+        k: v
+        for k, v in state.items()
+        if k in own
+        and tuple(v.shape) == tuple(own[k].shape)
+        and (allowed is None or k.split(".", 1)[0] in allowed)
+    }
+    if not matched:
+        sample = ", ".join(list(state)[:5])
+        raise ValueError(
+            f"{file}: none of its {len(state)} tensors matches the model by name and shape "
+            f"(first keys: {sample}). Expected {expected}."
+        )
+    model.load_state_dict(matched, strict=False)
+    log.info(
+        "loaded %d / %d tensors from %s (%d checkpoint tensors skipped, %d model tensors keep their init)",
+        len(matched), len(own), file, len(state) - len(matched), len(own) - len(matched),
+    )
+    return sorted(matched)

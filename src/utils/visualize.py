@@ -1,0 +1,48 @@
+"""Pictures of predicted skeletons on the original validation images."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from src.data.keypoint_info import KeypointInfo
+from src.utils.drawing import draw_keypoint_info, save_image_grid
+
+
+def save_prediction_picture(
+    path: str | Path,
+    records: Sequence[Mapping],
+    predictions: Mapping[int, np.ndarray],
+    *,
+    keypoint_info: KeypointInfo,
+    ncols: int = 4,
+    max_side: int = 480,
+    score_thr: float = 0.2,
+) -> Path:
+    """Draw predicted keypoints (K, 3) per sample id on their images and tile them into one picture.
+
+    ``records`` are the dataset records (``sample_id`` and ``image_file`` are used); the
+    predictions of all samples of one image go onto that image. Images larger than ``max_side``
+    are shrunk so the picture stays small.
+    """
+    by_sample = {int(r["sample_id"]): r["image_file"] for r in records}
+    per_image: dict[str, list[np.ndarray]] = defaultdict(list)
+    for sample_id, keypoints in predictions.items():
+        per_image[by_sample[int(sample_id)]].append(np.asarray(keypoints, dtype=np.float32))
+    tiles = []
+    for image_file, instances in sorted(per_image.items()):
+        image = cv2.imread(image_file, cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(f"cannot read validation image {image_file}")
+        drawn = draw_keypoint_info(image, np.stack(instances), keypoint_info, score_thr=score_thr)
+        factor = max_side / max(drawn.shape[:2])
+        if factor < 1:
+            drawn = cv2.resize(drawn, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        tiles.append(drawn)
+    if not tiles:
+        raise ValueError("no predictions to draw")
+    return save_image_grid(tiles, path, ncols=ncols)
