@@ -25,7 +25,7 @@ from src.data.keypoint_info import get_keypoint_info
 from src.metrics.coco_metric import COCOKeypointMetric
 from src.tasks.inference import decode_keypoints
 from src.utils.builders import build_datamodule
-from src.utils.run_io import run_info, write_json_atomic
+from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    write_json_atomic(output_dir / "run_info.json", run_info(OmegaConf.to_container(cfg, resolve=True)))
+    write_json_atomic(output_dir / "run_info.json", run_info(resolved_config(cfg)))
     metrics = evaluate_oracle(cfg, output_dir) if cfg.get("oracle") else evaluate_checkpoint(cfg, output_dir)
     write_json_atomic(output_dir / "metrics.json", metrics)
     width = max(len(k) for k in metrics)

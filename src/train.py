@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.builders import build_datamodule, build_trainer
-from src.utils.run_io import run_info, write_json_atomic
+from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = resolved_config(cfg)
     write_json_atomic(output_dir / "run_info.json", run_info(resolved))
 
     model = instantiate(cfg.model, _recursive_=False)

@@ -1,20 +1,23 @@
 """Evaluation metrics: OKS and OKS-NMS, official rescoring, COCO keypoint AP/AR, heatmap accuracy."""
 
 from src.metrics.accuracy import heatmap_accuracy, heatmap_argmax
-from src.metrics.coco_metric import (
+from src.metrics.coco_eval import (
     STAT_NAMES,
-    COCOKeypointMetric,
+    build_coco_results,
     coco_keypoint_eval,
     evaluate_coco_keypoints,
     load_coco_gt,
+    select_instances,
     write_results_json,
 )
+from src.metrics.coco_metric import COCOKeypointMetric
 from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
 from src.metrics.rescoring import rescore_instances
 
 __all__ = [
     "STAT_NAMES",
     "COCOKeypointMetric",
+    "build_coco_results",
     "coco_keypoint_eval",
     "compute_oks",
     "evaluate_coco_keypoints",
@@ -23,6 +26,7 @@ __all__ = [
     "load_coco_gt",
     "oks_nms",
     "rescore_instances",
+    "select_instances",
     "soft_oks_nms",
     "write_results_json",
 ]

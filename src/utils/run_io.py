@@ -35,6 +35,17 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return path
 
 
+def resolved_config(cfg: Any) -> dict:
+    """The run's config as plain, resolved data (Hydra's own ``hydra`` node left out)."""
+    from omegaconf import OmegaConf
+
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:

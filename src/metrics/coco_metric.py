@@ -1,0 +1,203 @@
+"""COCO keypoint AP/AR as a DDP-safe torchmetrics Metric (official HRNet lib/dataset/coco.py `evaluate`).
+
+Dimension letters: N instances, K keypoints.
+
+`COCOKeypointMetric.compute`: gather -> drop DDP padding duplicates -> rescore -> OKS-NMS per image ->
+COCO result dicts -> pycocotools COCOeval ("keypoints", with the layout's sigmas); see `coco_eval.py`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from src.metrics.coco_eval import (
+    NO_PREDICTIONS_TEXT,
+    STAT_NAMES,
+    build_coco_results,
+    coco_keypoint_eval,
+    evaluate_coco_keypoints,
+    load_coco_gt,
+    select_instances,
+    write_results_json,
+    zero_stats,
+)
+from src.metrics.rescoring import rescore_instances
+
+__all__ = ["STAT_NAMES", "COCOKeypointMetric", "evaluate_coco_keypoints", "write_results_json"]
+
+_STATE_NAMES = ("sample_ids", "instance_index", "image_ids", "keypoints", "areas", "box_scores")
+
+
+def _occurrence_index(ids: torch.Tensor) -> torch.Tensor:
+    """(N,) position of each row among the rows of this call that share its id: [7, 7, 3] -> [0, 1, 0]."""
+    ids_np = ids.detach().cpu().numpy()
+    if ids_np.size == 0:
+        return torch.zeros(0, dtype=torch.int64, device=ids.device)
+    order = np.argsort(ids_np, kind="stable")
+    sorted_ids = ids_np[order]
+    starts = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(len(ids_np)), 0))
+    index = np.empty(len(ids_np), dtype=np.int64)
+    index[order] = np.arange(len(ids_np)) - group_start
+    return torch.as_tensor(index, device=ids.device)
+
+
+def first_occurrences(sample_ids: np.ndarray, instance_index: np.ndarray) -> np.ndarray:
+    """Sorted row indices of the first row of every (sample id, instance index) pair."""
+    if len(sample_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.stack([np.asarray(sample_ids, np.int64), np.asarray(instance_index, np.int64)], axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return np.sort(first)
+
+
+# --------------------------------------------------------------------------- the metric
+
+
+class COCOKeypointMetric(Metric):
+    """COCO keypoint AP/AR over a validation epoch, DDP-safe.
+
+    Every `update` call appends N instances. Rows are identified by (sample id, position among
+    this call's rows with that sample id): top-down samples give one instance each, bottom-up
+    samples may give several. Under DDP the padded sampler repeats samples on other ranks; after
+    the gather only the first copy of each row identity is kept.
+
+    Args:
+        ann_file: COCO keypoint ground-truth JSON (loaded lazily on the first `compute`, then cached).
+        sigmas: K per-keypoint OKS sigmas (used by OKS-NMS and by COCOeval).
+        rescore: instance score = mean joint score above in_vis_thr x box score (official); when False
+            the given box_scores are used as the instance scores unchanged (e.g. bottom-up scores).
+        in_vis_thr: joint-score threshold of the rescoring (official IN_VIS_THRE 0.2).
+        use_nms: run OKS-NMS per image (official top-down); bottom-up results usually skip it.
+        oks_thr: OKS-NMS threshold (official OKS_THRE 0.9).
+        soft_nms: use soft OKS-NMS instead of the greedy one (official option, off by default).
+        **kwargs: passed to torchmetrics.Metric (e.g. dist_sync_on_step, process_group).
+
+    After `compute`: `summary_text` holds pycocotools' summary table and `last_results` the
+    COCO result dicts that were evaluated (write them with `write_results_json`).
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(
+        self,
+        *,
+        ann_file: str,
+        sigmas: Sequence[float],
+        rescore: bool = True,
+        in_vis_thr: float = 0.2,
+        use_nms: bool = True,
+        oks_thr: float = 0.9,
+        soft_nms: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if len(sigmas) == 0:
+            raise ValueError("sigmas must list one OKS sigma per keypoint")
+        self.ann_file = str(ann_file)
+        self.sigmas = tuple(float(s) for s in sigmas)
+        self.rescore = rescore
+        self.in_vis_thr = in_vis_thr
+        self.use_nms = use_nms
+        self.oks_thr = oks_thr
+        self.soft_nms = soft_nms
+        for name in _STATE_NAMES:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        self._coco_gt: COCO | None = None  # cache, not a metric state
+        self.summary_text = ""
+        self.last_results: list[dict] = []
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.sigmas)
+
+    def update(
+        self,
+        sample_ids: torch.Tensor,
+        image_ids: torch.Tensor,
+        keypoints: torch.Tensor,
+        areas: torch.Tensor,
+        box_scores: torch.Tensor,
+    ) -> None:
+        """Add N instances.
+
+        Args:
+            sample_ids: (N,) int dataset sample index of each instance (for de-duplication).
+            image_ids: (N,) int COCO image id.
+            keypoints: (N, K, 3) [x, y, score] in original-image pixels.
+            areas: (N,) instance areas for OKS-NMS (official: padded box area).
+            box_scores: (N,) person box scores (or final instance scores when rescore=False).
+        """
+        keypoints = torch.as_tensor(keypoints, device=self.device).detach()
+        if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
+            raise ValueError(f"keypoints must be (N, K, 3) [x, y, score], got shape {tuple(keypoints.shape)}")
+        n, k = keypoints.shape[:2]
+        if k != self.num_keypoints:
+            raise ValueError(f"keypoints have K={k} joints but the metric has {self.num_keypoints} OKS sigmas")
+        columns = {"sample_ids": sample_ids, "image_ids": image_ids, "areas": areas, "box_scores": box_scores}
+        flat = {name: torch.as_tensor(v, device=self.device).detach().reshape(-1) for name, v in columns.items()}
+        for name, value in flat.items():
+            if value.numel() != n:
+                raise ValueError(f"{name} has {value.numel()} entries for {n} instances")
+        self.sample_ids.append(flat["sample_ids"].long())
+        self.instance_index.append(_occurrence_index(flat["sample_ids"]))
+        self.image_ids.append(flat["image_ids"].long())
+        self.keypoints.append(keypoints.float())
+        self.areas.append(flat["areas"].float())
+        self.box_scores.append(flat["box_scores"].float())
+
+    def compute(self) -> dict[str, float]:
+        """The 10 COCO keypoint stats (all zeros, with a warning, when nothing was added)."""
+        data = self._gathered_arrays()
+        if data is None:
+            self.last_results = []
+            self.summary_text = NO_PREDICTIONS_TEXT
+            warnings.warn("COCOKeypointMetric.compute() without predictions; reporting zeros", stacklevel=2)
+            return zero_stats()
+        rows = first_occurrences(data["sample_ids"], data["instance_index"])
+        data = {name: value[rows] for name, value in data.items()}
+        keypoints = _finite_or_zero(data["keypoints"])
+        if self.rescore:
+            scores = rescore_instances(keypoints[..., 2], data["box_scores"], in_vis_thr=self.in_vis_thr)
+        else:
+            scores = data["box_scores"].astype(np.float64)
+        scores = _finite_or_zero(scores)
+        kept = select_instances(
+            data["image_ids"], keypoints, data["areas"], scores,
+            sigmas=self.sigmas, oks_thr=self.oks_thr, use_nms=self.use_nms, soft_nms=self.soft_nms,
+        )
+        self.last_results = build_coco_results(data["image_ids"][kept], keypoints[kept], scores[kept])
+        stats, self.summary_text = coco_keypoint_eval(self._get_coco_gt(), self.last_results, self.sigmas)
+        return stats
+
+    def _gathered_arrays(self) -> dict[str, np.ndarray] | None:
+        """Concatenated states as numpy arrays, or None when there are no rows."""
+        states = {name: getattr(self, name) for name in _STATE_NAMES}
+        if any(isinstance(v, list) and len(v) == 0 for v in states.values()):
+            return None
+        arrays = {name: dim_zero_cat(value).cpu().numpy() for name, value in states.items()}
+        return arrays if len(arrays["sample_ids"]) > 0 else None
+
+    def _get_coco_gt(self) -> COCO:
+        if self._coco_gt is None:
+            self._coco_gt = load_coco_gt(self.ann_file)
+        return self._coco_gt
+
+
+def _finite_or_zero(values: np.ndarray) -> np.ndarray:
+    """Copy with NaN/inf replaced by 0 (a diverged model must not crash evaluation), warning if any."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(values).all():
+        warnings.warn("non-finite keypoints or scores replaced by 0 before COCO evaluation", stacklevel=3)
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return values
