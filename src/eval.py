@@ -66,7 +66,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     metrics["flip_test"] = bool(model.hparams.evaluation["flip_test"])
     if model.visualized:
         save_prediction_picture(
-            output_dir / "predictions.jpg", datamodule.val_dataset.records, model.visualized,
+            output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,
             keypoint_info=model.keypoint_info,
         )
     return metrics
@@ -100,7 +100,7 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     metrics = {f"oracle/{k}": float(v) for k, v in metric.compute().items()}
     if visualized:
         save_prediction_picture(
-            output_dir / "predictions.jpg", datamodule.val_dataset.records, visualized, keypoint_info=info
+            output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), visualized, keypoint_info=info
         )
     return metrics
 

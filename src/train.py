@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     write_json_atomic(output_dir / "metrics.json", metrics)
     if model.visualized and trainer.is_global_zero:
         picture = save_prediction_picture(
-            output_dir / "predictions.jpg", datamodule.val_dataset.records, model.visualized,
+            output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,
             keypoint_info=model.keypoint_info,
         )
         log.info("predicted skeletons on validation images: %s", picture)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -15,7 +15,7 @@ from src.utils.drawing import draw_keypoint_info, save_image_grid
 
 def save_prediction_picture(
     path: str | Path,
-    records: Sequence[Mapping],
+    image_files: Mapping[int, str],
     predictions: Mapping[int, np.ndarray],
     *,
     keypoint_info: KeypointInfo,
@@ -25,14 +25,13 @@ def save_prediction_picture(
 ) -> Path:
     """Draw predicted keypoints (K, 3) per sample id on their images and tile them into one picture.
 
-    ``records`` are the dataset records (``sample_id`` and ``image_file`` are used); the
-    predictions of all samples of one image go onto that image. Images larger than ``max_side``
+    ``image_files`` maps sample ids to image paths; the predictions of all samples of one image
+    go onto that image. Images larger than ``max_side``
     are shrunk so the picture stays small.
     """
-    by_sample = {int(r["sample_id"]): r["image_file"] for r in records}
     per_image: dict[str, list[np.ndarray]] = defaultdict(list)
     for sample_id, keypoints in predictions.items():
-        per_image[by_sample[int(sample_id)]].append(np.asarray(keypoints, dtype=np.float32))
+        per_image[image_files[int(sample_id)]].append(np.asarray(keypoints, dtype=np.float32))
     tiles = []
     for image_file, instances in sorted(per_image.items()):
         image = cv2.imread(image_file, cv2.IMREAD_COLOR)

@@ -1,0 +1,345 @@
+"""COCO keypoint annotations and person detections -> top-down person records.
+
+One record is one person crop to train on or to evaluate:
+
+    {"sample_id": int, "image_id": int, "image_file": str,
+     "center": (2,) float32, "scale": (2,) float32, "area": float, "box_score": float,
+     "keypoints": (K, 2) float32, "visible": (K,) float32}
+
+``area`` is the padded, aspect-corrected box area (200 s_x)(200 s_y) that the official OKS-NMS
+uses. ``sample_id`` is a running index over the returned list (unique within one call).
+
+Ground-truth boxes follow the official HRNet reader (``lib/dataset/coco.py``): crowd annotations
+are skipped; the box is sanitised as x1 = max(0, x), y1 = max(0, y), x2 = min(W - 1, x1 + max(0,
+w - 1)), y2 = min(H - 1, y1 + max(0, h - 1)) and the clean box is (x1, y1, x2 - x1, y2 - y1); an
+annotation is dropped when its ``area`` is 0, when x2 < x1 or y2 < y1, or when all of its keypoint
+values are 0 (no labelled keypoint). COCO visibility v in {1, 2} becomes 1. Keypoints outside
+the image are kept as they are.
+
+Detection boxes follow ``_load_coco_person_detection_results``: category 1 only, boxes used as
+given, keypoints zero. The official code keeps a detection when ``score >= IMAGE_THRE`` (it skips
+``score < thr``); ``det_score_thr`` has the same meaning here. Detection records get
+``visible = 0`` (no ground truth, so no training target), where the official code sets ones.
+
+The work per annotation is linear and mostly vectorised, so reading is bound by ``json.load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.data.errors import AnnotationError, DatasetNotFoundError
+from src.data.geometry import PIXEL_STD, box_xywh_to_center_scale
+from src.data.keypoint_info import KeypointInfo
+
+COCO_URLS = {
+    "annotations": "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+    "train2017": "http://images.cocodataset.org/zips/train2017.zip",
+    "val2017": "http://images.cocodataset.org/zips/val2017.zip",
+}
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise AnnotationError(
+            f"{path}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not a UTF-8 JSON file ({err})") from err
+
+
+def _numeric_array(values: list, path: Path, field: str, ids: Sequence, width: int, what: str) -> np.ndarray:
+    """Stack per-entry lists of length ``width`` into an (M, width) float64 array.
+
+    Raises AnnotationError naming the file, the entry id and the field when a list has the wrong
+    length or holds a non-numeric value.
+    """
+    for i, v in enumerate(values):
+        if not isinstance(v, list) or len(v) != width:
+            got = f"{len(v)} values" if isinstance(v, list) else type(v).__name__
+            raise AnnotationError(f"{path}: {what} {ids[i]!r} has '{field}' with {got}, expected {width} numbers")
+    if not values:
+        return np.zeros((0, width), dtype=np.float64)
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):  # nested lists or other odd values: find the culprit below
+        arr = np.empty(0, dtype=object)
+    if arr.dtype.kind not in "iuf" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+        for i, v in enumerate(values):
+            bad = [x for x in v if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x]
+            if bad or not np.isfinite(np.asarray(v, dtype=np.float64)).all():  # bad or inf
+                shown = bad[0] if bad else "inf"
+                raise AnnotationError(
+                    f"{path}: {what} {ids[i]!r} has a non-numeric or non-finite value {shown!r} in '{field}'"
+                )
+    return arr.astype(np.float64, copy=False)
+
+
+def _scalar_array(values: list, path: Path, field: str, ids: Sequence, what: str) -> np.ndarray:
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise AnnotationError(f"{path}: {what} {ids[i]!r} has a non-numeric '{field}' value {v!r}")
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+def _require(entry: Any, keys: Sequence[str], path: Path, what: str, index: int) -> None:
+    if not isinstance(entry, dict):
+        raise AnnotationError(f"{path}: {what} #{index} is a {type(entry).__name__}, expected an object")
+    for key in keys:
+        if key not in entry:
+            ident = entry.get("id", f"#{index}")
+            raise AnnotationError(f"{path}: {what} {ident} is missing the key '{key}'")
+
+
+def _load_images(data: dict, path: Path) -> dict[int, tuple[str, int, int]]:
+    images = data["images"]
+    if not isinstance(images, list):
+        raise AnnotationError(f"{path}: 'images' must be a list, got {type(images).__name__}")
+    table: dict[int, tuple[str, int, int]] = {}
+    for i, img in enumerate(images):
+        _require(img, ("id", "file_name", "width", "height"), path, "image", i)
+        try:
+            table[int(img["id"])] = (str(img["file_name"]), int(img["width"]), int(img["height"]))
+        except (TypeError, ValueError) as err:
+            raise AnnotationError(f"{path}: image {img.get('id')!r} has a non-numeric id/width/height") from err
+    return table
+
+
+def _check_categories(data: dict, path: Path, keypoint_info: KeypointInfo) -> set[int]:
+    """Ids of the categories with keypoints; checks their keypoint count against the layout."""
+    cats = data.get("categories") or []
+    ids: set[int] = set()
+    k = keypoint_info.num_keypoints
+    for i, cat in enumerate(cats):
+        if not isinstance(cat, dict) or "keypoints" not in cat:
+            continue
+        _require(cat, ("id",), path, "category", i)
+        if len(cat["keypoints"]) != k:
+            raise AnnotationError(
+                f"{path}: category {cat['id']!r} declares {len(cat['keypoints'])} keypoints but the "
+                f"keypoint layout {keypoint_info.name!r} has {k}"
+            )
+        ids.add(int(cat["id"]))
+    return ids or {1}
+
+
+def _make_record(
+    sample_id: int, image_id: int, image_file: str, box: np.ndarray, *, aspect_ratio: float,
+    padding: float, box_score: float, keypoints: np.ndarray, visible: np.ndarray,
+) -> dict:
+    center, scale = box_xywh_to_center_scale(box, aspect_ratio=aspect_ratio, padding=padding)
+    return {
+        "sample_id": sample_id,
+        "image_id": image_id,
+        "image_file": image_file,
+        "center": center.astype(np.float32, copy=False),
+        "scale": scale.astype(np.float32, copy=False),
+        "area": float(scale[0]) * PIXEL_STD * float(scale[1]) * PIXEL_STD,
+        "box_score": float(box_score),
+        "keypoints": keypoints,
+        "visible": visible,
+    }
+
+
+def _gt_records(
+    data: dict, path: Path, images: dict, image_dir: Path, keypoint_info: KeypointInfo,
+    aspect_ratio: float, padding: float,
+) -> list[dict]:
+    anns = data["annotations"]
+    if not isinstance(anns, list):
+        raise AnnotationError(f"{path}: 'annotations' must be a list, got {type(anns).__name__}")
+    cat_ids = _check_categories(data, path, keypoint_info)
+    k = keypoint_info.num_keypoints
+
+    kept = []
+    for i, ann in enumerate(anns):
+        _require(ann, ("image_id", "bbox"), path, "annotation", i)
+        if ann.get("iscrowd", 0):
+            continue
+        if ann.get("category_id", 1) not in cat_ids:
+            continue
+        _require(ann, ("keypoints", "area"), path, "annotation", i)
+        kept.append(ann)
+    ids = [a.get("id", f"#{i}") for i, a in enumerate(kept)]
+    kpts = _numeric_array([a["keypoints"] for a in kept], path, "keypoints", ids, 3 * k, "annotation").reshape(-1, k, 3)
+    boxes = _numeric_array([a["bbox"] for a in kept], path, "bbox", ids, 4, "annotation")
+    areas = _scalar_array([a["area"] for a in kept], path, "area", ids, "annotation")
+
+    image_ids = np.empty(len(kept), dtype=np.int64)
+    sizes = np.empty((len(kept), 2), dtype=np.float64)
+    for i, ann in enumerate(kept):
+        image_id = ann["image_id"]
+        if image_id not in images:
+            raise AnnotationError(
+                f"{path}: annotation {ids[i]!r} refers to image_id {image_id!r}, which is not in 'images'"
+            )
+        image_ids[i] = image_id
+        _, w, h = images[image_id]
+        sizes[i] = (w, h)
+
+    # official box sanitising (HRN lib/dataset/coco.py), vectorised
+    x1 = np.maximum(0.0, boxes[:, 0])
+    y1 = np.maximum(0.0, boxes[:, 1])
+    x2 = np.minimum(sizes[:, 0] - 1, x1 + np.maximum(0.0, boxes[:, 2] - 1))
+    y2 = np.minimum(sizes[:, 1] - 1, y1 + np.maximum(0.0, boxes[:, 3] - 1))
+    if not kept:
+        return []
+    has_kpts = kpts.reshape(len(kept), -1).max(axis=1) != 0  # official: skip if max(keypoints) == 0
+    valid = (areas > 0) & (x2 >= x1) & (y2 >= y1) & has_kpts
+    clean = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
+
+    joints = kpts[:, :, :2].astype(np.float32)
+    visible = (kpts[:, :, 2] > 0).astype(np.float32)
+    prefix = str(image_dir) + os.sep
+    records = []
+    for i in np.flatnonzero(valid).tolist():
+        image_id = int(image_ids[i])
+        records.append(
+            _make_record(
+                len(records), image_id, prefix + images[image_id][0], clean[i],
+                aspect_ratio=aspect_ratio, padding=padding, box_score=1.0,
+                keypoints=joints[i], visible=visible[i],
+            )
+        )
+    return records
+
+
+def _det_records(
+    det_file: Path, images: dict, image_dir: Path, ann_file: Path, keypoint_info: KeypointInfo,
+    aspect_ratio: float, padding: float, det_score_thr: float,
+) -> list[dict]:
+    dets = _read_json(det_file, "detection file")
+    if not isinstance(dets, list):
+        raise AnnotationError(f"{det_file}: expected a list of detections, got {type(dets).__name__}")
+    if not dets:
+        raise AnnotationError(f"{det_file}: the detection file contains no detections")
+    for i, det in enumerate(dets):
+        _require(det, ("image_id", "category_id", "bbox", "score"), det_file, "detection", i)
+    index = [i for i, d in enumerate(dets) if d["category_id"] == 1]
+    people = [dets[i] for i in index]
+    ids = [f"#{i}" for i in index]
+    boxes = _numeric_array([d["bbox"] for d in people], det_file, "bbox", ids, 4, "detection")
+    scores = _scalar_array([d["score"] for d in people], det_file, "score", ids, "detection")
+
+    k = keypoint_info.num_keypoints
+    prefix = str(image_dir) + os.sep
+    records = []
+    for i in np.flatnonzero(scores >= det_score_thr).tolist():
+        image_id = people[i]["image_id"]
+        if image_id not in images:
+            raise AnnotationError(
+                f"{det_file}: detection for image_id {image_id!r} but that image is not in {ann_file}"
+            )
+        records.append(
+            _make_record(
+                len(records), int(image_id), prefix + images[image_id][0], boxes[i],
+                aspect_ratio=aspect_ratio, padding=padding, box_score=float(scores[i]),
+                keypoints=np.zeros((k, 2), dtype=np.float32), visible=np.zeros(k, dtype=np.float32),
+            )
+        )
+    return records
+
+
+def load_coco_records(
+    ann_file: str | Path,
+    image_dir: str | Path,
+    *,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    training: bool,
+    det_file: str | Path | None = None,
+    det_score_thr: float = 0.0,
+    padding: float = 1.25,
+) -> list[dict]:
+    """Read a COCO keypoint file (and optionally person detections) into top-down records.
+
+    Args:
+        ann_file: ``person_keypoints_*.json`` (COCO format; any layout matching ``keypoint_info``).
+        image_dir: folder holding the images named by ``images[].file_name``.
+        keypoint_info: the keypoint layout; its K must match the file.
+        aspect_ratio: w / h of the model input (192 / 256 = 0.75).
+        training: True for training records. Ground-truth records are the same either way (the
+            official code uses one loader for both); detections are only allowed for evaluation.
+        det_file: detection results (list of {image_id, category_id, bbox xywh, score}); when given,
+            records come from the person detections instead of the ground-truth boxes.
+        det_score_thr: keep detections with score >= this (official IMAGE_THRE, 0.0).
+        padding: box enlargement factor (official 1.25).
+
+    Returns:
+        N records as described in the module docstring; keypoints (K, 2), visible (K,).
+
+    Raises:
+        DatasetNotFoundError: a file does not exist.
+        AnnotationError: malformed content (message names the file and the problem).
+    """
+    ann_file, image_dir = Path(ann_file), Path(image_dir)
+    if training and det_file is not None:
+        raise ValueError("detection boxes (det_file) are only used for evaluation, not for training")
+    data = _read_json(ann_file, "annotation file")
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{ann_file}: expected a JSON object with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if key not in data:
+            raise AnnotationError(f"{ann_file}: missing top-level key '{key}' (not a COCO annotation file?)")
+    images = _load_images(data, ann_file)
+    if det_file is not None:
+        # the annotations are still validated: the metric evaluates against them
+        _check_categories(data, ann_file, keypoint_info)
+        return _det_records(
+            Path(det_file), images, image_dir, ann_file, keypoint_info, aspect_ratio, padding, det_score_thr
+        )
+    return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding)
+
+
+def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:
+    """Raise DatasetNotFoundError unless ``ann_file`` is a file and ``image_dir`` a folder.
+
+    The message lists what is missing, the standard layout under ``root``, where to download
+    COCO, how to point the configuration elsewhere, and that ``data=synthetic`` works offline.
+
+    Args:
+        root: dataset root (``data.root``).
+        ann_file: annotation file expected for ``split``.
+        image_dir: image folder expected for ``split``.
+        split: name used in the message (e.g. "train2017", "val2017").
+    """
+    root, ann_file, image_dir = Path(root), Path(ann_file), Path(image_dir)
+    missing = []
+    if not root.is_dir():
+        missing.append(f"dataset root {root}")
+    if not ann_file.is_file():
+        missing.append(f"annotation file {ann_file}")
+    if not image_dir.is_dir():
+        missing.append(f"image folder {image_dir}/")
+    if not missing:
+        return
+    lines = [
+        f"COCO {split} data not found. Missing: " + "; ".join(missing) + ".",
+        "",
+        f"Expected layout under ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})") + ":",
+        "  ROOT/annotations/person_keypoints_train2017.json",
+        "  ROOT/annotations/person_keypoints_val2017.json",
+        "  ROOT/images/train2017/   (000000xxxxxx.jpg)",
+        "  ROOT/images/val2017/",
+        "",
+        "Get it with:",
+        f"  python -m src.data.download_coco --root {root}",
+        "or download and unzip (images into ROOT/images/, annotations into ROOT/):",
+        *(f"  {url}" for url in COCO_URLS.values()),
+        "",
+        "Point to another location with e.g. data.root=/path/to/coco, or per file with",
+        "data.train_ann=... data.val_ann=... data.train_images=... data.val_images=...",
+        "No data at hand? data=synthetic generates a small COCO-format dataset offline.",
+    ]
+    raise DatasetNotFoundError("\n".join(lines))

@@ -1,0 +1,36 @@
+"""Compose run configs the way the entry points do, into temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+
+# A tiny synthetic dataset shared by the end-to-end tests (generated once per session).
+TINY_SYNTHETIC = ["data.synthetic.num_train=12", "data.synthetic.num_val=6", "data.synthetic.seed=3"]
+
+
+def compose_run(config_name: str, overrides: list[str], run_dir: Path, data_dir: Path) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with ``overrides``; outputs go to ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.data_dir = str(data_dir)
+        cfg.paths.log_dir = str(run_dir / "logs")
+        cfg.data.num_workers = 0
+        cfg.data.persistent_workers = False
+        cfg.data.pin_memory = False
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.enable_progress_bar = False
+        if cfg.get("callbacks"):
+            cfg.callbacks.pop("progress_bar", None)
+    return cfg

@@ -1,0 +1,107 @@
+"""End to end: every model config trains a step (fast_dev_run); a tiny model overfits; eval reads checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from src.eval import evaluate
+from src.train import train
+from tests.helpers import MODEL_CONFIGS, TINY_SYNTHETIC, compose_run
+
+# Full-size networks at a small input: 64x64 is a multiple of 32 (ResNet) and 64 (Hourglass).
+SMALL_INPUT = ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_every_model_config_is_tested():
+    assert {"hrnet", "hrnet_w48", "simplebaseline", "simplebaseline_r101", "simplebaseline_r152",
+            "hourglass", "hourglass_s2"} <= set(MODEL_CONFIGS)
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_fast_dev_run(model, tmp_path, data_dir):
+    overrides = [f"model={model}", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
+                 *SMALL_INPUT, *TINY_SYNTHETIC]
+    cfg = compose_run("train", overrides, tmp_path, data_dir)
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert "val/AP" in metrics
+    assert (tmp_path / "metrics.json").is_file()
+    assert (tmp_path / "run_info.json").is_file()
+
+
+TINY_HRNET = [
+    "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1",
+    "model.net.stem_channels=16", "model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]",
+    "data.sigma=1",
+]
+
+
+def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
+    """Loss on a few fixed crops (no augmentation) must fall far below its start; the saved
+    checkpoint then loads with weights_only=True and evaluates through src.eval."""
+    no_aug = ["data.augmentation.scale_factor=0", "data.augmentation.rotation_prob=0",
+              "data.augmentation.flip=false", "data.augmentation.half_body_prob=0"]
+    overrides = ["model=hrnet", *TINY_HRNET, *no_aug, *TINY_SYNTHETIC, "debug=overfit",
+                 "trainer.overfit_batches=1", "trainer.log_every_n_steps=1", "trainer.max_epochs=60", "trainer.check_val_every_n_epoch=60",
+                 "data.batch_size=4", "model.optimizer.lr=5e-3", "model.scheduler=null", "num_visualized=2"]
+    cfg = compose_run("train", overrides, tmp_path / "train", data_dir)
+    metrics = train(cfg)
+    history = (tmp_path / "train" / "csv" / "metrics.csv").read_text().splitlines()
+    header = history[0].split(",")
+    col = header.index("train/loss")
+    losses = [float(row.split(",")[col]) for row in history[1:] if row.split(",")[col]]
+    assert losses[-1] < 0.3 * losses[0], losses
+    assert (tmp_path / "train" / "predictions.jpg").is_file()
+
+    ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    torch.load(ckpt, map_location="cpu", weights_only=True)  # plain hyperparameters only
+
+    for flip in ("true", "false"):
+        eval_dir = tmp_path / f"eval_{flip}"
+        ecfg = compose_run("eval", [f"ckpt_path={ckpt}", f"flip_test={flip}", *TINY_SYNTHETIC], eval_dir, data_dir)
+        results = evaluate(ecfg)
+        saved = json.loads((eval_dir / "metrics.json").read_text())
+        assert saved["val/AP"] == pytest.approx(results["val/AP"])
+        assert saved["flip_test"] is (flip == "true")
+    assert metrics["val/AP"] >= 0.0
+
+
+def test_oracle_on_synthetic_is_near_perfect(tmp_path, data_dir):
+    cfg = compose_run("eval", ["oracle=true", "model=hrnet", *TINY_SYNTHETIC], tmp_path, data_dir)
+    metrics = evaluate(cfg)
+    assert metrics["oracle/AP"] >= 0.99
+
+
+def test_eval_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
+    cfg = compose_run("eval", [*TINY_SYNTHETIC], tmp_path, data_dir)
+    with pytest.raises(ValueError, match="ckpt_path"):
+        evaluate(cfg)
+    cfg = compose_run("eval", [f"ckpt_path={tmp_path / 'missing.ckpt'}", *TINY_SYNTHETIC], tmp_path, data_dir)
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        evaluate(cfg)
+
+
+def test_unknown_model_config_names_the_option(tmp_path, data_dir):
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="nosuchnet"):
+        compose_run("train", ["model=nosuchnet"], tmp_path, data_dir)
+
+
+def test_coco_missing_is_a_clear_error(tmp_path, data_dir):
+    from src.data.errors import DatasetNotFoundError
+
+    cfg = compose_run("train", ["data=coco", "debug=fast_dev_run"], tmp_path, tmp_path / "nodata")
+    with pytest.raises(DatasetNotFoundError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert "person_keypoints_train2017.json" in message and "data=synthetic" in message
