@@ -1,19 +1,22 @@
-# Everything runs inside .venv; `make install` creates it from nothing.
+# Everything runs inside .venv; `make install` creates it from nothing (and is a no-op afterwards
+# until pyproject.toml changes).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
 .PHONY: install quickstart test test-fast bench synthetic clean
 
-$(BIN)/python:
-	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+install: $(STAMP)
 
 # torch first, pinned: an unpinned requirement would pull a multi-GB CUDA build.
-install: $(BIN)/python
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
 
 quickstart: install
 	$(BIN)/python -m src.train experiment=quickstart
@@ -26,6 +29,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_topdown
+	$(BIN)/python -m benchmarks.bench_grouping
 
 synthetic: install
 	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic

@@ -34,3 +34,18 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path, data_dir:
         if cfg.get("callbacks"):
             cfg.callbacks.pop("progress_bar", None)
     return cfg
+
+
+REAL_COCO = CONF_DIR.parent.parent / "shared" / "data" / "real_samples" / "coco"
+
+
+def layout_real_coco(root: Path) -> Path:
+    """Lay the real COCO samples of ../shared out as a COCO root (symlinks; nothing is copied)."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "images" / "val2017").mkdir(parents=True)
+    (root / "images" / "train2017").mkdir(parents=True)
+    for split in ("train2017", "val2017"):
+        (root / "annotations" / f"person_keypoints_{split}.json").symlink_to(REAL_COCO / "test_coco.json")
+        for image in REAL_COCO.glob("*.jpg"):
+            (root / "images" / split / image.name).symlink_to(image)
+    return root

@@ -9,7 +9,7 @@ import torch
 
 from src.eval import evaluate
 from src.train import train
-from tests.helpers import MODEL_CONFIGS, TINY_SYNTHETIC, compose_run
+from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_SYNTHETIC, compose_run, layout_real_coco
 
 # Full-size networks at a small input: 64x64 is a multiple of 32 (ResNet) and 64 (Hourglass).
 SMALL_INPUT = ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"]
@@ -105,3 +105,16 @@ def test_coco_missing_is_a_clear_error(tmp_path, data_dir):
         train(cfg)
     message = str(err.value)
     assert "person_keypoints_train2017.json" in message and "data=synthetic" in message
+
+
+@pytest.mark.skipif(not REAL_COCO.is_dir(), reason="../shared/data/real_samples is not present")
+@pytest.mark.parametrize("refine", ["quarter", "dark"])
+def test_oracle_on_real_coco_samples(tmp_path, refine):
+    """Real COCO images and annotations laid out as a COCO root: the codec round trip is near perfect."""
+    layout_real_coco(tmp_path / "data" / "coco")
+    overrides = ["oracle=true", "model=hrnet", "data=coco", f"model.codec.refine={refine}",
+                 f"model.codec.unbiased={refine == 'dark'}"]
+    cfg = compose_run("eval", overrides, tmp_path / "run", tmp_path / "data")
+    metrics = evaluate(cfg)
+    assert metrics["oracle/AP"] >= 0.99
+    assert (tmp_path / "run" / "predictions.jpg").is_file()

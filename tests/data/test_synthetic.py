@@ -190,7 +190,8 @@ def test_refuses_to_replace_foreign_folder(tmp_path: Path) -> None:
 
 
 def test_crowd_region_is_rle(tmp_path: Path) -> None:
-    root = ensure_synthetic_coco(tmp_path / "ds", seed=1, num_train=3, num_val=1, crowd_prob=1.0, empty_prob=0.0, workers=1)
+    root = ensure_synthetic_coco(tmp_path / "ds", seed=1, num_train=3, num_val=1, crowd_prob=1.0, empty_prob=0.0,
+                                 workers=1)
     data = json.loads(_ann_file(root, "train2017").read_text())
     crowds = [a for a in data["annotations"] if a["iscrowd"]]
     assert crowds

@@ -24,7 +24,8 @@ def noise_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """
     tile = _noise_tiles.get((h, w))
     if tile is None:
-        tile = np.random.default_rng(_NOISE_SEED).standard_normal((h + _NOISE_MARGIN, w + _NOISE_MARGIN, 3), dtype=np.float32)
+        size = (h + _NOISE_MARGIN, w + _NOISE_MARGIN, 3)
+        tile = np.random.default_rng(_NOISE_SEED).standard_normal(size, dtype=np.float32)
         _noise_tiles[(h, w)] = tile
     dy, dx = (int(v) for v in rng.integers(0, _NOISE_MARGIN + 1, 2))
     return tile[dy:dy + h, dx:dx + w]
@@ -86,6 +87,7 @@ def render_background(rng: np.random.Generator, image_size: tuple[int, int]) -> 
         thick = int(rng.uniform(2, 0.06 * h + 3))
         for k, shade in enumerate((0.6, 0.8, 1.0, 1.15)):
             cv2.line(canvas, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
-                     tuple(float(c) for c in np.clip(col * shade, 0, 255)), max(1, thick - 2 * k * thick // 8), cv2.LINE_AA)
+                     tuple(float(c) for c in np.clip(col * shade, 0, 255)),
+                     max(1, thick - 2 * k * thick // 8), cv2.LINE_AA)
     canvas += noise_field(rng, h, w)[..., :1] * np.float32(rng.uniform(0.0, 6.0))
     return np.clip(canvas, 0, 255)

@@ -231,8 +231,10 @@ def forward_kinematics(shape: BodyShape, pose: dict[str, float]) -> Skeleton:
 
     for side, sign in (("left", 1.0), ("right", -1.0)):
         c = side[0]
-        shoulder = put(f"{side}_shoulder", thorax + chest @ np.array([sign * s.shoulder_half, -0.02 * s.height, -0.012 * s.height]))
-        upper = chest @ rot_z(sign * p[f"{c}_shoulder_abd"]) @ rot_x(-p[f"{c}_shoulder_flex"]) @ rot_y(-sign * p[f"{c}_shoulder_twist"])
+        offset = np.array([sign * s.shoulder_half, -0.02 * s.height, -0.012 * s.height])
+        shoulder = put(f"{side}_shoulder", thorax + chest @ offset)
+        upper = (chest @ rot_z(sign * p[f"{c}_shoulder_abd"]) @ rot_x(-p[f"{c}_shoulder_flex"])
+                 @ rot_y(-sign * p[f"{c}_shoulder_twist"]))
         elbow = put(f"{side}_elbow", shoulder + upper @ np.array([0.0, -s.upper_arm, 0.0]))
         fore = upper @ rot_x(-p[f"{c}_elbow"])
         wrist = put(f"{side}_wrist", elbow + fore @ np.array([0.0, -s.forearm, 0.0]))

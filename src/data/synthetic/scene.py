@@ -16,7 +16,7 @@ from src.data.synthetic.appearance import JOINT_PARTS, figure_primitives, sample
 from src.data.synthetic.background import noise_field, render_background
 from src.data.synthetic.camera import Camera, body_to_camera_rotation, sample_camera
 from src.data.synthetic.figure import (
-    JOINT_NAMES, balance, forward_kinematics, joint_surface_radius, sample_body_shape, sample_pose,
+    JOINT_NAMES, Skeleton, balance, forward_kinematics, joint_surface_radius, sample_body_shape, sample_pose,
 )
 from src.data.synthetic.render import Primitive, rasterise
 
@@ -64,7 +64,8 @@ class Scene:
 
 
 def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: float, v0: float,
-           yaw: float | None = None, tilt: tuple[float, float] = (0.0, 0.0), pose_kind: str | None = None):
+           yaw: float | None = None, tilt: tuple[float, float] = (0.0, 0.0),
+           pose_kind: str | None = None) -> tuple[Skeleton, str]:
     """Sample a person and place them so that their body centre projects to (u0, v0)."""
     shape = sample_body_shape(rng)
     kind, pose = sample_pose(rng, pose_kind)
@@ -83,7 +84,7 @@ def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: f
     return body.transformed(rot, t), kind
 
 
-def _visibility(person: int, skel, camera: Camera, depth: np.ndarray, ids: np.ndarray, owners: np.ndarray,
+def _visibility(person: int, skel: Skeleton, camera: Camera, depth: np.ndarray, ids: np.ndarray, owners: np.ndarray,
                 parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(J, 2) projections and (J,) visibility of one person from the depth and id buffers."""
     joints = skel.joints
@@ -106,14 +107,10 @@ def _visibility(person: int, skel, camera: Camera, depth: np.ndarray, ids: np.nd
     return uv, vis
 
 
-def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
-    """Sample and render one image with its per-person geometry and visibility."""
+def _sample_people(rng: np.random.Generator, camera: Camera, config: SceneConfig,
+                   tilt: tuple[float, float]) -> tuple[list[Skeleton], list[str], list[float]]:
+    """1..max_people people (none with probability empty_prob), spread over the image width."""
     w, h = config.image_size
-    camera = sample_camera(rng, config.image_size)
-    tilt = (min(max(rng.normal(0.0, 4.0), -10.0), 10.0), min(max(rng.normal(0.0, 3.0), -8.0), 8.0))
-    light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.9, 0.3), -1.0])
-    background = render_background(rng, config.image_size)
-
     n = 0 if rng.random() < config.empty_prob else int(rng.integers(1, config.max_people + 1))
     skeletons, kinds, statures = [], [], []
     slots = (rng.permutation(n) + rng.uniform(0.15, 0.85, n)) / max(n, 1)
@@ -133,41 +130,66 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
         skeletons.append(skel)
         kinds.append(kind)
         statures.append(stature)
+    return skeletons, kinds, statures
 
-    crowd: list = []
-    if n > 0 and rng.random() < config.crowd_prob:
-        m = int(rng.integers(5, 13))
-        uc, vc = rng.uniform(0.15, 0.85) * w, rng.uniform(0.3, 0.7) * h
-        spread = rng.uniform(0.06, 0.14) * w
-        base = rng.uniform(18.0, 38.0)
-        for _ in range(m):
-            stature = base * rng.uniform(0.85, 1.15)
-            skel, _ = _place(rng, camera, stature_px=stature, u0=uc + rng.normal(0.0, spread),
-                             v0=vc + rng.normal(0.0, 0.15 * stature), tilt=tilt,
-                             pose_kind="walk" if rng.random() < 0.5 else "stand")
-            crowd.append(skel)
+
+def _sample_crowd(rng: np.random.Generator, camera: Camera, config: SceneConfig,
+                  tilt: tuple[float, float]) -> list[Skeleton]:
+    """A cluster of 5-12 small figures (annotated together as one iscrowd region)."""
+    w, h = config.image_size
+    m = int(rng.integers(5, 13))
+    uc, vc = rng.uniform(0.15, 0.85) * w, rng.uniform(0.3, 0.7) * h
+    spread = rng.uniform(0.06, 0.14) * w
+    base = rng.uniform(18.0, 38.0)
+    crowd = []
+    for _ in range(m):
+        stature = base * rng.uniform(0.85, 1.15)
+        skel, _ = _place(rng, camera, stature_px=stature, u0=uc + rng.normal(0.0, spread),
+                         v0=vc + rng.normal(0.0, 0.15 * stature), tilt=tilt,
+                         pose_kind="walk" if rng.random() < 0.5 else "stand")
+        crowd.append(skel)
+    return crowd
+
+
+def _occluder(rng: np.random.Generator, camera: Camera, target: Skeleton) -> Primitive | None:
+    """A flat object (low box or post) standing in front of ``target``."""
+    uv = camera.project(target.joints)
+    x0, y0 = uv.min(axis=0)
+    x1, y1 = uv.max(axis=0)
+    bw, bh = x1 - x0, y1 - y0
+    if rng.random() < 0.6:  # a low object in front of the legs
+        top = y0 + rng.uniform(0.45, 0.8) * bh
+        box = [x0 - rng.uniform(0.1, 1.0) * bw, top, x1 + rng.uniform(0.1, 1.0) * bw, y1 + 0.2 * bh + 2]
+    else:  # a post or panel at one side
+        cx = rng.uniform(x0, x1)
+        half = rng.uniform(0.1, 0.3) * bw + 2
+        box = [cx - half, y0 - rng.uniform(0, 0.3) * bh, cx + half, y1 + rng.uniform(0, 0.3) * bh]
+    pts = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]])
+    colour = np.array([rng.uniform(30, 230) for _ in range(3)])
+    depth = float(target.joints[:, 2].min() - rng.uniform(150.0, 600.0))
+    if depth <= NEAR_MM:
+        return None
+    return Primitive(kind="polygon", part="occluder", owner=-1, depth=depth, material=colour, points2d=pts)
+
+
+def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
+    """Sample and render one image with its per-person geometry and visibility."""
+    w, h = config.image_size
+    camera = sample_camera(rng, config.image_size)
+    tilt = (min(max(rng.normal(0.0, 4.0), -10.0), 10.0), min(max(rng.normal(0.0, 3.0), -8.0), 8.0))
+    light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.9, 0.3), -1.0])
+    background = render_background(rng, config.image_size)
+    skeletons, kinds, statures = _sample_people(rng, camera, config, tilt)
+    n = len(skeletons)
+    crowd = _sample_crowd(rng, camera, config, tilt) if n > 0 and rng.random() < config.crowd_prob else []
 
     prims: list[Primitive] = []
-    for i, skel in enumerate(skeletons + crowd):
+    for i, skel in enumerate(skeletons + crowd):  # owners: people 0..n-1, crowd figures n..
         prims.extend(figure_primitives(skel, sample_style(rng), owner=i, near=NEAR_MM))
     if n > 0 and rng.random() < config.occluder_prob:
-        target = skeletons[int(rng.integers(n))]
-        uv = camera.project(target.joints)
-        x0, y0 = uv.min(axis=0)
-        x1, y1 = uv.max(axis=0)
-        bw, bh = x1 - x0, y1 - y0
-        if rng.random() < 0.6:  # a low object in front of the legs
-            top = y0 + rng.uniform(0.45, 0.8) * bh
-            box = [x0 - rng.uniform(0.1, 1.0) * bw, top, x1 + rng.uniform(0.1, 1.0) * bw, y1 + 0.2 * bh + 2]
-        else:  # a post or panel at one side
-            cx = rng.uniform(x0, x1)
-            half = rng.uniform(0.1, 0.3) * bw + 2
-            box = [cx - half, y0 - rng.uniform(0, 0.3) * bh, cx + half, y1 + rng.uniform(0, 0.3) * bh]
-        pts = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]])
-        colour = np.array([rng.uniform(30, 230) for _ in range(3)])
-        depth = float(target.joints[:, 2].min() - rng.uniform(150.0, 600.0))
-        if depth > NEAR_MM:
-            prims.append(Primitive(kind="polygon", part="occluder", owner=-1, depth=depth, material=colour, points2d=pts))
+        occluder = _occluder(rng, camera, skeletons[int(rng.integers(n))])
+        if occluder is not None:
+            prims.append(occluder)
 
     color, depth, ids = rasterise(prims, camera=camera, background=background, light=light)
     owners = np.array([p.owner for p in prims] + [-1], dtype=np.int64)
@@ -182,9 +204,7 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
             keypoint_less=statures[i] < config.keypoint_min_height, stature_px=float(statures[i]), pose_kind=kinds[i]))
     crowd_mask = (owner_map >= n) if crowd else None
 
-    img = color
-    sigma = rng.uniform(0.2, config.max_blur_sigma)
-    img = cv2.GaussianBlur(img, (0, 0), sigmaX=sigma)
+    img = cv2.GaussianBlur(color, (0, 0), sigmaX=rng.uniform(0.2, config.max_blur_sigma))
     img += noise_field(rng, h, w) * np.float32(rng.uniform(0.0, config.max_noise))
     np.clip(img, 0.0, 255.0, out=img)
     image = (img + 0.5).astype(np.uint8)
