@@ -1,6 +1,10 @@
-"""Heatmap regression loss of the official top-down recipes (HRNet / SimpleBaseline / Hourglass).
+"""Losses of the official recipes.
 
-Shapes: N instances, K keypoints, H x W heatmaps.
+- `JointsMSELoss`: top-down heatmap regression (HRNet / SimpleBaseline / Hourglass).
+- `HeatmapLoss`, `AELoss`, `BottomUpLoss`: bottom-up HigherHRNet (masked heatmaps + associative
+  embedding tags).
+
+Shapes: N instances (images for the bottom-up losses), K keypoints, H x W heatmaps, M people.
 """
 
 from __future__ import annotations
@@ -74,3 +78,182 @@ class JointsMSELoss(nn.Module):
             return loss.mean()
         topk = min(self.ohkm_topk, loss.shape[1])
         return loss.topk(topk, dim=1).values.mean()
+
+
+# --------------------------------------------------------------------------- bottom-up (HigherHRNet)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half / bfloat16 (autocast) -> float32; float32 and float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+class HeatmapLoss(nn.Module):
+    """Official bottom-up ``HeatmapLoss``: per image, mean over (K, H, W) of (P - G)^2 * mask.
+
+    Masked-out pixels (crowds, unlabelled people) still count in the denominator.
+    """
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """pred (N, K, H, W), gt (N, K, H, W), mask (N, H, W) -> (N,) loss per image (float32,
+        or float64 for float64 predictions)."""
+        if pred.shape != gt.shape:
+            raise ValueError(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ")
+        pred = _at_least_float32(pred)
+        diff = pred - gt.to(pred.dtype)
+        return (diff.square() * mask.to(diff.dtype)[:, None]).mean(dim=(1, 2, 3))
+
+
+class AELoss(nn.Module):
+    """Associative-embedding grouping loss (official ``AELoss``), scalar tags, batched.
+
+    Per image, over the N persons with at least one flagged joint (tags h_nk sampled at their flat
+    indices, person reference h_n = mean_k h_nk over its K_n flagged joints):
+
+        pull = (1/N) sum_n (1/K_n) sum_k (h_nk - h_n)^2
+        push = 0.5 / (N (N - 1)) sum_{n != m} f(h_n - h_m),  f(d) = exp(-d^2) ('exp') or max(0, 1 - |d|) ('max')
+
+    with push = pull = 0 for N = 0 and push = 0 for N = 1. The 1e-3 factors are applied by
+    `BottomUpLoss`. Gradients flow through the person means as in the official code.
+
+    Args:
+        loss_type: 'exp' (official configs) or 'max'.
+    """
+
+    def __init__(self, *, loss_type: str = "exp") -> None:
+        super().__init__()
+        if loss_type not in ("exp", "max"):
+            raise ValueError(f"loss_type must be 'exp' or 'max', got {loss_type!r}")
+        self.loss_type = loss_type
+
+    def forward(self, tags: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Push and pull per image.
+
+        Args:
+            tags: (N, K, H, W) tag maps, or already flattened (N, K*H*W) (a trailing 1 is allowed).
+            joints: (N, M, K, 2) integer [flat index into the flattened tag maps, flag]
+                (`JointsGenerator` output); entries with flag 0 are ignored.
+
+        Returns:
+            push (N,), pull (N,) (float32, or float64 for float64 tags).
+        """
+        batch = tags.shape[0]
+        flat_tags = _at_least_float32(tags.reshape(batch, -1))
+        joints = torch.as_tensor(joints, device=flat_tags.device)
+        index = joints[..., 0].long()  # (N, M, K)
+        flag = (joints[..., 1] > 0).to(flat_tags.dtype)
+        index = torch.where(flag > 0, index, torch.zeros_like(index))  # unused slots read tag 0
+        sampled = flat_tags.gather(1, index.reshape(batch, -1)).reshape(index.shape)  # (N, M, K)
+
+        count = flag.sum(dim=2)  # K_n, (N, M)
+        person = count > 0  # (N, M)
+        num = person.sum(dim=1).to(flat_tags.dtype)  # N per image
+        mean = (sampled * flag).sum(dim=2) / count.clamp(min=1)  # h_n (N, M)
+        spread = ((sampled - mean[..., None]).square() * flag).sum(dim=2) / count.clamp(min=1)
+        pull = (spread * person).sum(dim=1) / num.clamp(min=1)
+
+        diff = mean[:, :, None] - mean[:, None, :]  # (N, M, M)
+        pair = person[:, :, None] & person[:, None, :]
+        pair &= ~torch.eye(pair.shape[1], dtype=torch.bool, device=pair.device)
+        if self.loss_type == "exp":
+            similarity = torch.exp(-diff.square())
+        else:
+            similarity = torch.clamp(1 - diff.abs(), min=0)
+        pairs = (num * (num - 1)).clamp(min=1)
+        push = 0.5 * (similarity * pair).sum(dim=(1, 2)) / pairs
+        return push, pull
+
+
+class BottomUpLoss(nn.Module):
+    """HigherHRNet training loss (official ``MultiLossFactory`` + the trainer's reduction).
+
+    For each stage i (output resolution): heatmap loss on the first K channels of outputs[i]
+    (`HeatmapLoss` x heatmaps_loss_factor[i]); if with_ae_loss[i], `AELoss` on the next channels
+    (the tag maps) with joints[i], push x push_loss_factor[i] and pull x pull_loss_factor[i].
+    Every term is averaged over the batch; total = sum of all terms.
+
+    Args:
+        num_joints: K.
+        num_stages: number of outputs scored (official 2).
+        with_heatmaps_loss, heatmaps_loss_factor, with_ae_loss, push_loss_factor, pull_loss_factor:
+            per stage, official defaults.
+        ae_loss_type: 'exp' or 'max'.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_joints: int,
+        num_stages: int = 2,
+        with_heatmaps_loss: Sequence[bool] = (True, True),
+        heatmaps_loss_factor: Sequence[float] = (1.0, 1.0),
+        with_ae_loss: Sequence[bool] = (True, False),
+        push_loss_factor: Sequence[float] = (0.001, 0.001),
+        pull_loss_factor: Sequence[float] = (0.001, 0.001),
+        ae_loss_type: str = "exp",
+    ) -> None:
+        super().__init__()
+        per_stage = {
+            "with_heatmaps_loss": with_heatmaps_loss,
+            "heatmaps_loss_factor": heatmaps_loss_factor,
+            "with_ae_loss": with_ae_loss,
+            "push_loss_factor": push_loss_factor,
+            "pull_loss_factor": pull_loss_factor,
+        }
+        for name, values in per_stage.items():
+            if len(values) != num_stages:
+                raise ValueError(f"{name} needs {num_stages} entries (num_stages), got {tuple(values)}")
+        self.num_joints = num_joints
+        self.num_stages = num_stages
+        self.with_heatmaps_loss = tuple(bool(v) for v in with_heatmaps_loss)
+        self.heatmaps_loss_factor = tuple(float(v) for v in heatmaps_loss_factor)
+        self.with_ae_loss = tuple(bool(v) for v in with_ae_loss)
+        self.push_loss_factor = tuple(float(v) for v in push_loss_factor)
+        self.pull_loss_factor = tuple(float(v) for v in pull_loss_factor)
+        self.heatmap_loss = HeatmapLoss()
+        self.ae_loss = AELoss(loss_type=ae_loss_type)
+
+    def forward(
+        self,
+        outputs: Sequence[torch.Tensor],
+        heatmaps: Sequence[torch.Tensor],
+        masks: Sequence[torch.Tensor],
+        joints: Sequence[torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and its parts.
+
+        Args:
+            outputs: per stage (N, C_i, S_i, S_i) network outputs (K heatmaps first, then tags).
+            heatmaps: per stage (N, K, S_i, S_i) targets.
+            masks: per stage (N, S_i, S_i) loss masks.
+            joints: per stage (N, M, K, 2) [flat tag index, flag] (only stages with AE are read).
+
+        Returns:
+            total scalar, and {"heatmap_loss_i" per stage with a heatmap loss, "push_loss",
+            "pull_loss" (summed over AE stages, present if any stage has the AE loss)} scalars.
+        """
+        if len(outputs) < self.num_stages:
+            raise ValueError(f"expected {self.num_stages} outputs, got {len(outputs)}")
+        k = self.num_joints
+        parts: dict[str, torch.Tensor] = {}
+        push_total: torch.Tensor | None = None
+        pull_total: torch.Tensor | None = None
+        for i in range(self.num_stages):
+            offset = 0
+            if self.with_heatmaps_loss[i]:
+                loss = self.heatmap_loss(outputs[i][:, :k], heatmaps[i], masks[i]).mean()
+                parts[f"heatmap_loss_{i}"] = loss * self.heatmaps_loss_factor[i]
+                offset = k
+            if self.with_ae_loss[i]:
+                push, pull = self.ae_loss(outputs[i][:, offset:], joints[i])
+                push = push.mean() * self.push_loss_factor[i]
+                pull = pull.mean() * self.pull_loss_factor[i]
+                push_total = push if push_total is None else push_total + push
+                pull_total = pull if pull_total is None else pull_total + pull
+        if push_total is not None and pull_total is not None:
+            parts["push_loss"] = push_total
+            parts["pull_loss"] = pull_total
+        if not parts:
+            raise ValueError("BottomUpLoss has neither a heatmap nor an AE loss enabled")
+        total = torch.stack(list(parts.values())).sum()
+        return total, parts

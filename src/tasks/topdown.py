@@ -11,40 +11,30 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from lightning.pytorch import LightningModule
-from omegaconf import DictConfig, OmegaConf
 
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.keypoint_info import get_keypoint_info
 from src.metrics.accuracy import heatmap_accuracy
-from src.metrics.coco_metric import COCOKeypointMetric
-from src.tasks.inference import decode_keypoints, topdown_heatmaps
+from src.tasks.base import PoseModule
+from src.tasks.inference import decode_keypoints, last_output, topdown_heatmaps
 
 
-def to_plain(value: Any) -> Any:
-    """DictConfig / ListConfig -> dict / list (resolved); everything else unchanged."""
-    if isinstance(value, DictConfig) or OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
-class TopDownPoseModule(LightningModule):
+class TopDownPoseModule(PoseModule):
     """Top-down 2D pose: crops in, heatmaps out, COCO keypoint AP on validation.
 
-    Args:
-        name: model name used in run folders and logs.
-        paradigm: always "topdown" here; data pipelines check it.
-        net: config of the network (a ``_target_`` dict), built with Hydra.
-        codec: config of the MSRAHeatmap codec; the data pipeline builds the same codec.
-        loss: config of the loss (JointsMSELoss).
-        optimizer: config of the optimiser, without ``params`` (e.g. ``_target_: torch.optim.Adam``).
-        scheduler: MultiStepLR settings ``{milestones, gamma}`` (stepped once per epoch), or None.
-        evaluation: flip_test, shift_heatmap, rescore, in_vis_thr, use_nms, oks_thr.
-        keypoint_info: name of the keypoint layout ("coco17", ...).
-        pretrained: local path of ImageNet weights for the backbone, or None.
-        channels_last: run the network in channels_last memory format.
+    Arguments are those of `PoseModule`; ``codec`` configures an MSRAHeatmap and
+    ``evaluation`` holds flip_test, shift_heatmap, rescore, in_vis_thr, use_nms, oks_thr.
     """
+
+    paradigm = "topdown"
+    default_evaluation = {
+        "flip_test": True,
+        "shift_heatmap": True,
+        "rescore": True,
+        "in_vis_thr": 0.2,
+        "use_nms": True,
+        "oks_thr": 0.9,
+    }
+    codec: MSRAHeatmap
 
     def __init__(
         self,
@@ -61,44 +51,16 @@ class TopDownPoseModule(LightningModule):
         pretrained: str | None = None,
         channels_last: bool = False,
     ) -> None:
-        super().__init__()
-        if paradigm != "topdown":
-            raise ValueError(f"TopDownPoseModule trains top-down models, got paradigm={paradigm!r}")
-        hparams = {
-            "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
-            "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
-            "evaluation": {**DEFAULT_EVALUATION, **(to_plain(evaluation) or {})},
-            "keypoint_info": keypoint_info, "pretrained": pretrained, "channels_last": channels_last,
-        }
-        self.save_hyperparameters(hparams)
-        self.net = instantiate(hparams["net"])
-        if hasattr(self.net, "init_weights"):
-            self.net.init_weights(pretrained)
-        if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
-        self.codec: MSRAHeatmap = instantiate(hparams["codec"])
-        self.loss_fn = instantiate(hparams["loss"])
-        self.keypoint_info = get_keypoint_info(keypoint_info)
-        self.val_metric: COCOKeypointMetric | None = None
-        # Predictions of the last validation epoch for a few samples: {sample_id: (K, 3)}.
-        self.visualized: dict[int, np.ndarray] = {}
-        self.num_visualized = 0
-
-    # ------------------------------------------------------------------ set-up
-    def setup(self, stage: str) -> None:
-        if stage in ("fit", "validate", "test") and self.val_metric is None:
-            datamodule = self.trainer.datamodule
-            self.attach_metric(datamodule.val_ann_file)
-
-    def attach_metric(self, ann_file: str) -> None:
-        """Create the COCO metric for the given ground-truth annotation file."""
-        ev = self.hparams.evaluation
-        if self.keypoint_info.sigmas is None:
-            raise ValueError(f"keypoint layout {self.keypoint_info.name!r} has no OKS sigmas; COCO AP is undefined")
-        self.val_metric = COCOKeypointMetric(
-            ann_file=str(ann_file), sigmas=self.keypoint_info.sigmas, rescore=ev["rescore"],
-            in_vis_thr=ev["in_vis_thr"], use_nms=ev["use_nms"], oks_thr=ev["oks_thr"],
+        super().__init__(
+            name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
+            scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
+            pretrained=pretrained, channels_last=channels_last,
         )
+
+    def metric_options(self) -> dict[str, Any]:
+        ev = self.hparams.evaluation
+        return {"rescore": ev["rescore"], "in_vis_thr": ev["in_vis_thr"], "use_nms": ev["use_nms"],
+                "oks_thr": ev["oks_thr"]}
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
@@ -122,8 +84,7 @@ class TopDownPoseModule(LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self(batch["image"])
         loss = self.loss_fn(outputs, batch["heatmaps"], batch["target_weight"])
-        last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
-        _, acc, _ = heatmap_accuracy(last.detach().float(), batch["heatmaps"])
+        _, acc, _ = heatmap_accuracy(last_output(outputs).detach().float(), batch["heatmaps"])
         n = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc", acc, prog_bar=True, batch_size=n)
@@ -136,32 +97,13 @@ class TopDownPoseModule(LightningModule):
         n = batch["image"].shape[0]
         self.log("val/loss", loss, batch_size=n, sync_dist=True)
         self.log("val/acc", acc, batch_size=n, sync_dist=True)
-        self.update_metric(heatmaps, batch)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.validation_step(batch, batch_idx)
-
-    def update_metric(self, heatmaps: torch.Tensor, batch: dict) -> None:
         keypoints = self.decode(heatmaps, batch)
         self.val_metric.update(
             sample_ids=batch["sample_id"], image_ids=batch["image_id"],
             keypoints=torch.from_numpy(keypoints), areas=batch["area"], box_scores=batch["box_score"],
         )
         for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
-            if len(self.visualized) < self.num_visualized or sid in self.visualized:
-                self.visualized[sid] = kpts
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_metric("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_metric("test")
-
-    def log_metric(self, prefix: str) -> None:
-        results = self.val_metric.compute()
-        self.val_metric.reset()
-        for key, value in results.items():
-            self.log(f"{prefix}/{key}", value, prog_bar=key == "AP", sync_dist=False, rank_zero_only=False)
+            self.remember_for_picture(sid, kpts)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         heatmaps = self.predict_heatmaps(batch["image"])
@@ -170,24 +112,3 @@ class TopDownPoseModule(LightningModule):
             "image_id": batch["image_id"].cpu(),
             "keypoints": torch.from_numpy(self.decode(heatmaps, batch)),
         }
-
-    # ------------------------------------------------------------------ optimisation
-    def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
-        sched = self.hparams.scheduler
-        if not sched:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(sched["milestones"]), gamma=sched["gamma"]
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-
-DEFAULT_EVALUATION = {
-    "flip_test": True,
-    "shift_heatmap": True,
-    "rescore": True,
-    "in_vis_thr": 0.2,
-    "use_nms": True,
-    "oks_thr": 0.9,
-}

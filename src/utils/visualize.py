@@ -23,7 +23,7 @@ def save_prediction_picture(
     max_side: int = 480,
     score_thr: float = 0.2,
 ) -> Path:
-    """Draw predicted keypoints (K, 3) per sample id on their images and tile them into one picture.
+    """Draw predicted keypoints, (K, 3) or (P, K, 3) per sample id, on their images and tile them.
 
     ``image_files`` maps sample ids to image paths; the predictions of all samples of one image
     go onto that image. Images larger than ``max_side``
@@ -31,13 +31,14 @@ def save_prediction_picture(
     """
     per_image: dict[str, list[np.ndarray]] = defaultdict(list)
     for sample_id, keypoints in predictions.items():
-        per_image[image_files[int(sample_id)]].append(np.asarray(keypoints, dtype=np.float32))
+        kpts = np.asarray(keypoints, dtype=np.float32)
+        per_image[image_files[int(sample_id)]].append(kpts.reshape(-1, *kpts.shape[-2:]))
     tiles = []
     for image_file, instances in sorted(per_image.items()):
         image = cv2.imread(image_file, cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(f"cannot read validation image {image_file}")
-        drawn = draw_keypoint_info(image, np.stack(instances), keypoint_info, score_thr=score_thr)
+        drawn = draw_keypoint_info(image, np.concatenate(instances), keypoint_info, score_thr=score_thr)
         factor = max_side / max(drawn.shape[:2])
         if factor < 1:
             drawn = cv2.resize(drawn, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,134 @@
+"""What every pose LightningModule shares: plain hyperparameters, network construction,
+optimiser and schedule, and the COCO metric's life cycle.
+
+Subclasses set ``paradigm`` and ``default_evaluation`` and implement the steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import LightningModule
+from omegaconf import OmegaConf
+
+from src.data.keypoint_info import get_keypoint_info
+from src.metrics.coco_metric import COCOKeypointMetric
+
+
+def to_plain(value: Any) -> Any:
+    """DictConfig / ListConfig -> dict / list (resolved); everything else unchanged."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+class PoseModule(LightningModule):
+    """Base of the paradigm modules.
+
+    Args:
+        name: model name used in run folders and logs.
+        paradigm: must equal the subclass's ``paradigm`` (the configs state it for the data pipeline).
+        net: config of the network (a ``_target_`` dict), built with Hydra.
+        codec: config of the codec; the data pipeline builds the same codec from it.
+        loss: config of the loss.
+        optimizer: config of the optimiser, without ``params`` (e.g. ``_target_: torch.optim.Adam``).
+        scheduler: MultiStepLR settings ``{milestones, gamma}`` (stepped once per epoch), or None.
+        evaluation: test-time options, merged over ``default_evaluation``.
+        keypoint_info: keypoint layout name ("coco17", ...).
+        pretrained: local path of ImageNet weights for the backbone, or None.
+        channels_last: run the network in channels_last memory format.
+        extra: further plain hyperparameters of the subclass.
+    """
+
+    paradigm: ClassVar[str]
+    default_evaluation: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        paradigm: str,
+        net: dict,
+        codec: dict,
+        loss: dict,
+        optimizer: dict,
+        scheduler: dict | None,
+        evaluation: dict | None,
+        keypoint_info: str,
+        pretrained: str | None,
+        channels_last: bool,
+        **extra: Any,
+    ) -> None:
+        super().__init__()
+        if paradigm != self.paradigm:
+            raise ValueError(f"{type(self).__name__} trains {self.paradigm} models, got paradigm={paradigm!r}")
+        hparams = {
+            "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
+            "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
+            "evaluation": {**self.default_evaluation, **(to_plain(evaluation) or {})},
+            "keypoint_info": keypoint_info, "pretrained": pretrained, "channels_last": channels_last,
+            **{k: to_plain(v) for k, v in extra.items()},
+        }
+        self.save_hyperparameters(hparams)
+        self.net = instantiate(hparams["net"])
+        if hasattr(self.net, "init_weights"):
+            self.net.init_weights(pretrained)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.codec = instantiate(hparams["codec"])
+        self.loss_fn = instantiate(hparams["loss"])
+        self.keypoint_info = get_keypoint_info(keypoint_info)
+        self.val_metric: COCOKeypointMetric | None = None
+        # Predictions of the last validation epoch for a few samples, drawn after training.
+        self.visualized: dict[int, np.ndarray] = {}
+        self.num_visualized = 0
+
+    # ------------------------------------------------------------------ metric
+    def metric_options(self) -> dict[str, Any]:
+        """Keyword arguments of COCOKeypointMetric besides the annotation file and sigmas."""
+        return {}
+
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate", "test") and self.val_metric is None:
+            self.attach_metric(self.trainer.datamodule.val_ann_file)
+
+    def attach_metric(self, ann_file: str) -> None:
+        """Create the COCO metric for the given ground-truth annotation file."""
+        if self.keypoint_info.sigmas is None:
+            raise ValueError(f"keypoint layout {self.keypoint_info.name!r} has no OKS sigmas; COCO AP is undefined")
+        self.val_metric = COCOKeypointMetric(
+            ann_file=str(ann_file), sigmas=self.keypoint_info.sigmas, **self.metric_options()
+        )
+
+    def remember_for_picture(self, key: int, keypoints: np.ndarray) -> None:
+        if len(self.visualized) < self.num_visualized or key in self.visualized:
+            self.visualized[key] = keypoints
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_metric("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_metric("test")
+
+    def log_metric(self, prefix: str) -> None:
+        results = self.val_metric.compute()
+        self.val_metric.reset()
+        for key, value in results.items():
+            self.log(f"{prefix}/{key}", value, prog_bar=key == "AP", rank_zero_only=False)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        sched = self.hparams.scheduler
+        if not sched:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(sched["milestones"]), gamma=sched["gamma"]
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
