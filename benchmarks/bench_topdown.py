@@ -591,6 +591,8 @@ def report(result: dict[str, Any], log=print) -> None:
     if train["speedup"] is not None:
         verdict = "MET" if train["aim_met"] else "NOT met"
         log(f"optimised ({OPTIMISED}) / fp32 = {train['speedup']:.2f}x; aim >= {AIM_SPEEDUP:.1f}x: {verdict}")
+        log(f"cross-check with each variant's fastest step instead of the median (less sensitive to load "
+            f"spikes): {OPTIMISED} / fp32 = {train['speedup_from_min_step']:.2f}x")
     if train.get("best_variant"):
         best = train["variants"][train["best_variant"]]
         log(f"fastest variant: {train['best_variant']} ({best['label']}), {best['speedup_vs_fp32']:.2f}x fp32"
@@ -730,14 +732,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             iters=iters, num_joints=num_joints, train_gflop_per_image=model_info["train_gflop_per_image"],
             peak=peak, threads=threads, seed=args.seed, log=log,
         )
-        speedup = None
+        speedup = speedup_min = None
         if BASELINE in variants and OPTIMISED in variants:
             speedup = variants[OPTIMISED]["images_per_s"] / variants[BASELINE]["images_per_s"]
+            speedup_min = variants[BASELINE]["min_step_s"] / variants[OPTIMISED]["min_step_s"]
         train = {
             "variants": variants,
             "baseline": BASELINE,
             "optimised": OPTIMISED,
             "speedup": speedup,
+            "speedup_from_min_step": speedup_min,
             "aim_speedup": AIM_SPEEDUP,
             "aim_met": None if speedup is None else speedup >= AIM_SPEEDUP,
             "best_variant": max(variants, key=lambda n: variants[n]["images_per_s"]),

@@ -68,6 +68,9 @@ def test_training_fields_and_percentages(result):
             assert v["pct_of_bf16_peak"] is None
         assert v["speedup_vs_fp32"] == pytest.approx(v["images_per_s"] / variants["fp32"]["images_per_s"])
     assert train["speedup"] == pytest.approx(variants["bf16_cl"]["images_per_s"] / variants["fp32"]["images_per_s"])
+    assert train["speedup_from_min_step"] == pytest.approx(
+        variants["fp32"]["min_step_s"] / variants["bf16_cl"]["min_step_s"]
+    )
     assert train["aim_speedup"] == 1.5
     assert train["aim_met"] == (train["speedup"] >= 1.5)
     assert train["best_variant"] in variants

@@ -13,8 +13,9 @@ from typing import Any
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
-from src.codecs.msra_heatmap import MSRAHeatmap
+from src.data.bottomup_dataset import BottomUpDataset, collate_bottomup_val
 from src.data.coco import check_coco_layout, load_coco_records
+from src.data.coco_bottomup import load_coco_images
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info
 from src.data.topdown_dataset import TopDownDataset
 from src.data.transforms import build_photometric
@@ -23,6 +24,10 @@ _AUGMENTATION_KEYS = (
     "scale_factor", "rotation_factor", "rotation_prob", "flip", "half_body_prob", "half_body_min_joints",
     "photometric",
 )
+_BOTTOMUP_AUGMENTATION_KEYS = (
+    "max_rotation", "min_scale", "max_scale", "scale_type", "max_translate", "flip", "photometric",
+)
+PARADIGMS = ("topdown", "bottomup")
 
 
 class PoseDataModule(pl.LightningDataModule):
@@ -45,6 +50,10 @@ class PoseDataModule(pl.LightningDataModule):
             half_body_prob, half_body_min_joints (see ``TopDownDataset``) and photometric (a dict
             of ``PhotometricAugment`` arguments, or None).
         color_rgb: feed RGB (HRNet) or BGR (SimpleBaseline configs).
+        paradigm: "topdown" (person crops, MSRAHeatmap codec) or "bottomup" (whole images,
+            AssociativeEmbedding codec); set by the runner from the model config.
+        bottomup_augmentation: training augmentation of bottom-up models: max_rotation,
+            min_scale, max_scale, scale_type, max_translate, flip (a probability), photometric.
         synthetic: keyword arguments of ``ensure_synthetic_coco`` when ``name == "synthetic"``.
         seed: base seed of the augmentation random numbers.
     """
@@ -58,7 +67,7 @@ class PoseDataModule(pl.LightningDataModule):
         val_ann: str,
         train_images: str,
         val_images: str,
-        codec: MSRAHeatmap,
+        codec: Any,
         keypoint_info: str = "coco17",
         batch_size: int = 32,
         val_batch_size: int = 32,
@@ -72,6 +81,8 @@ class PoseDataModule(pl.LightningDataModule):
         color_rgb: bool = True,
         synthetic: dict | None = None,
         seed: int = 0,
+        paradigm: str = "topdown",
+        bottomup_augmentation: dict | None = None,
     ) -> None:
         super().__init__()
         if name not in ("coco", "synthetic"):
@@ -80,10 +91,15 @@ class PoseDataModule(pl.LightningDataModule):
             raise ValueError(f"val_boxes must be 'gt' or 'detections', got {val_boxes!r}")
         if val_boxes == "detections" and not det_file:
             raise ValueError("val_boxes='detections' needs det_file (a person detection results JSON)")
-        augmentation = dict(augmentation or {})
-        unknown = set(augmentation) - set(_AUGMENTATION_KEYS)
-        if unknown:
-            raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: {list(_AUGMENTATION_KEYS)}")
+        if paradigm not in PARADIGMS:
+            raise ValueError(f"paradigm must be one of {PARADIGMS}, got {paradigm!r}")
+        if paradigm == "bottomup" and val_boxes != "gt":
+            raise ValueError(
+                "bottom-up models find the people themselves: data.val_boxes=detections (person boxes "
+                "for top-down crops) does not apply; use data.val_boxes=gt"
+            )
+        augmentation = _checked(augmentation, _AUGMENTATION_KEYS, "augmentation")
+        bottomup_augmentation = _checked(bottomup_augmentation, _BOTTOMUP_AUGMENTATION_KEYS, "bottomup_augmentation")
         self.name = name
         self.root = Path(root).expanduser()
         self.train_ann_file = self._resolve(train_ann)
@@ -101,11 +117,13 @@ class PoseDataModule(pl.LightningDataModule):
         self.val_boxes = val_boxes
         self.det_score_thr = float(det_score_thr)
         self.augmentation = augmentation
+        self.bottomup_augmentation = bottomup_augmentation
+        self.paradigm = paradigm
         self.color_rgb = bool(color_rgb)
         self.synthetic = dict(synthetic or {})
         self.seed = int(seed)
-        self._train_dataset: TopDownDataset | None = None
-        self._val_dataset: TopDownDataset | None = None
+        self._train_dataset: TopDownDataset | BottomUpDataset | None = None
+        self._val_dataset: TopDownDataset | BottomUpDataset | None = None
 
     def _resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
@@ -156,7 +174,9 @@ class PoseDataModule(pl.LightningDataModule):
         if self._val_dataset is None:
             self._val_dataset = self._build(training=False)
 
-    def _build(self, *, training: bool) -> TopDownDataset:
+    def _build(self, *, training: bool) -> TopDownDataset | BottomUpDataset:
+        if self.paradigm == "bottomup":
+            return self._build_bottomup(training=training)
         aspect_ratio = self.codec.input_size[0] / self.codec.input_size[1]
         det_file = self.det_file if (not training and self.val_boxes == "detections") else None
         records = load_coco_records(
@@ -181,8 +201,35 @@ class PoseDataModule(pl.LightningDataModule):
             **aug,
         )
 
+    def _build_bottomup(self, *, training: bool) -> BottomUpDataset:
+        records = load_coco_images(
+            self.train_ann_file if training else self._val_ann_file,
+            self.train_image_dir if training else self.val_image_dir,
+            keypoint_info=self._keypoint_info,
+            training=training,
+        )
+        aug: dict[str, Any] = {k: v for k, v in self.bottomup_augmentation.items() if k != "photometric"}
+        photometric = build_photometric(self.bottomup_augmentation.get("photometric")) if training else None
+        codec = self.codec
+        return BottomUpDataset(
+            records,
+            keypoint_info=self._keypoint_info,
+            input_size=codec.input_size,
+            output_sizes=codec.output_sizes,
+            sigma=codec.sigma,
+            max_num_people=codec.max_num_people,
+            scale_aware_sigma=codec.scale_aware_sigma,
+            training=training,
+            color_rgb=self.color_rgb,
+            photometric=photometric,
+            seed=self.seed,
+            **aug,
+        )
+
     # ----------------------------------------------------------------------- loaders
-    def _loader(self, dataset: TopDownDataset, *, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Any, *, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        # Bottom-up validation images keep their own sizes: they travel as lists, not stacked tensors.
+        collate = collate_bottomup_val if (self.paradigm == "bottomup" and not dataset.training) else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -192,6 +239,7 @@ class PoseDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             worker_init_fn=_worker_init,
+            collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -205,6 +253,14 @@ class PoseDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+def _checked(options: dict | None, known: tuple[str, ...], name: str) -> dict:
+    options = dict(options or {})
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {name} keys {sorted(unknown)}; known: {list(known)}")
+    return options
 
 
 def _worker_init(worker_id: int) -> None:

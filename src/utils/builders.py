@@ -21,7 +21,7 @@ def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
     """Instantiate the datamodule of ``data_cfg`` for a model of ``paradigm`` sharing ``codec``."""
     from src.data.keypoint_info import get_keypoint_info
 
-    supported = list(data_cfg.get("paradigms", ["topdown"]))
+    supported = list(data_cfg.get("paradigms", ["topdown", "bottomup"]))
     if paradigm not in supported:
         raise ValueError(
             f"data={data_cfg.get('name')} provides pipelines for {supported}, but the model is {paradigm!r}"
@@ -36,7 +36,7 @@ def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
         raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={data_cfg.sigma}")
     resolved = OmegaConf.to_container(data_cfg, resolve=True)
     kwargs = {k: v for k, v in resolved.items() if k not in (*TARGET_KEYS, "paradigms")}
-    return instantiate(kwargs, codec=codec, _convert_="all")
+    return instantiate(kwargs, codec=codec, paradigm=paradigm, _convert_="all")
 
 
 def instantiate_group(group_cfg: DictConfig | None) -> list[Any]:

@@ -1,0 +1,115 @@
+"""LightningModule for bottom-up models with associative embedding (HigherHRNet).
+
+Training: whole (augmented, square) images in, heatmaps at every output resolution and tag
+maps at the first, masked heatmap loss + AE push/pull loss. Validation: every image resized
+as official (short side to the input size, long side to a multiple of 64), optional flip and
+multi-scale test, grouping by tags, COCO AP without rescoring or OKS-NMS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from src.codecs.associative_embedding import AssociativeEmbedding
+from src.codecs.bottomup_inference import infer_batch
+from src.data.transforms import normalize_image
+from src.tasks.base import PoseModule
+
+
+class BottomUpPoseModule(PoseModule):
+    """Bottom-up 2D pose: images in, grouped people out, COCO keypoint AP on validation.
+
+    Arguments are those of `PoseModule`; ``codec`` configures an AssociativeEmbedding codec,
+    ``evaluation`` holds flip_test, test_scales (e.g. [0.5, 1, 2]) and project2image, and
+    ``color_rgb`` says whether the network sees RGB (official) or BGR images.
+    """
+
+    paradigm = "bottomup"
+    default_evaluation = {"flip_test": True, "test_scales": [1.0], "project2image": True}
+    codec: AssociativeEmbedding
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        paradigm: str = "bottomup",
+        net: dict,
+        codec: dict,
+        loss: dict,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        evaluation: dict | None = None,
+        keypoint_info: str = "coco17",
+        pretrained: str | None = None,
+        channels_last: bool = False,
+        color_rgb: bool = True,
+    ) -> None:
+        super().__init__(
+            name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
+            scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
+            pretrained=pretrained, channels_last=channels_last, color_rgb=color_rgb,
+        )
+
+    def metric_options(self) -> dict[str, Any]:
+        """Every grouped person is submitted with its grouping score (official: no rescoring, no NMS)."""
+        return {"rescore": False, "use_nms": False}
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def _normalize(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 (H, W, 3) -> normalised (3, H, W) float32, in the channel order the net was trained on."""
+        if not self.hparams.color_rgb:
+            image = image[:, :, ::-1]
+        return normalize_image(np.ascontiguousarray(image))
+
+    @torch.no_grad()
+    def predict_people(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """RGB images (H, W, 3) uint8 -> per image (people (P, K, 3) [x, y, score] in image px, scores (P,))."""
+        ev = self.hparams.evaluation
+        return infer_batch(
+            self, images, input_size=self.codec.input_size, test_scales=list(ev["test_scales"]),
+            flip_test=ev["flip_test"], flip_index=self.keypoint_info.flip_index, parser=self.codec.parser,
+            normalize=self._normalize, project2image=ev["project2image"],
+        )
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self(batch["image"])
+        stages = range(len(self.codec.output_sizes))
+        total, parts = self.loss_fn(
+            outputs,
+            [batch[f"heatmaps_{i}"] for i in stages],
+            [batch[f"masks_{i}"] for i in stages],
+            [batch[f"joints_{i}"] for i in stages],
+        )
+        n = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=n)
+        for key, value in parts.items():
+            self.log(f"train/{key}", value, batch_size=n)
+        return total
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        for image_id, (people, scores) in zip(batch["image_id"], self.predict_people(batch["image"])):
+            if len(people) == 0:
+                continue
+            ids = torch.full((len(people),), int(image_id), dtype=torch.long)
+            keypoints = np.ascontiguousarray(people[:, :, :3], dtype=np.float32)
+            self.val_metric.update(
+                sample_ids=ids, image_ids=ids, keypoints=torch.from_numpy(keypoints),
+                areas=torch.ones(len(people)), box_scores=torch.from_numpy(scores.astype(np.float32)),
+            )
+            self.remember_for_picture(int(image_id), keypoints)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        predictions = self.predict_people(batch["image"])
+        return [
+            {"image_id": int(image_id), "image_file": image_file, "people": people[:, :, :3], "scores": scores}
+            for image_id, image_file, (people, scores) in zip(batch["image_id"], batch["image_file"], predictions)
+        ]
