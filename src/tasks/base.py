@@ -39,6 +39,9 @@ class PoseModule(LightningModule):
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: keypoint layout name ("coco17", ...).
         pretrained: local path of ImageNet weights for the backbone, or None.
+        init: "official" (the official initialisation, e.g. N(0, 0.001) convolutions, then the
+            ``pretrained`` file) or "pytorch" (PyTorch's default Kaiming-uniform init, better when
+            training from scratch without ImageNet weights; ``pretrained`` must then be None).
         channels_last: run the network in channels_last memory format.
         extra: further plain hyperparameters of the subclass.
     """
@@ -60,21 +63,26 @@ class PoseModule(LightningModule):
         keypoint_info: str,
         pretrained: str | None,
         channels_last: bool,
+        init: str = "official",
         **extra: Any,
     ) -> None:
         super().__init__()
         if paradigm != self.paradigm:
             raise ValueError(f"{type(self).__name__} trains {self.paradigm} models, got paradigm={paradigm!r}")
+        if init not in ("official", "pytorch"):
+            raise ValueError(f"init must be 'official' or 'pytorch', got {init!r}")
+        if init == "pytorch" and pretrained:
+            raise ValueError("init='pytorch' trains from scratch; it cannot be combined with pretrained weights")
         hparams = {
             "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
             "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
             "evaluation": {**self.default_evaluation, **(to_plain(evaluation) or {})},
             "keypoint_info": keypoint_info, "pretrained": pretrained, "channels_last": channels_last,
-            **{k: to_plain(v) for k, v in extra.items()},
+            "init": init, **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
         self.net = instantiate(hparams["net"])
-        if hasattr(self.net, "init_weights"):
+        if init == "official" and hasattr(self.net, "init_weights"):
             self.net.init_weights(pretrained)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

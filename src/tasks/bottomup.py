@@ -45,12 +45,13 @@ class BottomUpPoseModule(PoseModule):
         keypoint_info: str = "coco17",
         pretrained: str | None = None,
         channels_last: bool = False,
+        init: str = "official",
         color_rgb: bool = True,
     ) -> None:
         super().__init__(
             name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
             scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last, color_rgb=color_rgb,
+            pretrained=pretrained, channels_last=channels_last, init=init, color_rgb=color_rgb,
         )
 
     def metric_options(self) -> dict[str, Any]:

@@ -50,11 +50,12 @@ class TopDownPoseModule(PoseModule):
         keypoint_info: str = "coco17",
         pretrained: str | None = None,
         channels_last: bool = False,
+        init: str = "official",
     ) -> None:
         super().__init__(
             name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
             scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last,
+            pretrained=pretrained, channels_last=channels_last, init=init,
         )
 
     def metric_options(self) -> dict[str, Any]:

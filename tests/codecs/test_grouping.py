@@ -1,0 +1,312 @@
+"""HigherHRNet grouping against the official vector and a plain loop version of the official code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser
+
+VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
+K = 17
+
+
+# ----------------------------------------------------------------------------------------------
+# Plain transcription of the official algorithm (HigherHRNet lib/core/group.py), loops and all,
+# with scipy's Hungarian solver on the official padded matrix.
+def official_match_by_tag(tag_k, loc_k, val_k, *, joint_order=COCO_JOINT_ORDER, detection_threshold=0.1,
+                          tag_threshold=1.0, max_num_people=30, use_detection_val=True, ignore_too_much=False):
+    num_joints = tag_k.shape[0]
+    default = np.zeros((num_joints, 3 + tag_k.shape[2]))
+    joint_dict, tag_dict = {}, {}
+    for i, idx in enumerate(joint_order):
+        tags = tag_k[idx]
+        joints = np.concatenate((loc_k[idx], val_k[idx, :, None], tags), 1)
+        mask = joints[:, 2] > detection_threshold
+        tags, joints = tags[mask], joints[mask]
+        if joints.shape[0] == 0:
+            continue
+        if i == 0 or len(joint_dict) == 0:
+            for tag, joint in zip(tags, joints):
+                key = tag[0]
+                joint_dict.setdefault(key, np.copy(default))[idx] = joint
+                tag_dict[key] = [tag]
+            continue
+        grouped_keys = list(joint_dict.keys())[:max_num_people]
+        grouped_tags = [np.mean(tag_dict[k], axis=0) for k in grouped_keys]
+        if ignore_too_much and len(grouped_keys) == max_num_people:
+            continue
+        diff = joints[:, None, 3:] - np.array(grouped_tags)[None, :, :]
+        diff_normed = np.linalg.norm(diff, ord=2, axis=2)
+        diff_saved = np.copy(diff_normed)
+        if use_detection_val:
+            diff_normed = np.round(diff_normed) * 100 - joints[:, 2:3]
+        num_added, num_grouped = diff.shape[0], diff.shape[1]
+        if num_added > num_grouped:
+            diff_normed = np.concatenate((diff_normed, np.zeros((num_added, num_added - num_grouped)) + 1e10), axis=1)
+        for row, col in zip(*linear_sum_assignment(diff_normed)):
+            if row < num_added and col < num_grouped and diff_saved[row][col] < tag_threshold:
+                key = grouped_keys[col]
+                joint_dict[key][idx] = joints[row]
+                tag_dict[key].append(tags[row])
+            else:
+                key = tags[row][0]
+                joint_dict.setdefault(key, np.copy(default))[idx] = joints[row]
+                tag_dict[key] = [tags[row]]
+    return np.array([joint_dict[k] for k in joint_dict]).astype(np.float32).reshape(-1, num_joints, default.shape[1])
+
+
+def official_adjust(ans, det):
+    for people_id in range(len(ans)):
+        for joint_id in range(ans.shape[1]):
+            joint = ans[people_id, joint_id]
+            if joint[2] > 0:
+                y, x = joint[0:2]  # (sic: y holds x, x holds y)
+                xx, yy = int(x), int(y)
+                tmp = det[joint_id]
+                if tmp[xx, min(yy + 1, tmp.shape[1] - 1)] > tmp[xx, max(yy - 1, 0)]:
+                    y += 0.25
+                else:
+                    y -= 0.25
+                if tmp[min(xx + 1, tmp.shape[0] - 1), yy] > tmp[max(0, xx - 1), yy]:
+                    x += 0.25
+                else:
+                    x -= 0.25
+                ans[people_id, joint_id, 0:2] = (y + 0.5, x + 0.5)
+    return ans
+
+
+def official_refine(det, tag, keypoints):
+    tags = []
+    for i in range(keypoints.shape[0]):
+        if keypoints[i, 2] > 0:
+            x, y = keypoints[i][:2].astype(np.int32)
+            tags.append(tag[i, y, x])
+    prev_tag = np.mean(tags, axis=0)
+    ans = []
+    for i in range(keypoints.shape[0]):
+        tmp = det[i, :, :]
+        tt = (((tag[i, :, :] - prev_tag[None, None, :]) ** 2).sum(axis=2) ** 0.5)
+        tmp2 = tmp - np.round(tt)
+        y, x = np.unravel_index(np.argmax(tmp2), tmp.shape)
+        xx, yy = x, y
+        val = tmp[y, x]
+        x, y = x + 0.5, y + 0.5
+        x += 0.25 if tmp[yy, min(xx + 1, tmp.shape[1] - 1)] > tmp[yy, max(xx - 1, 0)] else -0.25
+        y += 0.25 if tmp[min(yy + 1, tmp.shape[0] - 1), xx] > tmp[max(0, yy - 1), xx] else -0.25
+        ans.append((x, y, val))
+    ans = np.array(ans)
+    for i in range(det.shape[0]):
+        if ans[i, 2] > 0 and keypoints[i, 2] == 0:
+            keypoints[i, :2] = ans[i, :2]
+            keypoints[i, 2] = ans[i, 2]
+    return keypoints
+
+
+def official_parse(parser, det, tag):
+    """Official pipeline on (K, H, W) / (K, H, W, L) arrays: dense NMS + top-k, then the loops."""
+    top = parser.top_k(det, tag)
+    ans = official_match_by_tag(top["tag_k"], top["loc_k"], top["val_k"],
+                                detection_threshold=parser.detection_threshold, max_num_people=parser.max_num_people)
+    ans = official_adjust(ans, det)
+    scores = np.array([p[:, 2].mean() for p in ans], dtype=np.float32)
+    for i in range(len(ans)):
+        ans[i] = official_refine(det, tag, ans[i])
+    return ans, scores
+
+
+# ----------------------------------------------------------------------------------------------
+def random_candidates(rng, *, dim, quantize=False, num_people=None, m=30):
+    """Top-k style inputs: clustered tags for a few people plus clutter; values around the threshold."""
+    num_people = num_people or int(rng.integers(1, 12))
+    centers = rng.normal(0, 3, size=(num_people, dim))
+    who = rng.integers(0, num_people, size=(K, m))
+    tag_k = (centers[who] + rng.normal(0, 0.4, size=(K, m, dim))).astype(np.float32)
+    if quantize:  # exact ties and repeated keys (official dict-key collisions)
+        tag_k = np.round(tag_k * 2) / 2
+    val_k = rng.uniform(-0.05, 1.0, size=(K, m)).astype(np.float32)
+    val_k[rng.random((K, m)) < 0.3] = 0.0
+    loc_k = rng.integers(0, 64, size=(K, m, 2)).astype(np.int64)
+    return tag_k, loc_k, val_k
+
+
+def test_match_by_tag_reference_vector():
+    ref = json.loads(VECTORS_FILE.read_text())["match_by_tag"]
+    m = 30
+    tag_k = np.zeros((K, m, 1), dtype=np.float32)
+    val_k = np.zeros((K, m), dtype=np.float32)
+    loc_k = np.zeros((K, m, 2), dtype=np.int64)
+    for k in range(K):
+        tag_k[k, 0, 0], val_k[k, 0], loc_k[k, 0] = 0.1 + 0.01 * k, 0.9, (10 + k, 20)
+        tag_k[k, 1, 0], val_k[k, 1], loc_k[k, 1] = 2.0 - 0.01 * k, 0.8, (40 + k, 50)
+    tag_k[16, 2, 0], val_k[16, 2], loc_k[16, 2] = 5.0, 0.5, (60, 60)
+    people = HeatmapParser().match_by_tag(tag_k, loc_k, val_k)
+    assert people.shape == tuple(ref["result_shape"])
+    assert [int((p[:, 2] > 0).sum()) for p in people] == ref["per_person_num_joints"]
+    np.testing.assert_allclose(people[:, :, 2].mean(axis=1), ref["per_person_mean_score_all17"], rtol=1e-6)
+    np.testing.assert_array_equal(people[0, :, 0], 10 + np.arange(K))
+    assert people[2, 16, 3] == 5.0 and people[2, 16, 2] == 0.5
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_match_by_tag_equals_official_loops(dim):
+    rng = np.random.default_rng(dim)
+    parser = HeatmapParser()
+    for case in range(150):
+        tag_k, loc_k, val_k = random_candidates(rng, dim=dim, quantize=case % 5 == 0)
+        ours = parser.match_by_tag(tag_k, loc_k, val_k)
+        ref = official_match_by_tag(tag_k, loc_k, val_k)
+        np.testing.assert_array_equal(ours, ref, err_msg=f"case {case}")
+
+
+@pytest.mark.parametrize("options", [dict(use_detection_val=False), dict(ignore_too_much=True, max_num_people=5),
+                                     dict(max_num_people=3, tag_threshold=1.5)])
+def test_match_by_tag_options_equal_official(options):
+    rng = np.random.default_rng(7)
+    parser = HeatmapParser(**options)
+    for case in range(40):
+        tag_k, loc_k, val_k = random_candidates(rng, dim=2, quantize=case % 4 == 0)
+        np.testing.assert_array_equal(parser.match_by_tag(tag_k, loc_k, val_k),
+                                      official_match_by_tag(tag_k, loc_k, val_k, **options), err_msg=f"case {case}")
+
+
+def test_match_by_tag_more_people_than_max():
+    rng = np.random.default_rng(3)
+    tag_k, loc_k, val_k = random_candidates(rng, dim=1, num_people=40, m=40)
+    val_k = np.abs(val_k) + 0.2
+    parser = HeatmapParser(max_num_people=40)
+    np.testing.assert_array_equal(parser.match_by_tag(tag_k, loc_k, val_k),
+                                  official_match_by_tag(tag_k, loc_k, val_k, max_num_people=40))
+
+
+def test_nms_keeps_only_local_maxima():
+    det = np.zeros((1, 12, 12), dtype=np.float32)
+    det[0, 5, 5], det[0, 5, 7], det[0, 1, 1], det[0, 5, 10] = 0.9, 0.5, 0.3, 0.95  # 7 is within 2 px of 5
+    det[0, 11, 0] = 0.2  # corner, window clipped
+    out = HeatmapParser(num_joints=1).nms(det)
+    kept = {tuple(int(v) for v in p) for p in np.argwhere(out[0] > 0)}
+    assert kept == {(1, 1), (5, 5), (5, 10), (11, 0)}  # (5, 7) lies 2 px from the larger (5, 5)
+    assert out[0, 5, 10] == np.float32(0.95) and out[0, 5, 5] == np.float32(0.9) and out[0, 5, 7] == 0
+
+
+def test_candidates_equal_top_k_after_threshold():
+    rng = np.random.default_rng(0)
+    parser = HeatmapParser(max_num_people=10)
+    for dense in (False, True):
+        det = rng.random((K, 40, 56)).astype(np.float32) ** (8 if not dense else 1)
+        tag = rng.normal(size=(K, 40, 56, 2)).astype(np.float32)
+        top = parser.top_k(det, tag)
+        tag_k, loc_k, val_k = parser._candidates(det, tag)
+        keep = top["val_k"] > parser.detection_threshold
+        np.testing.assert_array_equal(val_k > parser.detection_threshold, keep)
+        np.testing.assert_array_equal(val_k[keep], top["val_k"][keep])
+        np.testing.assert_array_equal(loc_k[keep], top["loc_k"][keep])
+        np.testing.assert_array_equal(tag_k[keep], top["tag_k"][keep])
+
+
+def test_adjust_tie_rule_and_border_clamping():
+    det = np.zeros((K, 8, 8), dtype=np.float32)
+    people = np.zeros((1, K, 4), dtype=np.float32)
+    people[0, 0, :3] = (3, 3, 0.9)  # flat neighbourhood: ties -> -0.25 on both axes
+    people[0, 1, :3] = (4, 2, 0.9)
+    det[1, 2, 5], det[1, 2, 3] = 0.5, 0.4  # right > left -> +0.25; up == down -> -0.25
+    det[1, 3, 4] = 0.3  # down > up -> +0.25
+    people[0, 2, :3] = (0, 0, 0.9)  # top-left corner: left/up neighbours clamp to the pixel itself
+    det[2, 0, 0] = 0.2  # right (0) < left (0.2) -> -0.25; down (0) < up (0.2) -> -0.25
+    people[0, 3, :3] = (7, 7, 0.9)
+    det[3, 7, 7] = 0.2  # right clamps to itself (0.2) > left (0) -> +0.25; down > up -> +0.25
+    out = HeatmapParser().adjust(people.copy(), det)
+    np.testing.assert_allclose(out[0, 0, :2], (3.25, 3.25))
+    np.testing.assert_allclose(out[0, 1, :2], (4.75, 2.75))
+    np.testing.assert_allclose(out[0, 2, :2], (0.25, 0.25))
+    np.testing.assert_allclose(out[0, 3, :2], (7.75, 7.75))
+    assert np.all(out[0, 4:] == 0)  # missing joints untouched
+    np.testing.assert_array_equal(out, official_adjust(people.copy(), det))
+
+
+def test_refine_fills_a_missing_joint():
+    h, w = 32, 40
+    det = np.zeros((K, h, w), dtype=np.float32)
+    tag = np.zeros((K, h, w, 1), dtype=np.float32)
+    tag[:] = 3.0  # far from the person everywhere ...
+    det[5, 10, 20], tag[5, 10, 20] = 0.6, 0.0  # ... except the shoulder of person 0
+    det[5, 10, 21] = 0.3
+    det[6, 12, 30], tag[6, 12, 30] = 0.08, 0.2  # weak right shoulder, same tag: below threshold
+    det[7, 20, 5], tag[7, 20, 5] = 0.9, 3.0  # strong elbow of someone else
+    det[7, 25, 25], tag[7, 25, 25] = 0.05, 0.1  # weak elbow with the right tag
+    people = np.zeros((1, K, 4), dtype=np.float32)
+    people[0, 5] = (20.25, 10.75, 0.6, 0.0)  # adjusted coords, as after `adjust`
+    out = HeatmapParser().refine(people.copy(), det, tag)
+    np.testing.assert_allclose(out[0, 6, :3], (30.25, 12.25, 0.08), rtol=1e-6)  # ties -> -0.25
+    np.testing.assert_allclose(out[0, 7, :3], (25.25, 25.25, 0.05), rtol=1e-6)  # 0.05 - 0 > 0.9 - 3
+    np.testing.assert_array_equal(out[0, 5], people[0, 5])  # detected joints are never moved
+    assert out[0, 0, 2] == 0  # arg-max value 0 (no response): not filled
+    np.testing.assert_array_equal(out[0], official_refine(det, tag, people[0].copy()))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (130, 200)])
+def test_refine_tree_search_equals_dense_and_official(shape):
+    rng = np.random.default_rng(shape[1])
+    h, w = shape
+    parser = HeatmapParser()
+    for dim in (1, 2):
+        det = (rng.random((K, h, w)) ** 6 - 0.02).astype(np.float32)
+        smooth = np.cumsum(np.cumsum(rng.normal(0, 0.15, size=(K, h, w, dim)), axis=1), axis=2) / 6
+        tag = smooth.astype(np.float32)
+        people = np.zeros((6, K, 3 + dim), dtype=np.float32)
+        for p in range(6):
+            joints = rng.choice(K, size=rng.integers(1, 8), replace=False)
+            people[p, joints, 0] = rng.integers(0, w, size=joints.size) + 0.75
+            people[p, joints, 1] = rng.integers(0, h, size=joints.size) + 0.25
+            people[p, joints, 2] = rng.uniform(0.2, 1, size=joints.size)
+        ref = np.stack([official_refine(det, tag, p.copy()) for p in people])
+        for method in ("dense", "tree"):
+            np.testing.assert_array_equal(parser.refine(people.copy(), det, tag, method=method), ref, err_msg=method)
+
+
+def test_parse_equals_official_pipeline():
+    rng = np.random.default_rng(11)
+    h, w = 48, 64
+    parser = HeatmapParser()
+    for dim in (1, 2):
+        for _ in range(3):
+            det = np.zeros((K, h, w), dtype=np.float32)
+            tag = rng.normal(0, 2, size=(K, h, w, dim)).astype(np.float32)
+            yy, xx = np.mgrid[0:h, 0:w]
+            for person in range(rng.integers(2, 7)):
+                center = rng.normal(0, 2, size=dim)
+                for k in range(K):
+                    if rng.random() < 0.8:
+                        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+                        g = rng.uniform(0.2, 1) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 8)
+                        det[k] = np.maximum(det[k], g)
+                        near = ((xx - cx) ** 2 + (yy - cy) ** 2) < 9
+                        tag[k][near] = center + rng.normal(0, 0.2, size=(int(near.sum()), dim))
+            det += rng.normal(0, 0.01, size=det.shape).astype(np.float32)
+            people, scores = parser.parse(torch.from_numpy(det)[None], torch.from_numpy(tag)[None])
+            ref_people, ref_scores = official_parse(parser, det, tag)
+            np.testing.assert_array_equal(people, ref_people)
+            np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
+            assert people.shape[1:] == (K, 3 + dim) and scores.shape == (len(people),)
+
+
+def test_parse_empty_and_shapes():
+    parser = HeatmapParser()
+    people, scores = parser.parse(torch.zeros(1, K, 16, 16), torch.zeros(1, K, 16, 16, 2))
+    assert people.shape == (0, K, 5) and scores.shape == (0,)
+    with pytest.raises(ValueError):
+        parser.parse(torch.zeros(2, K, 16, 16), torch.zeros(2, K, 16, 16, 1))
+    with pytest.raises(ValueError):
+        HeatmapParser(nms_kernel=4, nms_padding=2)
+
+
+def test_benchmark_smoke(capsys):
+    from benchmarks.bench_grouping import main
+
+    medians = main(["--images", "1", "--size", "64", "--repeats", "1"])
+    assert medians["parse_refine"] > 0 and "parse(), refine on" in capsys.readouterr().out
