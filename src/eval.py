@@ -23,14 +23,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.keypoint_info import get_keypoint_info
 from src.metrics.coco_metric import COCOKeypointMetric
-from src.tasks.inference import decode_keypoints
+from src.tasks.oracle import bottomup_oracle, topdown_oracle
 from src.utils.builders import build_datamodule
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
 
 log = logging.getLogger(__name__)
 
-MODULES = {"topdown": "src.tasks.topdown.TopDownPoseModule"}
+MODULES = {
+    "topdown": "src.tasks.topdown.TopDownPoseModule",
+    "bottomup": "src.tasks.bottomup.BottomUpPoseModule",
+}
 
 
 def load_module(ckpt_path: str) -> L.LightningModule:
@@ -53,9 +56,14 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         raise ValueError("python -m src.eval needs ckpt_path=PATH (or oracle=true to evaluate the codec alone)")
     model = load_module(cfg.ckpt_path)
     overrides = {k: cfg[k] for k in ("flip_test", "shift_heatmap") if cfg.get(k) is not None}
+    if cfg.get("test_scales") is not None:
+        overrides["test_scales"] = list(cfg.test_scales)
     model.hparams.evaluation.update(overrides)
     if cfg.get("refine") is not None:
-        model.codec.refine = cfg.refine
+        if model.hparams.paradigm == "topdown":
+            model.codec.refine = cfg.refine  # quarter | dark | none
+        else:
+            model.codec.parser.refine_default = bool(cfg.refine)
     model.num_visualized = int(cfg.get("num_visualized", 0))
     with open_dict(cfg):
         cfg.data.sigma = model.codec.sigma
@@ -73,35 +81,50 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 
 
 def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    """COCO AP of ground truth -> codec.encode -> codec.decode -> image coordinates."""
+    """COCO AP of the ground truth pushed through the model's codec (no network)."""
     codec = instantiate(cfg.model.codec)
     paradigm = cfg.model.get("paradigm", "topdown")
-    if paradigm != "topdown":
-        raise ValueError(f"oracle evaluation is implemented for top-down codecs, not {paradigm!r}")
     datamodule = build_datamodule(cfg.data, codec=codec, paradigm=paradigm)
     datamodule.prepare_data()
     datamodule.setup("validate")
     info = get_keypoint_info(cfg.data.keypoint_info)
-    ev = cfg.model.evaluation
-    metric = COCOKeypointMetric(
-        ann_file=str(datamodule.val_ann_file), sigmas=info.sigmas, rescore=ev.rescore,
-        in_vis_thr=ev.in_vis_thr, use_nms=ev.use_nms, oks_thr=ev.oks_thr,
-    )
+    if paradigm == "topdown":
+        ev = cfg.model.evaluation
+        options = {"rescore": ev.rescore, "in_vis_thr": ev.in_vis_thr, "use_nms": ev.use_nms, "oks_thr": ev.oks_thr}
+    else:
+        options = {"rescore": False, "use_nms": False}
+    metric = COCOKeypointMetric(ann_file=str(datamodule.val_ann_file), sigmas=info.sigmas, **options)
+    budget = int(cfg.get("num_visualized", 0))
     visualized: dict[int, Any] = {}
-    for batch in datamodule.val_dataloader():
-        keypoints = decode_keypoints(codec, batch["heatmaps"], batch["center"], batch["scale"])
-        metric.update(
-            sample_ids=batch["sample_id"], image_ids=batch["image_id"],
-            keypoints=torch.from_numpy(keypoints), areas=batch["area"], box_scores=batch["box_score"],
-        )
-        for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
-            if len(visualized) < int(cfg.get("num_visualized", 0)):
-                visualized[sid] = kpts
+    loader = datamodule.val_dataloader()
+    if paradigm == "topdown":
+        for batch, keypoints in topdown_oracle(codec, loader):
+            metric.update(
+                sample_ids=batch["sample_id"], image_ids=batch["image_id"],
+                keypoints=torch.from_numpy(keypoints), areas=batch["area"], box_scores=batch["box_score"],
+            )
+            for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
+                if len(visualized) < budget:
+                    visualized[sid] = kpts
+        image_files = datamodule.val_dataset.image_files()
+    else:
+        image_files = {}
+        for batch in loader:
+            for image_id, image_file, joints, width, height in zip(
+                batch["image_id"], batch["image_file"], batch["joints"], batch["width"], batch["height"]
+            ):
+                people, scores = bottomup_oracle(codec, joints, int(width), int(height))
+                image_files[int(image_id)] = image_file
+                if len(people) == 0:
+                    continue
+                ids = torch.full((len(people),), int(image_id), dtype=torch.long)
+                metric.update(sample_ids=ids, image_ids=ids, keypoints=torch.from_numpy(people),
+                              areas=torch.ones(len(people)), box_scores=torch.from_numpy(scores))
+                if len(visualized) < budget:
+                    visualized[int(image_id)] = people
     metrics = {f"oracle/{k}": float(v) for k, v in metric.compute().items()}
     if visualized:
-        save_prediction_picture(
-            output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), visualized, keypoint_info=info
-        )
+        save_prediction_picture(output_dir / "predictions.jpg", image_files, visualized, keypoint_info=info)
     return metrics
 
 

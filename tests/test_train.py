@@ -11,8 +11,15 @@ from src.eval import evaluate
 from src.train import train
 from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_SYNTHETIC, compose_run, layout_real_coco
 
-# Full-size networks at a small input: 64x64 is a multiple of 32 (ResNet) and 64 (Hourglass).
-SMALL_INPUT = ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"]
+# Full-size networks at a small input: 64x64 is a multiple of 32 (ResNet) and 64 (Hourglass, HigherHRNet).
+SMALL_INPUT = {
+    "topdown": ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"],
+    "bottomup": ["model.codec.input_size=64", "model.codec.output_sizes=[16,32]"],
+}
+
+
+def paradigm_of(model: str) -> str:
+    return "bottomup" if model.startswith("higherhrnet") else "topdown"
 
 
 @pytest.fixture(scope="session")
@@ -22,13 +29,13 @@ def data_dir(tmp_path_factory):
 
 def test_every_model_config_is_tested():
     assert {"hrnet", "hrnet_w48", "simplebaseline", "simplebaseline_r101", "simplebaseline_r152",
-            "hourglass", "hourglass_s2"} <= set(MODEL_CONFIGS)
+            "hourglass", "hourglass_s2", "higherhrnet", "higherhrnet_w48"} <= set(MODEL_CONFIGS)
 
 
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_fast_dev_run(model, tmp_path, data_dir):
     overrides = [f"model={model}", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
-                 *SMALL_INPUT, *TINY_SYNTHETIC]
+                 *SMALL_INPUT[paradigm_of(model)], *TINY_SYNTHETIC]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
@@ -75,10 +82,11 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
     assert metrics["val/AP"] >= 0.0
 
 
-def test_oracle_on_synthetic_is_near_perfect(tmp_path, data_dir):
-    cfg = compose_run("eval", ["oracle=true", "model=hrnet", *TINY_SYNTHETIC], tmp_path, data_dir)
+@pytest.mark.parametrize(("model", "floor"), [("hrnet", 0.99), ("higherhrnet", 0.95)])
+def test_oracle_on_synthetic_is_near_perfect(model, floor, tmp_path, data_dir):
+    cfg = compose_run("eval", ["oracle=true", f"model={model}", *TINY_SYNTHETIC], tmp_path, data_dir)
     metrics = evaluate(cfg)
-    assert metrics["oracle/AP"] >= 0.99
+    assert metrics["oracle/AP"] >= floor
 
 
 def test_eval_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
@@ -108,12 +116,14 @@ def test_coco_missing_is_a_clear_error(tmp_path, data_dir):
 
 
 @pytest.mark.skipif(not REAL_COCO.is_dir(), reason="../shared/data/real_samples is not present")
-@pytest.mark.parametrize("refine", ["quarter", "dark"])
-def test_oracle_on_real_coco_samples(tmp_path, refine):
+@pytest.mark.parametrize(
+    "overrides",
+    [["model=hrnet"], ["model=hrnet", "model.codec.refine=dark", "model.codec.unbiased=true"], ["model=higherhrnet"]],
+)
+def test_oracle_on_real_coco_samples(tmp_path, overrides):
     """Real COCO images and annotations laid out as a COCO root: the codec round trip is near perfect."""
     layout_real_coco(tmp_path / "data" / "coco")
-    overrides = ["oracle=true", "model=hrnet", "data=coco", f"model.codec.refine={refine}",
-                 f"model.codec.unbiased={refine == 'dark'}"]
+    overrides = ["oracle=true", "data=coco", *overrides]
     cfg = compose_run("eval", overrides, tmp_path / "run", tmp_path / "data")
     metrics = evaluate(cfg)
     assert metrics["oracle/AP"] >= 0.99

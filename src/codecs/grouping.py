@@ -25,12 +25,18 @@
    position = first argmax of M, value = heatmap there, coords + 0.5 and the quarter offset
    (same tie rule). Only missing joints (value 0) are filled, and only when the value is > 0.
 
-Speed (the official pure-Python loops are this model's evaluation bottleneck): NMS is only
-evaluated at pixels above the detection threshold, the matching keeps every per-person state in
-arrays (one Python iteration per joint type), and refine finds each arg-max exactly by a
-branch-and-bound over 64 / 16 / 4 pixel cells (per cell: max heatmap value and bounding box of
-the tags, hence an upper bound of M), vectorised over all (person, missing joint) pairs,
-instead of scanning the whole map for every person.
+Speed (the official pure-Python loops are this model's evaluation bottleneck): one pass over the
+heatmaps collects, per joint type, every pixel above the detection threshold or among about the
+``_SET_SIZE`` largest values, sorted (value descending) by one SIMD sort of packed 64-bit keys;
+NMS is only evaluated at those above the threshold (neighbour lookups), the matching keeps every
+per-person state in arrays (one Python iteration per joint type), and refine finds each arg-max
+exactly without scanning the map for every person: since round(.) >= 0, M <= heatmap, so the
+(person, missing joint) pairs scan the sorted pixels in rounds, vectorised, and a pair is settled
+as soon as its best M exceeds the next heatmap value. The few pairs left (best M below the set's
+threshold, e.g. a mean tag far from the tags of every strong pixel) need only the pixels with
+round(||tag - mean||) <= floor(threshold - best M): one strided pass over the first tag
+dimension per pair selects them (joints with several such pairs first extend the scan).
+Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
 (official: the ``munkres`` package), and top-k ties by the lower flat index (official:
@@ -43,6 +49,7 @@ flipped tags), M = ``max_num_people`` candidates per joint, P people.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,6 +60,15 @@ COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 #: Padding cost of the official matching (columns for "no person").
 _PAD_COST = 1e10
+
+#: Refine scans, per joint, about this many of the largest heatmap pixels (sorted) before it
+#: falls back to the cell branch and bound with tag bounds.
+_SET_SIZE = 1024
+#: Prefix lengths after which refine's scan checks which pairs are settled.
+_SCAN_ROUNDS = tuple(32 * 2**i for i in range(12))
+#: Joints with this many pairs left by the scan get the scan extended to about _EXTEND_SIZE pixels.
+_EXTEND_MIN_PAIRS = 3
+_EXTEND_SIZE = 4096
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -216,11 +232,15 @@ class HeatmapParser:
             "val_k": values[rows, order],
         }
 
-    def _candidates(self, det: np.ndarray, tag: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(
+        self, det: np.ndarray, tag: np.ndarray, pixels: _PixelSet | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """top-k restricted to what matching keeps (value > detection threshold), without dense NMS.
 
         Equals `top_k` followed by the threshold test when detection_threshold >= 0: NMS is only
-        evaluated at pixels above the threshold. Empty slots have value -inf.
+        evaluated at pixels above the threshold. Empty slots have value -inf. `pixels` (from
+        `parse`): a sorted pixel set holding every pixel above the threshold, which saves the pass
+        over the maps and the sort.
 
         Returns:
             tag_k (K, M, L) float32, loc_k (K, M, 2) int64, val_k (K, M) float32.
@@ -231,16 +251,23 @@ class HeatmapParser:
         k, h, w = det.shape
         m = self.max_num_people
         flat = det.reshape(-1)
-        idx = np.flatnonzero(flat > self.detection_threshold)
-        if idx.size > flat.size // 16:  # dense maps (e.g. an untrained network): full max filter
-            keep = (_max_filter(det, self.nms_padding).reshape(-1) == flat)[idx]
-        else:
+        if pixels is not None:  # already sorted per joint by value (descending), then flat index
+            above = pixels.value > self.detection_threshold
+            idx, values = pixels.flat[above], pixels.value[above]
             keep = self._is_local_max(flat, idx, k, h, w)
-        idx = idx[keep]
-        values = flat[idx]
-        joint = idx // (h * w)
-        order = np.lexsort((idx, -values, joint))  # per joint: value descending, then flat index
-        idx, values, joint = idx[order], values[order], joint[order]
+            idx, values = idx[keep], values[keep]
+            joint = idx // (h * w)
+        else:
+            idx = np.flatnonzero(flat > self.detection_threshold)
+            if idx.size > flat.size // 16:  # dense maps (e.g. an untrained network): full max filter
+                keep = (_max_filter(det, self.nms_padding).reshape(-1) == flat)[idx]
+            else:
+                keep = self._is_local_max(flat, idx, k, h, w)
+            idx = idx[keep]
+            values = flat[idx]
+            joint = idx // (h * w)
+            order = np.lexsort((idx, -values, joint))  # per joint: value descending, then flat index
+            idx, values, joint = idx[order], values[order], joint[order]
         starts = np.concatenate([[0], np.cumsum(np.bincount(joint, minlength=k))[:-1]])
         rank = np.arange(idx.size) - starts[joint]
         sel = rank < m
@@ -252,30 +279,39 @@ class HeatmapParser:
         val_k[joint, rank] = values
         loc_k[joint, rank, 0] = pix % w
         loc_k[joint, rank, 1] = pix // w
-        tag_k[joint, rank] = tag[joint, pix // w, pix % w]
+        tag_k[joint, rank] = _TagTable(tag)[idx]
         return tag_k, loc_k, val_k
 
     def _is_local_max(self, flat: np.ndarray, idx: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
         """For flat indices into (K, H, W): value >= every pixel of its NMS window (clamped)."""
         pad = self.nms_padding
         rem = idx % (h * w)
-        base = idx - rem
         y, x = rem // w, rem % w
         value = flat[idx]
         keep = np.ones(idx.size, dtype=bool)
-        # Ring by ring (3x3 first) so that later rings only look at the survivors.
-        for ring in range(1, pad + 1):
-            offsets = [(dy, dx) for dy in range(-ring, ring + 1) for dx in range(-ring, ring + 1)
-                       if max(abs(dy), abs(dx)) == ring]
-            sub = np.flatnonzero(keep)
-            if sub.size == 0:
-                break
-            ok = np.ones(sub.size, dtype=bool)
-            for dy, dx in offsets:
-                yy = np.clip(y[sub] + dy, 0, h - 1)
-                xx = np.clip(x[sub] + dx, 0, w - 1)
-                ok &= value[sub] >= flat[base[sub] + yy * w + xx]
-            keep[sub] = ok
+        if pad == 0:
+            return keep
+        inside = np.flatnonzero((y >= pad) & (y < h - pad) & (x >= pad) & (x < w - pad))
+        # Away from the border, the 4 direct neighbours first, one 1-D lookup each (they reject
+        # nearly every non-maximum), then the rest of the window for the few survivors at once.
+        i, v = idx[inside], value[inside]
+        ok = np.ones(inside.size, dtype=bool)
+        for offset in (-w, -1, 1, w):
+            ok &= v >= flat[i + offset]
+        keep[inside] = ok
+        dy, dx = np.array([(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)
+                           if abs(dy) + abs(dx) > 1]).T
+        sub = inside[ok]
+        keep[sub] = (value[sub, None] >= flat[idx[sub, None] + (dy * w + dx)]).all(axis=1)
+        # Near the border: the whole window, clamped.
+        border = np.ones(idx.size, dtype=bool)
+        border[inside] = False
+        sub = np.flatnonzero(border)
+        if sub.size:
+            dy, dx = np.array([(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)]).T
+            yy = np.clip(y[sub, None] + dy, 0, h - 1)
+            xx = np.clip(x[sub, None] + dx, 0, w - 1)
+            keep[sub] = (value[sub, None] >= flat[(idx - rem)[sub, None] + yy * w + xx]).all(axis=1)
         return keep
 
     # ---------------------------------------------------------------- matching
@@ -316,7 +352,13 @@ class HeatmapParser:
                 if self.ignore_too_much and grouped == self.max_num_people:
                     continue
                 diff = joints[:, None, 3:] - state.mean_tags(grouped)[None].astype(np.float64)
-                dist = np.sqrt(np.add.reduce(diff * diff, axis=2))  # (A, G), as np.linalg.norm
+                if dim < 8:  # summed left to right, as np.linalg.norm does for short axes
+                    total = diff[..., 0] * diff[..., 0]
+                    for c in range(1, dim):
+                        total += diff[..., c] * diff[..., c]
+                else:
+                    total = np.add.reduce(diff * diff, axis=2)
+                dist = np.sqrt(total)  # (A, G), as np.linalg.norm
                 cost = np.full((num_added, max(num_added, grouped)), _PAD_COST)  # 1e10 padding columns
                 if self.use_detection_val:
                     cost[:, :grouped] = np.round(dist) * 100 - joints[:, 2:3]
@@ -363,44 +405,36 @@ class HeatmapParser:
             people: (P, K, 3 + L) float32 (after `adjust` in the official pipeline).
             heatmaps: (K, H, W) or (1, K, H, W) heatmaps before NMS.
             tags: (K, H, W, L) or (1, K, H, W, L) tag maps.
-            method: "auto", "tree" (branch-and-bound over cells) or "dense" (full-map scan per
-                pair, the official cost); same results.
+            method: "auto" / "scan" (scan of each joint's pixels by decreasing heatmap value, cell
+                branch and bound for the pairs it cannot settle), "tree" (cell branch and bound for
+                every pair) or "dense" (full-map scan per pair, the official cost); same results.
 
         Returns:
             people with missing joints (value 0) filled where the arg-max value is > 0.
         """
         det, tag = self._prepare(heatmaps, tags)
+        return self._refine(people, det, tag, method)
+
+    def _refine(self, people: np.ndarray, det: np.ndarray, tag: np.ndarray, method: str,
+                pixels: _PixelSet | None = None) -> np.ndarray:
+        """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `pixels`: a sorted pixel set from `parse`."""
         if len(people) == 0:
             return people
-        # Mean tag per person over its detected joints, read at int(x), int(y) (np.mean order).
+        k, h, w = det.shape
+        # Mean tag per person over its detected joints (official np.mean order); pairs (person,
+        # missing joint), a person without any detected joint has no mean tag.
         detected = people[:, :, 2] > 0
-        means = np.zeros((len(people), tag.shape[-1]), dtype=np.float32)
-        for p in range(len(people)):
-            joints = np.flatnonzero(detected[p])
-            if joints.size:
-                xy = people[p, joints, :2].astype(np.int32)
-                means[p] = np.mean(tag[joints, xy[:, 1], xy[:, 0]], axis=0)
-        # Pairs (person, missing joint); a person without any detected joint has no mean tag.
+        means = _person_mean_tags(people, tag)
         pair_person, pair_joint = np.nonzero((people[:, :, 2] == 0) & detected.any(axis=1, keepdims=True))
         if pair_person.size == 0:
             return people
-        needed = np.unique(pair_joint)
-        k, h, w = det.shape
-        if method == "auto":
-            # Measured break-even: a full-map scan per pair costs about half (L = 1) or twice (L = 2)
-            # the tree's per-joint-type precomputation (bounds of the heatmap and the tag boxes).
-            per_pair = 1 if tag.shape[-1] == 1 else 4
-            method = "dense" if pair_person.size * per_pair <= 2 * needed.size or h * w <= 4096 else "tree"
         if method == "dense":
             flat_pos = _refine_dense(det, tag, means, pair_person, pair_joint)
-        elif method == "tree":
-            # Seeds for the lower bounds: every person's detection of each joint type.
-            order = np.argsort(~detected.T, axis=1, kind="stable")  # (K, P): detected first
-            seed_ok = np.take_along_axis(detected.T, order, axis=1)
-            seed_xy = people[order, np.arange(k)[:, None], :2].astype(np.int64)  # int() of coords
-            width = max(int(seed_ok.sum(axis=1).max()), 1)
-            flat_pos = _refine_tree(det, tag, means, pair_person, pair_joint, needed,
-                                    seed_xy[:, :width], seed_ok[:, :width])
+        elif method in ("auto", "scan", "tree"):  # "tree": former name of the exact search
+            det_flat = det.reshape(k, h * w)
+            if pixels is None:
+                pixels = _sorted_pixels(det_flat, _top_thresholds(det, np.unique(pair_joint), _SET_SIZE))
+            flat_pos = _refine_scan(det, _TagTable(tag), means[pair_person], pair_joint, pixels)
         else:
             raise ValueError(f"unknown refine method {method!r}")
         y, x = flat_pos // w, flat_pos % w
@@ -413,6 +447,20 @@ class HeatmapParser:
         return people
 
     # ------------------------------------------------------------------ parse
+    def _pixel_set(self, det: np.ndarray) -> _PixelSet | None:
+        """One pass over (K, H, W) maps for both the NMS candidates and refine: per joint, every pixel
+        above the detection threshold or among about the _SET_SIZE largest, sorted; None for dense
+        maps (many pixels above the threshold) or a negative threshold (then the plain paths)."""
+        if self.detection_threshold < 0:
+            return None
+        k, h, w = det.shape
+        det_flat = det.reshape(k, h * w)
+        thr = np.minimum(_top_thresholds(det, np.arange(k), _SET_SIZE), np.float32(self.detection_threshold))
+        idx = np.flatnonzero(det_flat >= thr[:, None])
+        if idx.size > max(det_flat.size // 16, 2 * k * _SET_SIZE):
+            return None
+        return _sorted_pixels(det_flat, thr, idx)
+
     def parse(
         self, heatmaps, tags, adjust: bool | None = None, refine: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -430,12 +478,13 @@ class HeatmapParser:
         adjust = self.adjust_default if adjust is None else adjust
         refine = self.refine_default if refine is None else refine
         det, tag = self._prepare(heatmaps, tags)
-        people = self.match_by_tag(*self._candidates(det, tag))
+        pixels = self._pixel_set(det) if refine else None
+        people = self.match_by_tag(*self._candidates(det, tag, pixels))
         if adjust:
             people = self.adjust(people, det)
         scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, dtype=np.float32)
         if refine:
-            people = self.refine(people, det, tag)
+            people = self._refine(people, det, tag, "auto", pixels)
         return people, scores.astype(np.float32)
 
 
@@ -548,170 +597,266 @@ def _refine_dense(det, tag, means, pair_person, pair_joint) -> np.ndarray:
     return out
 
 
-def _cols4(x: np.ndarray, reduce: str) -> np.ndarray:
-    """Max / min over groups of 4 along the last axis of a contiguous array (strided maxima)."""
-    ufunc = np.maximum if reduce == "amax" else np.minimum
-    out = ufunc(x[..., 0::4], x[..., 1::4])
-    ufunc(out, x[..., 2::4], out=out)
-    return ufunc(out, x[..., 3::4], out=out)
+def _person_mean_tags(people: np.ndarray, tag: np.ndarray) -> np.ndarray:
+    """(P, L) float32 mean tag of each person's detected joints (value > 0), read at int(x), int(y).
+
+    Bit-identical to the official ``np.mean(list_of_tags, axis=0)`` per person: numpy sums an
+    (n, L >= 2) array row by row, an (n, 1) array with its pairwise scheme (n >= 8: 8 partial sums
+    r_i = a_i + a_(i+8) + ..., combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then
+    the n % 8 remaining terms one by one). Persons without detected joints get zeros.
+    """
+    p, k = people.shape[:2]
+    dim = tag.shape[-1]
+    detected = people[:, :, 2] > 0
+    count = detected.sum(axis=1)
+    if dim == 1 and k > 128:  # beyond numpy's pairwise block size: per-person np.mean
+        means = np.zeros((p, 1), dtype=np.float32)
+        for i in np.flatnonzero(count):
+            joints = np.flatnonzero(detected[i])
+            xy = people[i, joints, :2].astype(np.int32)
+            means[i] = np.mean(tag[joints, xy[:, 1], xy[:, 0]], axis=0)
+        return means
+    order = np.argsort(~detected, axis=1, kind="stable")  # detected joints first, in joint order
+    valid = np.take_along_axis(detected, order, axis=1)
+    xy = np.where(valid[..., None], people[np.arange(p)[:, None], order, :2].astype(np.int32), 0)
+    terms = np.where(valid[..., None], tag[order, xy[..., 1], xy[..., 0]], np.float32(0))  # (P, K, L)
+    total = terms[:, 0].copy()
+    for i in range(1, k):  # row by row; the zero padding adds exactly nothing
+        total += terms[:, i]
+    if dim == 1 and k >= 8 and count.max() >= 8:
+        values = terms[:, :, 0]
+        full = count // 8 * 8  # terms in complete blocks of 8
+        r = values[:, :8].copy()
+        for s in range(8, k - 7, 8):
+            r += np.where((s < full)[:, None], values[:, s : s + 8], np.float32(0))
+        pairwise = ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + ((r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
+        for i in range(8, k):
+            pairwise += np.where((i >= full) & (i < count), values[:, i], np.float32(0))
+        total[:, 0] = np.where(count >= 8, pairwise, total[:, 0])
+    return total / np.maximum(count, 1)[:, None].astype(np.float32)
 
 
-def _pool4(x: np.ndarray, reduce: str) -> np.ndarray:
-    """Max or min over 4 x 4 cells of (..., h, w) float32 maps (h, w multiples of 4) -> (..., h/4, w/4)."""
-    *lead, h, w = x.shape
-    t = torch.from_numpy(np.ascontiguousarray(x)).reshape(*lead, h // 4, 4, w)
-    return _cols4(getattr(t, reduce)(-2).numpy(), reduce)  # rows (torch), then columns
+class _TagTable:
+    """Tag maps (K, H, W, L) as a contiguous (rows, L) table addressed by the flat heatmap index
+    joint * H * W + pixel (a tag map shared by all joints, i.e. broadcast, is stored once)."""
+
+    def __init__(self, tag: np.ndarray) -> None:
+        k, h, w, dim = tag.shape
+        self.shared = k > 1 and tag.strides[0] == 0
+        self.table = np.ascontiguousarray(tag[0] if self.shared else tag).reshape(-1, dim)
+        self.hw = h * w
+        self.maps = tag
+
+    def __getitem__(self, flat: np.ndarray) -> np.ndarray:
+        """Tags at flat indices (any shape) -> (*flat.shape, L) float32. Rows of L = 1 or 2 float32
+        are gathered as single 4- / 8-byte items (fancy indexing of short rows is ~10x slower)."""
+        if self.shared:
+            flat = flat % self.hw
+        dim = self.table.shape[1]
+        if dim == 1:
+            return self.table.reshape(-1)[flat][..., None]
+        if dim == 2:
+            return self.table.view(np.int64).reshape(-1)[flat].view(np.float32).reshape(*flat.shape, 2)
+        return self.table[flat]
 
 
-def _pool4_channels_last(x: np.ndarray, reduce: str) -> np.ndarray:
-    """Same as `_pool4` for (J, h, w, C) float32 maps (the tag layout) -> (J, C, h/4, w/4)."""
-    j, h, w, c = x.shape
-    rows = getattr(torch.from_numpy(x).view(j, h // 4, 4, w * c), reduce)(2).numpy()  # (J, h/4, w * C)
-    rows = np.ascontiguousarray(rows.reshape(j, h // 4, w, c).transpose(0, 3, 1, 2))  # a quarter of the data
-    return _cols4(rows, reduce)
+class _PixelSet(NamedTuple):
+    """Every pixel of joint j with heatmap value >= thr[j], sorted by joint, value (descending), flat index.
 
-
-class _BoundTree:
-    """Upper bounds of M = heatmap - round(||tag - mean||) over square cells of 64, 16 and 4 px.
-
-    Per joint and cell: the max heatmap value and the bounding box of the tags. For any pixel of
-    a cell, round(||tag - mean||) >= ceil(dist(mean, box) - 0.5) (round half to even never goes
-    below it), so M <= cell max - that integer (a small margin covers float32 rounding).
-    Maps are padded to multiples of 64 (heatmap -inf, tags by edge replication).
+    flat (N,) int64 = joint * H * W + pixel; value (N,) float32; joint (N,) int64; rank (N,) int64:
+    position within the joint, which occupies positions start[j]:end[j] (empty where thr[j] = +inf).
     """
 
-    def __init__(self, det: np.ndarray, tag: np.ndarray) -> None:
-        j, h, w = det.shape
-        dim = tag.shape[-1]
-        hp, wp = -(-h // 64) * 64, -(-w // 64) * 64
-        if (hp, wp) != (h, w):
-            det = np.pad(det, ((0, 0), (0, hp - h), (0, wp - w)), constant_values=-np.inf)
-            tag = np.pad(tag, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)), mode="edge")
-        det, tag = np.ascontiguousarray(det), np.ascontiguousarray(tag)
-        self.dim = dim
-        self.det_flat = det.reshape(-1)  # (J * Hp * Wp,)
-        self.tag_flat = tag.reshape(-1, dim)
-        self.shape = (hp, wp)
-        bmax = [_pool4(det, "amax")]
-        lo = [_pool4_channels_last(tag, "amin")]
-        hi = [_pool4_channels_last(tag, "amax")]
-        for _ in range(2):
-            bmax.append(_pool4(bmax[-1], "amax"))
-            lo.append(_pool4(lo[-1], "amin"))
-            hi.append(_pool4(hi[-1], "amax"))
-        # Level 0: 64 px cells, 1: 16 px, 2: 4 px; flat per-cell arrays (J * h * w,).
-        self.grid = [b.shape[-2:] for b in bmax[::-1]]
-        self.bmax = [b.reshape(-1) for b in bmax[::-1]]
-        self.lo = [[t[:, i].reshape(-1) for i in range(dim)] for t in lo[::-1]]
-        self.hi = [[t[:, i].reshape(-1) for i in range(dim)] for t in hi[::-1]]
-
-    def bound(self, level: int, slot: np.ndarray, cy: np.ndarray, cx: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Upper bound of M in cells (cy, cx) of `level` for joint slots and means (..., L) -> (...) float32."""
-        gh, gw = self.grid[level]
-        index = (slot * gh + cy) * gw + cx
-        total = None
-        for i in range(self.dim):
-            m = mean[..., i]
-            gap = np.maximum(np.maximum(self.lo[level][i][index] - m, m - self.hi[level][i][index]), 0)
-            total = gap * gap if total is None else total + gap * gap
-        lower = np.sqrt(total)
-        r_low = np.maximum(np.ceil(lower - 0.5 - 1e-4 * (1 + lower)), 0)
-        return self.bmax[level][index] - r_low
-
-    def evaluate(self, slot, mean, cy, cx, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """M at the 16 pixels of 4 x 4 cells (cy, cx) (m,) for joint slots (m,) and means (m, L)
-        -> values (m, 16) float32 (official operation order), flat indices y * width + x (m, 16)."""
-        hp, wp = self.shape
-        y = cy[:, None] * 4 + _CHILD_Y
-        x = cx[:, None] * 4 + _CHILD_X
-        index = (slot[:, None] * hp + y) * wp + x
-        values = self.det_flat[index] - _round_distance(self.tag_flat[index], mean[:, None, :])
-        return values, y * width + x
+    flat: np.ndarray
+    value: np.ndarray
+    joint: np.ndarray
+    rank: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    thr: np.ndarray
 
 
-_CHILD_Y, _CHILD_X = np.divmod(np.arange(16), 4)
+def _sorted_pixels(det_flat: np.ndarray, thr: np.ndarray, idx: np.ndarray | None = None) -> _PixelSet:
+    """`_PixelSet` of det_flat (K, H * W) for thresholds thr (K,) float32 (idx: the flat indices of
+    det_flat >= thr[:, None] when already known).
+
+    One sort of packed 64-bit keys [joint | value bits mapped to a decreasing unsigned order | pixel]
+    (numpy sorts integers with SIMD, much faster than an arg-sort or lexsort).
+    """
+    k, hw = det_flat.shape
+    if idx is None:
+        idx = np.flatnonzero(det_flat >= thr[:, None])
+    value = det_flat.reshape(-1)[idx]
+    joint = idx // hw
+    pbits, jbits = int(hw - 1).bit_length(), int(k - 1).bit_length()
+    if jbits + 32 + pbits <= 64:
+        # float32 bits -> uint32 decreasing in the value (x >= 0: 0x7FFFFFFF - bits, x < 0: bits);
+        # the map is its own inverse.
+        bits = value.view(np.uint32)
+        desc = bits ^ np.where(bits >> 31, np.uint32(0), np.uint32(0x7FFFFFFF))
+        key = (joint.astype(np.uint64) << np.uint64(32 + pbits)) | (desc.astype(np.uint64) << np.uint64(pbits))
+        key |= (idx - joint * hw).astype(np.uint64)
+        key.sort()
+        joint = (key >> np.uint64(32 + pbits)).astype(np.int64)
+        idx = joint * hw + (key & np.uint64((1 << pbits) - 1)).astype(np.int64)
+        desc = (key >> np.uint64(pbits)).astype(np.uint32)  # keeps the low 32 bits
+        value = (desc ^ np.where(desc >> 31, np.uint32(0), np.uint32(0x7FFFFFFF))).view(np.float32)
+    else:  # huge maps: plain lexsort
+        order = np.lexsort((idx, -value, joint))
+        idx, value, joint = idx[order], value[order], joint[order]
+    count = np.bincount(joint, minlength=k)
+    end = np.cumsum(count)
+    start = end - count
+    return _PixelSet(idx, value, joint, np.arange(idx.size) - start[joint], start, end, thr)
 
 
-def _refine_tree(det, tag, means, pair_person, pair_joint, needed, seed_xy, seed_ok) -> np.ndarray:
-    """Exact branch-and-bound version of `_refine_dense` (same first arg-max).
+def _top_thresholds(det: np.ndarray, joints: np.ndarray, size: int) -> np.ndarray:
+    """(K,) float32: for each of `joints`, about its `size`-th largest heatmap value (estimated on
+    evenly spaced whole rows, about 2048 pixels), -inf when the map has at most `size` pixels;
+    +inf for the other joints."""
+    k, h, w = det.shape
+    thr = np.full(k, np.inf, dtype=np.float32)
+    if h * w <= size:
+        thr[joints] = -np.inf
+        return thr
+    sample = det[joints, :: max(h // max(2048 // w, 1), 1)].reshape(joints.size, -1)
+    m = sample.shape[1]
+    kth = m - 1 - min(m * size // (h * w), m - 1)
+    thr[joints] = np.partition(sample, kth, axis=1)[:, kth]
+    return thr
 
-    1. Lower bound LB per pair: the best M at the joint type's detections of all people
-       (`seed_xy` (K, S, 2) int, `seed_ok` (K, S)); pairs without any use a greedy descent (the
-       best-bound cell at each level, then its 16 pixels).
-    2. Level by level, only cells whose bound is >= LB are kept and split into their 16
-       children. Of the surviving 4 x 4 cells, each pair's best-bound one is evaluated (three
-       rounds, each raising LB), then all cells that can still reach LB. Every pixel with
-       M >= LB, hence every arg-max, is evaluated; the first arg-max is the largest
-       (M, -flat index).
+
+def _first_max(owner: np.ndarray, value: np.ndarray, flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner 0..n-1: the max value and the smallest flat index reaching it (np.argmax's rule)."""
+    best = np.full(n, -np.inf, dtype=np.float32)
+    np.maximum.at(best, owner, value)
+    top = value == best[owner]
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, owner[top], flat[top])
+    return best, first
+
+
+def _scan(tags: _TagTable, hw: int, mean, pair_joint, pixels: _PixelSet, best, arg):
+    """Scan of sorted pixel rows for the exact arg-max of M = heatmap - round(||tag - mean||).
+
+    Since round(.) >= 0, M <= heatmap: going through a joint's pixels by decreasing heatmap value,
+    the best M so far (ties: lowest flat index, np.argmax's rule) is final as soon as it exceeds the
+    next heatmap value, or once the set is exhausted if it is >= the set threshold. The set is laid
+    out as one padded row per joint; pairs scan prefixes of their row in rounds ([0, 32), [32, 128),
+    ...). `best`, `arg` (n,) float32 / int64 flat index: updated in place.
+
+    Returns:
+        indices of the pairs not settled (best below the threshold after the whole set).
+    """
+    n, dim = mean.shape
+    big = np.iinfo(np.int64).max
+    count = pixels.end - pixels.start
+    present = np.flatnonzero(count)  # one padded row per joint with pixels
+    row_of = np.zeros(count.size, dtype=np.int64)
+    row_of[present] = np.arange(present.size)
+    width = max(int(count.max(initial=0)), 1)
+    lin = row_of[pixels.joint] * width + pixels.rank
+    values = np.full((present.size, width), -np.inf, dtype=np.float32)  # padding: -inf, index big, tags 0
+    values.reshape(-1)[lin] = pixels.value
+    flats = np.full((present.size, width), big)
+    flats.reshape(-1)[lin] = pixels.flat
+    set_tags = tags[pixels.flat]
+    planes = np.zeros((dim, present.size, width), dtype=np.float32)
+    for i in range(dim):
+        planes[i].reshape(-1)[lin] = set_tags[:, i]
+    empty = count[pair_joint] == 0  # nothing to scan: settled iff already >= the threshold
+    unsettled = [np.flatnonzero(empty & ~(best >= pixels.thr[pair_joint]))]
+    active = np.flatnonzero(~empty)
+    lo = 0
+    for hi in [c for c in _SCAN_ROUNDS if c < width] + [width]:
+        if active.size == 0:
+            break
+        aj = row_of[pair_joint[active]]
+        am = mean[active]
+        # M = value - round(sqrt(sum_i (tag_i - mean_i)^2)), summed left to right as the official code
+        diff = planes[0][aj, lo:hi] - am[:, 0:1]
+        total = diff * diff
+        for i in range(1, dim):
+            diff = np.subtract(planes[i][aj, lo:hi], am[:, i : i + 1], out=diff)
+            total += diff * diff
+        m = values[aj, lo:hi]
+        m -= np.round(np.sqrt(total, out=total), out=total)
+        row_best = m.max(axis=1)
+        row_arg = np.where(m == row_best[:, None], flats[aj, lo:hi], big).min(axis=1)
+        old_best, old_arg = best[active], arg[active]
+        better = (row_best > old_best) | ((row_best == old_best) & (row_arg < old_arg))
+        new_best = np.where(better, row_best, old_best)
+        best[active] = new_best
+        arg[active] = np.where(better, row_arg, old_arg)
+        more = hi < count[pair_joint[active]]
+        done = np.where(more, new_best > values[aj, min(hi, width - 1)], new_best >= pixels.thr[pair_joint[active]])
+        unsettled.append(active[~done & ~more])
+        active = active[~done & more]
+        lo = hi
+    return np.concatenate(unsettled + [active])
+
+
+def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> np.ndarray:
+    """Exact arg-max of M = heatmap - round(||tag - mean||) per (mean, joint) pair -> pixel indices.
+
+    `_scan` of `pixels` (about the _SET_SIZE largest heatmap values per joint); the pairs it leaves
+    unsettled (best M below the set threshold thr, e.g. a mean tag far from the tags of every strong
+    pixel) then look at the rest of the map, where only pixels with round(||tag - mean||) <=
+    floor(thr - best M) can still reach the best M (their heatmap value is below thr): a pass over
+    the first tag dimension per such pair, then the distance on its survivors, selects them, and
+    only they are evaluated.
+
+    det (K, H, W); mean (n, L) float32; pair_joint (n,) -> (n,) int64 pixel index y * W + x.
     """
     k, h, w = det.shape
-    if needed.size == k:
-        tree, slot = _BoundTree(det, tag), pair_joint
-    else:
-        tree, slot = _BoundTree(det[needed], tag[needed]), np.searchsorted(needed, pair_joint)
-    mean = means[pair_person]  # (n, L) float32
-    n = slot.size
-
-    # 1. Lower bounds.
-    sx, sy = seed_xy[pair_joint, :, 0], seed_xy[pair_joint, :, 1]  # (n, S)
-    seed_m = det[pair_joint[:, None], sy, sx] - _round_distance(tag[pair_joint[:, None], sy, sx], mean[:, None, :])
-    lower_bound = np.where(seed_ok[pair_joint], seed_m, -np.inf).max(axis=1, initial=-np.inf).astype(np.float32)
-    gh, gw = tree.grid[0]
-    ry, rx = np.divmod(np.arange(gh * gw), gw)
-    root = tree.bound(0, slot[:, None], ry[None], rx[None], mean[:, None, :])  # (n, R)
-    blind = np.flatnonzero(lower_bound == -np.inf)
-    if blind.size:
-        cell = np.argmax(root[blind], axis=1)
-        cy, cx = ry[cell], rx[cell]
-        rows = np.arange(blind.size)
-        for level in (1, 2):
-            ky, kx = cy[:, None] * 4 + _CHILD_Y, cx[:, None] * 4 + _CHILD_X  # (b, 16)
-            best_child = np.argmax(tree.bound(level, slot[blind, None], ky, kx, mean[blind, None, :]), axis=1)
-            cy, cx = ky[rows, best_child], kx[rows, best_child]
-        lower_bound[blind] = tree.evaluate(slot[blind], mean[blind], cy, cx, w)[0].max(axis=1)
-
-    # 2. Pruned expansion down to 4 x 4 cells.
-    item, cell = np.nonzero(root >= lower_bound[:, None])
-    cy, cx = ry[cell], rx[cell]
-    for level in (1, 2):
-        ky = (cy[:, None] * 4 + _CHILD_Y).reshape(-1)
-        kx = (cx[:, None] * 4 + _CHILD_X).reshape(-1)
-        item = np.repeat(item, 16)
-        bound = tree.bound(level, slot[item], ky, kx, mean[item])
-        keep = bound >= lower_bound[item]
-        item, cy, cx, bound = item[keep], ky[keep], kx[keep], bound[keep]
-
-    # 3. Evaluate: each pair's best-bound cell (three rounds), then all cells still >= LB.
-    owners, all_values, all_flat = [], [], []
-
-    def evaluate(sel: np.ndarray) -> None:
-        values, flat = tree.evaluate(slot[item[sel]], mean[item[sel]], cy[sel], cx[sel], w)
-        first = np.argmax(values, axis=1)  # first maximum = lowest flat index within a cell
-        cell_max = values[np.arange(sel.size), first]
-        np.maximum.at(lower_bound, item[sel], cell_max)
-        owners.append(item[sel])
-        all_values.append(cell_max)
-        all_flat.append(flat[np.arange(sel.size), first])
-
-    done = np.zeros(item.size, dtype=bool)
-    remaining = np.arange(item.size)
-    for _ in range(3):  # each pair's best-bound remaining cell, three times
-        remaining = remaining[~done[remaining] & (bound[remaining] >= lower_bound[item[remaining]])]
-        if remaining.size == 0:
-            break
-        top_bound = np.full(n, -np.inf, dtype=np.float32)
-        np.maximum.at(top_bound, item[remaining], bound[remaining])
-        at_top = remaining[bound[remaining] == top_bound[item[remaining]]]
-        first = at_top[np.unique(item[at_top], return_index=True)[1]]
-        evaluate(first)
-        done[first] = True
-    remaining = remaining[~done[remaining] & (bound[remaining] >= lower_bound[item[remaining]])]
-    if remaining.size:
-        evaluate(remaining)
-    owner, values, flat = np.concatenate(owners), np.concatenate(all_values), np.concatenate(all_flat)
+    hw = h * w
+    n, dim = mean.shape
     best = np.full(n, -np.inf, dtype=np.float32)
-    np.maximum.at(best, owner, values)
-    result = np.full(n, np.iinfo(np.int64).max)
-    top = values == best[owner]
-    np.minimum.at(result, owner[top], flat[top])
-    return result
+    arg = np.full(n, np.iinfo(np.int64).max)
+    rest = _scan(tags, hw, mean, pair_joint, pixels, best, arg)
+    crowded = np.flatnonzero(np.bincount(pair_joint[rest], minlength=k) >= _EXTEND_MIN_PAIRS)
+    if crowded.size:  # scan on, through the next pixels of joints where many pairs are left
+        det_flat = det.reshape(k, hw)
+        lowest = np.full(k, np.inf, dtype=np.float32)
+        np.minimum.at(lowest, pair_joint[rest], best[rest])
+        thr = pixels.thr.copy()
+        thr[crowded] = np.minimum(np.maximum(_top_thresholds(det, crowded, _EXTEND_SIZE)[crowded], lowest[crowded]),
+                                  pixels.thr[crowded])
+        idx = np.concatenate([np.flatnonzero((det_flat[j] >= thr[j]) & (det_flat[j] < pixels.thr[j])) + j * hw
+                              for j in crowded])
+        sub = rest[np.isin(pair_joint[rest], crowded)]
+        sub_best, sub_arg = best[sub], arg[sub]
+        left = _scan(tags, hw, mean[sub], pair_joint[sub], _sorted_pixels(det_flat, thr, idx), sub_best, sub_arg)
+        best[sub], arg[sub] = sub_best, sub_arg
+        rest = np.concatenate([rest[~np.isin(pair_joint[rest], crowded)], sub[left]])
+    if rest.size:
+        det_all = det.reshape(-1)
+        first = tags.maps.reshape(k, hw, dim)[..., 0]  # (K, H * W) strided view
+        buffer, mask = np.empty(hw, dtype=np.float32), np.empty(hw, dtype=bool)
+        # A pixel outside the set (value < thr) reaches best only if round(d) <= thr - best, and
+        # round(d) <= r <=> d <= r + 0.5 (half to even: a superset). Small margins cover float32
+        # rounding (of M = value - round(d) too); any d when nothing is known yet.
+        t, b = pixels.thr[pair_joint[rest]].astype(np.float64), best[rest].astype(np.float64)
+        r = np.where(np.isfinite(b), np.floor(t - b + 1e-4 * (1 + np.abs(t) + np.abs(b))), np.inf)
+        reach = np.minimum((np.maximum(r, 0) + 0.5) * (1 + 1e-4) + 1e-4, 1e38)
+        owners, flats = [], []  # candidates: |tag_0 - mean_0| <= reach (one strided pass per pair)
+        for s, i in enumerate(rest):
+            j = pair_joint[i]
+            gap = np.abs(np.subtract(first[j], mean[i, 0], out=buffer), out=buffer)
+            pixel = np.flatnonzero(np.less_equal(gap, np.float32(reach[s]), out=mask))
+            owners.append(np.full(pixel.size, s))
+            flats.append(pixel + j * hw)
+        owner, flat = np.concatenate(owners), np.concatenate(flats)
+        tag_at = tags[flat]
+        diff = tag_at - mean[rest[owner]]
+        total = diff[:, 0] * diff[:, 0]
+        for c in range(1, dim):
+            total += diff[:, c] * diff[:, c]
+        near = total <= (reach * reach).astype(np.float32)[owner]
+        owner, flat, tag_at = owner[near], flat[near], tag_at[near]
+        value = det_all[flat] - _round_distance(tag_at, mean[rest[owner]])
+        owner = np.concatenate([np.arange(rest.size), owner])  # with the scan's best
+        value = np.concatenate([best[rest], value])
+        flat = np.concatenate([arg[rest], flat])
+        arg[rest] = _first_max(owner, value, flat, rest.size)[1]
+    return arg - pair_joint * hw

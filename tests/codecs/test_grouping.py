@@ -10,7 +10,9 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser
+import src.codecs.grouping as grouping
+from src.codecs.grouping import (COCO_JOINT_ORDER, HeatmapParser, _max_filter, _person_mean_tags, _sorted_pixels,
+                                 _TagTable, _top_thresholds)
 
 VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
 K = 17
@@ -310,3 +312,226 @@ def test_benchmark_smoke(capsys):
 
     medians = main(["--images", "1", "--size", "64", "--repeats", "1"])
     assert medians["parse_refine"] > 0 and "parse(), refine on" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# Refine by the sorted scan (plus the tag-distance pass for the pairs it cannot settle) against the
+# official full-map refine, on inputs built to hit ties, edges and every branch.
+def random_refine_case(rng, *, h, w, dim, num_people=8, ties=False):
+    """Heatmaps with peaks (some > 1), dips (< 0) and noise; smooth tag fields with person tags at
+    the peaks; people with many missing joints, one without any detected joint and one complete."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    det = rng.normal(0, 0.02, size=(K, h, w))
+    tag = np.cumsum(np.cumsum(rng.normal(0, 0.3, size=(K, h, w, dim)), axis=1), axis=2) / np.sqrt(h * w) * 4
+    centers = rng.uniform(-4, 4, size=(num_people, dim))
+    for k in range(K):
+        for _ in range(rng.integers(2, 12)):
+            cy, cx = rng.uniform(-2, h + 2), rng.uniform(-2, w + 2)  # some peaks just off the map
+            g = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / rng.uniform(2, 12))
+            amp = rng.choice([rng.uniform(0.1, 1.0), rng.uniform(1.0, 3.0), -rng.uniform(0.1, 1.0)])
+            det[k] = np.maximum(det[k], amp * g) if amp > 0 else np.minimum(det[k], amp * g)
+            near = g > 0.3
+            tag[k][near] = centers[rng.integers(num_people)] + rng.normal(0, 0.3, size=(int(near.sum()), dim))
+    if ties:  # equal heatmap values, equal distances (tags on a grid) and M = value - r ties across r
+        det = np.round(det * 8) / 8
+        tag = np.round(tag * 2) / 2
+    det = det.astype(np.float32) + np.float32(0)  # + 0: no negative zeros
+    tag = tag.astype(np.float32)
+    people = np.zeros((num_people + 2, K, 3 + dim), dtype=np.float32)
+    for p in range(num_people):
+        joints = rng.choice(K, size=int(rng.choice([1, 2, 3, rng.integers(1, K)])), replace=False)
+        people[p, joints, 0] = rng.integers(0, w, size=joints.size) + rng.choice([0.25, 0.75], size=joints.size)
+        people[p, joints, 1] = rng.integers(0, h, size=joints.size) + rng.choice([0.25, 0.75], size=joints.size)
+        people[p, joints, 2] = rng.uniform(0.05, 1.5, size=joints.size)
+    people[num_people + 1, :, 0] = rng.integers(0, w, size=K) + 0.25  # complete person: nothing to fill
+    people[num_people + 1, :, 1] = rng.integers(0, h, size=K) + 0.75
+    people[num_people + 1, :, 2] = 0.5
+    return det, tag, people  # person num_people: no detected joint, no mean tag, left alone
+
+
+def official_refine_all(det, tag, people):
+    out = people.copy()
+    for p in range(len(out)):
+        if (out[p, :, 2] > 0).any():
+            out[p] = official_refine(det, tag, out[p])
+    return out
+
+
+@pytest.mark.parametrize("set_size", [1024, 48, 16, 1])
+@pytest.mark.parametrize("dim", [1, 2])
+def test_refine_scan_equals_official_randomized(monkeypatch, dim, set_size):
+    """Small scan sets (48, 16, 1 pixels per joint) send most pairs to the extended scan and the
+    tag-distance pass; with 48, the scan checks its pairs after every pixel (ties at the round
+    boundaries); with 16, the extension stops early (64 pixels), leaving pairs to the last pass."""
+    monkeypatch.setattr(grouping, "_SET_SIZE", set_size)
+    if set_size == 48:
+        monkeypatch.setattr(grouping, "_SCAN_ROUNDS", tuple(range(1, 100)))
+    if set_size == 16:
+        monkeypatch.setattr(grouping, "_EXTEND_SIZE", 64)
+        monkeypatch.setattr(grouping, "_EXTEND_MIN_PAIRS", 2)
+    rng = np.random.default_rng(100 * dim + set_size)
+    parser = HeatmapParser()
+    for case, (h, w) in enumerate([(37, 53), (24, 30), (64, 64), (61, 97), (5, 9)] * 3):
+        det, tag, people = random_refine_case(rng, h=h, w=w, dim=dim, ties=case % 3 == 1)
+        ref = official_refine_all(det, tag, people)
+        np.testing.assert_array_equal(parser.refine(people.copy(), det, tag), ref, err_msg=f"case {case}")
+        if case < 5:
+            np.testing.assert_array_equal(parser.refine(people.copy(), det, tag, method="dense"), ref)
+
+
+def test_refine_far_mean_tags_and_wide_values():
+    """Mean tags far from every tag (nothing near: the answer is an M < 0 arg-max over the whole map),
+    heatmaps far above 1 and below 0, L = 3."""
+    rng = np.random.default_rng(5)
+    parser = HeatmapParser()
+    for case in range(6):
+        h, w = 40 + case, 70 - case
+        det = (rng.normal(0, 1, size=(K, h, w)) * 10 ** rng.uniform(-2, 2)).astype(np.float32)
+        tag = rng.uniform(-1, 1, size=(K, h, w, 3)).astype(np.float32)
+        people = np.zeros((4, K, 6), dtype=np.float32)
+        people[:, 0, :2] = rng.integers(0, 30, size=(4, 2)) + 0.25
+        people[:, 0, 2] = 1.0
+        tag[0, people[:, 0, 1].astype(int), people[:, 0, 0].astype(int)] = [[9, 9, 9], [-9, 3, 0], [2.6, 0, 0], [1.4, 1.4, 1.4]]
+        np.testing.assert_array_equal(parser.refine(people.copy(), det, tag), official_refine_all(det, tag, people))
+
+
+def test_refine_shared_tag_map_and_bad_method():
+    rng = np.random.default_rng(6)
+    det, tag, people = random_refine_case(rng, h=33, w=45, dim=2)
+    shared = np.broadcast_to(tag[:1], tag.shape)  # one tag map for all joints (tag_per_joint False)
+    parser = HeatmapParser()
+    np.testing.assert_array_equal(parser.refine(people.copy(), det, tag[:1]), official_refine_all(det, shared, people))
+    with pytest.raises(ValueError):
+        parser.refine(people.copy(), det, tag, method="nope")
+
+
+@pytest.mark.parametrize("stress", [False, True])
+@pytest.mark.parametrize("dim", [1, 2])
+def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
+    from benchmarks.bench_grouping import make_inputs
+
+    rng = np.random.default_rng(dim + 2 * stress)
+    parser = HeatmapParser()
+    for size in (64, 96):
+        det, tag, _ = make_inputs(rng, size=size, num_joints=K, dim=dim, stress=stress)
+        people, scores = parser.parse(torch.from_numpy(det)[None], torch.from_numpy(tag)[None])
+        ref_people, ref_scores = official_parse(parser, det, tag)
+        np.testing.assert_array_equal(people, ref_people)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
+        np.testing.assert_array_equal(parser.parse(det, tag, refine=False)[0],
+                                      official_adjust(official_match_by_tag(
+                                          *(parser.top_k(det, tag)[key] for key in ("tag_k", "loc_k", "val_k"))), det))
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("num_joints", [5, 17, 30])
+def test_person_mean_tags_equal_np_mean(dim, num_joints):
+    """Row-by-row sums for L >= 2, numpy's pairwise sum for L = 1 (8 partial sums from 8 terms on)."""
+    rng = np.random.default_rng(dim * num_joints)
+    h, w = 9, 11
+    tag = (rng.normal(size=(num_joints, h, w, dim)) * 10 ** rng.uniform(-4, 4, size=(num_joints, h, w, dim)))
+    tag = tag.astype(np.float32)
+    people = np.zeros((60, num_joints, 3 + dim), dtype=np.float32)
+    for p in range(60):
+        n = min(int(rng.integers(0, num_joints + 1)) if p % 3 else num_joints - p % 4, num_joints)
+        joints = rng.choice(num_joints, size=n, replace=False)
+        people[p, joints, 0] = rng.integers(0, w, size=n) + 0.5
+        people[p, joints, 1] = rng.integers(0, h, size=n) + 0.5
+        people[p, joints, 2] = rng.uniform(0.1, 1, size=n)
+    ours = _person_mean_tags(people, tag)
+    for p in range(60):
+        joints = np.flatnonzero(people[p, :, 2] > 0)
+        if joints.size:
+            xy = people[p, joints, :2].astype(np.int32)
+            np.testing.assert_array_equal(ours[p], np.mean([tag[j, y, x] for j, (x, y) in zip(joints, xy)], axis=0),
+                                          err_msg=f"person {p}, {joints.size} joints")
+
+
+def test_sorted_pixels_and_thresholds():
+    rng = np.random.default_rng(8)
+    for h, w in ((30, 41), (64, 64), (3, 5)):
+        det = (np.round(rng.normal(0, 1, size=(K, h, w)) * 4) / 4).astype(np.float32) + np.float32(0)  # ties
+        det_flat = det.reshape(K, -1)
+        thr = np.quantile(det_flat, rng.uniform(0, 1, size=K), axis=1).diagonal().astype(np.float32)
+        thr[[2, 5]] = np.inf
+        thr[7] = -np.inf
+        pixels = _sorted_pixels(det_flat, thr)
+        idx = np.flatnonzero(det_flat >= thr[:, None])
+        order = np.lexsort((idx, -det_flat.reshape(-1)[idx], idx // (h * w)))
+        np.testing.assert_array_equal(pixels.flat, idx[order])
+        np.testing.assert_array_equal(pixels.value, det_flat.reshape(-1)[idx[order]])
+        np.testing.assert_array_equal(pixels.joint, idx[order] // (h * w))
+        counts = np.bincount(idx // (h * w), minlength=K)
+        np.testing.assert_array_equal(pixels.end - pixels.start, counts)
+        np.testing.assert_array_equal(pixels.rank, np.arange(idx.size) - pixels.start[pixels.joint])
+        joints = np.array([0, 3, 16])
+        estimate = _top_thresholds(det, joints, 100)
+        assert np.isinf(np.delete(estimate, joints)).all()
+        if h * w <= 100:
+            assert (estimate[joints] == -np.inf).all()
+        else:
+            assert np.isfinite(estimate[joints]).all()
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+def test_candidates_sparse_paths_equal_dense_nms(kernel):
+    """Local maxima by neighbour lookups (clamped at the border), from a flat scan or from a sorted
+    pixel set, equal the dense max-pool NMS, ties included."""
+    rng = np.random.default_rng(kernel)
+    parser = HeatmapParser(nms_kernel=kernel, nms_padding=kernel // 2, max_num_people=12)
+    for h, w in ((23, 31), (4, 6), (64, 48)):
+        det = (np.round(rng.random((K, h, w)) ** 3 * 8) / 8).astype(np.float32)  # plateaus and ties
+        tag = rng.normal(size=(K, h, w, 2)).astype(np.float32)
+        flat = det.reshape(-1)
+        idx = np.flatnonzero(flat > parser.detection_threshold)
+        dense = (_max_filter(det, kernel // 2).reshape(-1) == flat)[idx]
+        np.testing.assert_array_equal(parser._is_local_max(flat, idx, K, h, w), dense)
+        thr = np.minimum(_top_thresholds(det, np.arange(K), 50), np.float32(parser.detection_threshold))
+        pixels = _sorted_pixels(det.reshape(K, -1), thr)
+        for got, ref in zip(parser._candidates(det, tag, pixels), parser._candidates(det, tag)):
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_tag_table_gather():
+    rng = np.random.default_rng(9)
+    for dim in (1, 2, 3):
+        tag = rng.normal(size=(4, 5, 6, dim)).astype(np.float32)
+        flat = rng.integers(0, 4 * 30, size=(7, 3))
+        np.testing.assert_array_equal(_TagTable(tag)[flat], tag.reshape(-1, dim)[flat])
+        shared = np.broadcast_to(tag[:1], tag.shape)
+        np.testing.assert_array_equal(_TagTable(shared)[flat], tag[0].reshape(-1, dim)[flat % 30])
+
+
+def brute_force_refine(det, tag, mean, joint):
+    """Official per-pair target: first arg-max over the map of value - round(||tag - mean||)."""
+    m = det[joint] - np.round(((tag[joint] - mean) ** 2).sum(axis=-1) ** 0.5)
+    return int(np.argmax(m))
+
+
+def test_refine_scan_edge_cases():
+    """Ties the scan must not miss: (a) at a round boundary, the next pixel's value equals the best M
+    and has a lower index; (b) the best M just below the set threshold, a pixel outside the set
+    higher; (c) outside the set, a pixel with M equal to the best and a lower index."""
+    h, w = 8, 20
+    det = np.zeros((K, h, w), dtype=np.float32) - 1
+    tag = np.zeros((K, h, w, 1), dtype=np.float32)
+    mean = np.zeros((3, 1), dtype=np.float32)
+    # (a) joint 0: 32 pixels of value 3 at distance 1 (M = 2), then a value 2 at distance 0, index 0
+    det[0].reshape(-1)[100:132] = 3
+    tag[0].reshape(-1)[100:132] = 1
+    det[0, 0, 0] = 2
+    # (b) joint 1: set {2.0 (r = 1), 1.005 (r = 1)}; outside: 1.003 (r = 0), M = 1.003 > 1.0
+    det[1, 5, 5], tag[1, 5, 5] = 2.0, 1.0
+    det[1, 6, 6], tag[1, 6, 6] = 1.005, 1.0
+    det[1, 7, 7] = 1.003
+    # (c) joint 2: set {2.0 at index 50 (r = 1)}; outside: 1.0 at index 10 (r = 0): same M, lower index
+    det[2].reshape(-1)[50], tag[2].reshape(-1)[50] = 2.0, 1.0
+    det[2].reshape(-1)[10] = 1.0
+    det_flat = det.reshape(K, -1)
+    thr = np.full(K, np.inf, dtype=np.float32)
+    thr[:3] = [2.0, np.float32(1.005), 2.0]
+    pixels = _sorted_pixels(det_flat, thr)
+    pair_joint = np.arange(3)
+    got = grouping._refine_scan(det, _TagTable(tag), mean, pair_joint, pixels)
+    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(3)])
+    assert list(got) == [0, 7 * w + 7, 10]

@@ -295,3 +295,22 @@ def test_feet_point_forward() -> None:
     for side in ("left", "right"):
         toe, heel = skel.joints[JOINT_INDEX[f"{side}_toe"]], skel.joints[JOINT_INDEX[f"{side}_heel"]]
         assert toe[2] - heel[2] > 0.1 * skel.shape.height  # body z is the facing direction
+
+
+def test_min_people_sets_the_people_per_image(tmp_path):
+    """min_people..max_people people per non-empty image (a person hidden below min_area pixels
+    gets no annotation, so a few images may show fewer)."""
+    import json
+    from collections import Counter
+
+    from src.data.synthetic.generate import ensure_synthetic_coco
+
+    root = ensure_synthetic_coco(tmp_path / "multi", seed=5, num_train=0, num_val=16, min_people=3,
+                                 max_people=5, empty_prob=0.0, crowd_prob=0.0)
+    data = json.loads((root / "annotations" / "person_keypoints_val2017.json").read_text())
+    counts = Counter(a["image_id"] for a in data["annotations"] if not a["iscrowd"])
+    per_image = [counts.get(img["id"], 0) for img in data["images"]]
+    assert max(per_image) <= 5
+    assert sum(n >= 3 for n in per_image) >= 0.8 * len(per_image)
+    with pytest.raises(ValueError, match="min_people"):
+        ensure_synthetic_coco(tmp_path / "bad", num_train=1, num_val=1, min_people=5, max_people=4)

@@ -46,8 +46,16 @@ def _gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return (c0 + t * (c1 - c0)).astype(np.float32)
 
 
-def render_background(rng: np.random.Generator, image_size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float32 RGB background for image_size (w, h)."""
+def _scaled(count: int, clutter: float) -> int:
+    return int(round(count * clutter))
+
+
+def render_background(rng: np.random.Generator, image_size: tuple[int, int], clutter: float = 1.0) -> np.ndarray:
+    """(H, W, 3) float32 RGB background for image_size (w, h).
+
+    ``clutter`` scales the numbers of shapes, lines and limb-like sticks (1.0: the full amount;
+    the random stream is the same for every value up to that point, so 1.0 is reproducible).
+    """
     w, h = image_size
     # smooth layers are built at 1/8 resolution and upsampled
     sw, sh = max(w // 8, 2), max(h // 8, 2)
@@ -61,7 +69,7 @@ def render_background(rng: np.random.Generator, image_size: tuple[int, int]) -> 
     if floor is not None:  # a floor below a sharp horizon
         img[horizon:] = cv2.resize(floor + texture, (w, h), interpolation=cv2.INTER_LINEAR)[horizon:]
     canvas = np.clip(img, 0, 255)
-    for _ in range(int(rng.integers(2, 14))):
+    for _ in range(_scaled(int(rng.integers(2, 14)), clutter)):
         kind = rng.integers(4)
         col = _colour(rng)
         cx, cy = int(rng.uniform(-0.1, 1.1) * w), int(rng.uniform(-0.1, 1.1) * h)
@@ -76,11 +84,11 @@ def render_background(rng: np.random.Generator, image_size: tuple[int, int]) -> 
             cv2.fillPoly(canvas, [pts], col, cv2.LINE_AA)
         else:
             cv2.circle(canvas, (cx, cy), size // 2, col, int(rng.integers(1, 6)), cv2.LINE_AA)
-    for _ in range(int(rng.integers(0, 10))):
+    for _ in range(_scaled(int(rng.integers(0, 10)), clutter)):
         p0 = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
         p1 = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
         cv2.line(canvas, p0, p1, _colour(rng), int(rng.integers(1, 4)), cv2.LINE_AA)
-    for _ in range(int(rng.integers(0, 4))):  # shaded sticks and skin-like blobs
+    for _ in range(_scaled(int(rng.integers(0, 4)), clutter)):  # shaded sticks and skin-like blobs
         col = np.array(_colour(rng)) if rng.random() < 0.6 else np.array([220.0, 170.0, 130.0]) * rng.uniform(0.4, 1.1)
         p0 = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         p1 = p0 + rng.normal(0.0, 0.15 * h, 2)

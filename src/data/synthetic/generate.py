@@ -36,7 +36,7 @@ from src.data.synthetic.coco_writer import ANNOTATIONS_PER_IMAGE, coco_categorie
 from src.data.synthetic.scene import SceneConfig, render_scene
 
 GENERATOR = "src.data.synthetic"
-GENERATOR_VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
+GENERATOR_VERSION = 2  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = "manifest.json"
 SPLITS = (("train2017", 0), ("val2017", 1))  # (name, code used in seeds and image ids)
 IMAGE_ID_STRIDE = 1_000_000  # val image ids start at 1_000_001, so ids are unique across splits
@@ -47,19 +47,23 @@ DEFAULT_IMAGE_SIZE = (320, 256)
 
 
 def generation_params(*, seed: int, num_train: int, num_val: int, image_size: tuple[int, int],
-                      max_people: int, crowd_prob: float, empty_prob: float, occluder_prob: float,
-                      min_height: float, max_height_frac: float, jpeg_quality: int, min_area: int) -> dict:
+                      max_people: int, min_people: int, crowd_prob: float, empty_prob: float, occluder_prob: float,
+                      min_height: float, max_height_frac: float, jpeg_quality: int, min_area: int,
+                      clutter: float = 0.6, facing_camera_prob: float = 0.85) -> dict:
     """Every parameter that changes the output, as plain JSON types (hashed into the manifest)."""
     if num_train < 0 or num_val < 0 or num_train >= IMAGE_ID_STRIDE or num_val >= IMAGE_ID_STRIDE:
         raise ValueError(f"num_train/num_val must be in [0, {IMAGE_ID_STRIDE}), got {num_train}/{num_val}")
     if not 1 <= max_people < ANNOTATIONS_PER_IMAGE - 1:
         raise ValueError(f"max_people must be in [1, {ANNOTATIONS_PER_IMAGE - 2}], got {max_people}")
+    if not 1 <= min_people <= max_people:
+        raise ValueError(f"min_people must be in [1, max_people={max_people}], got {min_people}")
     w, h = (int(v) for v in image_size)
     if w < 32 or h < 32:
         raise ValueError(f"image_size (w, h) must be at least 32 x 32, got {image_size}")
     scene = dataclasses.asdict(SceneConfig(
-        image_size=(w, h), max_people=int(max_people), crowd_prob=float(crowd_prob), empty_prob=float(empty_prob),
-        occluder_prob=float(occluder_prob), min_height=float(min_height), max_height_frac=float(max_height_frac)))
+        image_size=(w, h), max_people=int(max_people), min_people=int(min_people), crowd_prob=float(crowd_prob), empty_prob=float(empty_prob),
+        occluder_prob=float(occluder_prob), min_height=float(min_height), max_height_frac=float(max_height_frac),
+        clutter=float(clutter), facing_camera_prob=float(facing_camera_prob)))
     scene["image_size"] = [w, h]
     return {
         "generator": GENERATOR, "version": GENERATOR_VERSION, "seed": int(seed),
@@ -172,6 +176,7 @@ def ensure_synthetic_coco(
     num_val: int = DEFAULT_NUM_VAL,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     max_people: int = 4,
+    min_people: int = 1,
     crowd_prob: float = 0.12,
     empty_prob: float = 0.03,
     occluder_prob: float = 0.12,
@@ -179,6 +184,8 @@ def ensure_synthetic_coco(
     max_height_frac: float = 0.95,
     jpeg_quality: int = 92,
     min_area: int = 30,
+    clutter: float = 0.6,
+    facing_camera_prob: float = 0.85,
     workers: int | None = None,
     force: bool = False,
 ) -> Path:
@@ -187,20 +194,23 @@ def ensure_synthetic_coco(
     Returns root at once when its manifest matches (same generator version and parameters);
     otherwise renders the dataset (into a temporary folder, then renamed into place) and returns
     root. ``workers`` (default: available cores, at most 8) and ``force`` do not change the
-    output. image_size is (w, h); people per image are 1..max_people (a fraction empty_prob of
+    output. image_size is (w, h); people per image are min_people..max_people (a fraction empty_prob of
     images has none); crowd_prob is the chance that an image holds a crowd region (iscrowd=1,
     RLE); occluder_prob that an object stands in front of someone. Statures (a standing
     person's height in pixels) range from min_height to max_height_frac * h, uniform in
     sqrt(stature); a few smaller people are added without keypoints. People with fewer than
-    min_area visible pixels get no annotation.
+    min_area visible pixels get no annotation. clutter scales the background's shapes, lines and
+    limb-like distractor sticks (1.0: full). facing_camera_prob is the share of people turned
+    towards the camera (the rest face any direction), as in real photo collections.
 
     Raises FileExistsError when root exists, is not empty and was not written by this generator.
     """
     root = Path(root)
     params = generation_params(
         seed=seed, num_train=num_train, num_val=num_val, image_size=image_size, max_people=max_people,
-        crowd_prob=crowd_prob, empty_prob=empty_prob, occluder_prob=occluder_prob, min_height=min_height,
-        max_height_frac=max_height_frac, jpeg_quality=jpeg_quality, min_area=min_area)
+        min_people=min_people, crowd_prob=crowd_prob, empty_prob=empty_prob, occluder_prob=occluder_prob, min_height=min_height,
+        max_height_frac=max_height_frac, jpeg_quality=jpeg_quality, min_area=min_area, clutter=clutter,
+        facing_camera_prob=facing_camera_prob)
     if not force and is_complete(root, params):
         return root
     if root.exists() and not (root.is_dir() and _owned_by_us(root)):
@@ -240,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-val", type=int, default=DEFAULT_NUM_VAL)
     parser.add_argument("--image-size", type=int, nargs=2, default=DEFAULT_IMAGE_SIZE, metavar=("W", "H"))
     parser.add_argument("--max-people", type=int, default=4)
+    parser.add_argument("--min-people", type=int, default=1)
     parser.add_argument("--crowd-prob", type=float, default=0.12)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: available cores, <= 8)")
     parser.add_argument("--force", action="store_true", help="regenerate even when the cache matches")
@@ -247,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     root = ensure_synthetic_coco(
         args.root, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-        image_size=tuple(args.image_size), max_people=args.max_people, crowd_prob=args.crowd_prob,
+        image_size=tuple(args.image_size), max_people=args.max_people, min_people=args.min_people, crowd_prob=args.crowd_prob,
         workers=args.workers, force=args.force)
     elapsed = time.perf_counter() - start
     splits = json.loads((root / MANIFEST).read_text())["splits"]

@@ -30,6 +30,7 @@ class SceneConfig:
 
     image_size: tuple[int, int] = (320, 256)  # (w, h)
     max_people: int = 4
+    min_people: int = 1  # people in an image that is not empty
     empty_prob: float = 0.03  # images without people
     crowd_prob: float = 0.12  # images with a crowd region
     occluder_prob: float = 0.12  # images with a foreground object in front of someone
@@ -38,6 +39,8 @@ class SceneConfig:
     max_height_frac: float = 0.95  # largest stature as a fraction of the image height
     keypoint_min_height: float = 40.0  # px, smaller people get no keypoints
     truncation_prob: float = 0.15  # a person is pushed over the top/bottom border
+    clutter: float = 0.6  # scales the number of background shapes, lines and limb-like sticks
+    facing_camera_prob: float = 0.85  # a person turns towards the camera (yaw ~ N(0, 35 deg)); else any yaw
     max_blur_sigma: float = 0.9
     max_noise: float = 4.0
 
@@ -61,6 +64,18 @@ class Scene:
     camera: Camera
     persons: list[PersonInstance]
     crowd_mask: np.ndarray | None  # (H, W) bool, visible pixels of the crowd figures
+
+
+def sample_yaw(rng: np.random.Generator, facing_camera_prob: float) -> float:
+    """Heading in degrees: photos mostly show people turned towards the camera, some from any side.
+
+    With probability facing_camera_prob the yaw is N(0, 35) clipped to +-80 (0 faces the camera),
+    otherwise uniform over 360 (backs and profiles included); left and right then remain
+    decidable only from the figure (face, hair, collar, feet), as for real people.
+    """
+    if rng.random() < facing_camera_prob:
+        return float(np.clip(rng.normal(0.0, 35.0), -80.0, 80.0)) % 360.0
+    return float(rng.uniform(0.0, 360.0))
 
 
 def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: float, v0: float,
@@ -109,9 +124,9 @@ def _visibility(person: int, skel: Skeleton, camera: Camera, depth: np.ndarray, 
 
 def _sample_people(rng: np.random.Generator, camera: Camera, config: SceneConfig,
                    tilt: tuple[float, float]) -> tuple[list[Skeleton], list[str], list[float]]:
-    """1..max_people people (none with probability empty_prob), spread over the image width."""
+    """min_people..max_people people (none with probability empty_prob), spread over the image width."""
     w, h = config.image_size
-    n = 0 if rng.random() < config.empty_prob else int(rng.integers(1, config.max_people + 1))
+    n = 0 if rng.random() < config.empty_prob else int(rng.integers(config.min_people, config.max_people + 1))
     skeletons, kinds, statures = [], [], []
     slots = (rng.permutation(n) + rng.uniform(0.15, 0.85, n)) / max(n, 1)
     for i in range(n):
@@ -126,7 +141,8 @@ def _sample_people(rng: np.random.Generator, camera: Camera, config: SceneConfig
         v0 = rng.uniform(lo_v, hi_v) if lo_v < hi_v else h / 2
         if rng.random() < config.truncation_prob:
             v0 += rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.45) * stature
-        skel, kind = _place(rng, camera, stature_px=stature, u0=u0, v0=v0, tilt=tilt)
+        skel, kind = _place(rng, camera, stature_px=stature, u0=u0, v0=v0, tilt=tilt,
+                            yaw=sample_yaw(rng, config.facing_camera_prob))
         skeletons.append(skel)
         kinds.append(kind)
         statures.append(stature)
@@ -178,7 +194,7 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
     camera = sample_camera(rng, config.image_size)
     tilt = (min(max(rng.normal(0.0, 4.0), -10.0), 10.0), min(max(rng.normal(0.0, 3.0), -8.0), 8.0))
     light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.9, 0.3), -1.0])
-    background = render_background(rng, config.image_size)
+    background = render_background(rng, config.image_size, config.clutter)
     skeletons, kinds, statures = _sample_people(rng, camera, config, tilt)
     n = len(skeletons)
     crowd = _sample_crowd(rng, camera, config, tilt) if n > 0 and rng.random() < config.crowd_prob else []
