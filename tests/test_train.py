@@ -57,7 +57,7 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
     no_aug = ["data.augmentation.scale_factor=0", "data.augmentation.rotation_prob=0",
               "data.augmentation.flip=false", "data.augmentation.half_body_prob=0"]
     overrides = ["model=hrnet", *TINY_HRNET, *no_aug, *TINY_SYNTHETIC, "debug=overfit",
-                 "trainer.overfit_batches=1", "trainer.log_every_n_steps=1", "trainer.max_epochs=60", "trainer.check_val_every_n_epoch=60",
+                 "trainer.overfit_batches=1", "trainer.log_every_n_steps=1", "trainer.max_epochs=150", "trainer.check_val_every_n_epoch=150",
                  "data.batch_size=4", "model.optimizer.lr=5e-3", "model.scheduler=null", "num_visualized=2"]
     cfg = compose_run("train", overrides, tmp_path / "train", data_dir)
     metrics = train(cfg)

@@ -619,7 +619,12 @@ def _person_mean_tags(people: np.ndarray, tag: np.ndarray) -> np.ndarray:
     order = np.argsort(~detected, axis=1, kind="stable")  # detected joints first, in joint order
     valid = np.take_along_axis(detected, order, axis=1)
     xy = np.where(valid[..., None], people[np.arange(p)[:, None], order, :2].astype(np.int32), 0)
-    terms = np.where(valid[..., None], tag[order, xy[..., 1], xy[..., 0]], np.float32(0))  # (P, K, L)
+    _, h, w, _ = tag.shape
+    y, x = xy[..., 1], xy[..., 0]
+    if (y < -h).any() or (y >= h).any() or (x < -w).any() or (x >= w).any():
+        raise IndexError("detected joint outside the tag maps")
+    y, x = y % h, x % w  # negative indices wrap, as in the official indexing
+    terms = np.where(valid[..., None], _TagTable(tag)[order * (h * w) + y * w + x], np.float32(0))  # (P, K, L)
     total = terms[:, 0].copy()
     for i in range(1, k):  # row by row; the zero padding adds exactly nothing
         total += terms[:, i]
@@ -742,8 +747,9 @@ def _scan(tags: _TagTable, hw: int, mean, pair_joint, pixels: _PixelSet, best, a
     Since round(.) >= 0, M <= heatmap: going through a joint's pixels by decreasing heatmap value,
     the best M so far (ties: lowest flat index, np.argmax's rule) is final as soon as it exceeds the
     next heatmap value, or once the set is exhausted if it is >= the set threshold. The set is laid
-    out as one padded row per joint; pairs scan prefixes of their row in rounds ([0, 32), [32, 128),
-    ...). `best`, `arg` (n,) float32 / int64 flat index: updated in place.
+    out as one padded row per joint; pairs scan prefixes of their row in rounds (_SCAN_ROUNDS:
+    [0, 32), [32, 64), [64, 128), ...). `best`, `arg` (n,) float32 / int64 flat index: updated in
+    place.
 
     Returns:
         indices of the pairs not settled (best below the threshold after the whole set).
@@ -799,12 +805,13 @@ def _scan(tags: _TagTable, hw: int, mean, pair_joint, pixels: _PixelSet, best, a
 def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> np.ndarray:
     """Exact arg-max of M = heatmap - round(||tag - mean||) per (mean, joint) pair -> pixel indices.
 
-    `_scan` of `pixels` (about the _SET_SIZE largest heatmap values per joint); the pairs it leaves
-    unsettled (best M below the set threshold thr, e.g. a mean tag far from the tags of every strong
-    pixel) then look at the rest of the map, where only pixels with round(||tag - mean||) <=
-    floor(thr - best M) can still reach the best M (their heatmap value is below thr): a pass over
-    the first tag dimension per such pair, then the distance on its survivors, selects them, and
-    only they are evaluated.
+    `_scan` of `pixels` (about the _SET_SIZE largest heatmap values per joint). Joints where it
+    leaves at least _EXTEND_MIN_PAIRS pairs unsettled (best M below the set threshold thr, e.g. a
+    mean tag far from the tags of every strong pixel) are scanned on through their next pixels
+    (down to about the _EXTEND_SIZE-th value, or the lowest best M). The pairs still unsettled look
+    at the rest of the map, where only pixels with round(||tag - mean||) <= floor(thr - best M) can
+    reach the best M (their heatmap value is below thr): a pass over the first tag dimension per
+    such pair, then the distance on its survivors, selects them, and only they are evaluated.
 
     det (K, H, W); mean (n, L) float32; pair_joint (n,) -> (n,) int64 pixel index y * W + x.
     """
@@ -837,23 +844,29 @@ def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> n
         # round(d) <= r <=> d <= r + 0.5 (half to even: a superset). Small margins cover float32
         # rounding (of M = value - round(d) too); any d when nothing is known yet.
         t, b = pixels.thr[pair_joint[rest]].astype(np.float64), best[rest].astype(np.float64)
-        r = np.where(np.isfinite(b), np.floor(t - b + 1e-4 * (1 + np.abs(t) + np.abs(b))), np.inf)
-        reach = np.minimum((np.maximum(r, 0) + 0.5) * (1 + 1e-4) + 1e-4, 1e38)
-        owners, flats = [], []  # candidates: |tag_0 - mean_0| <= reach (one strided pass per pair)
-        for s, i in enumerate(rest):
-            j = pair_joint[i]
-            gap = np.abs(np.subtract(first[j], mean[i, 0], out=buffer), out=buffer)
-            pixel = np.flatnonzero(np.less_equal(gap, np.float32(reach[s]), out=mask))
-            owners.append(np.full(pixel.size, s))
-            flats.append(pixel + j * hw)
+        with np.errstate(invalid="ignore"):
+            r = np.where(np.isfinite(b), np.floor(t - b + 1e-4 * (1 + np.abs(t) + np.abs(b))), np.inf)
+        reach = np.minimum((np.maximum(r, 0) + 0.5) * (1 + 1e-4) + 1e-4, 1e18)
+        owners, flats = [], []  # candidates: ||tag - mean|| <= reach
+        for j in np.unique(pair_joint[rest]):
+            sel = np.flatnonzero(pair_joint[rest] == j)
+            # first tag dimension: strided, or copied once when several pairs read it
+            column = first[j] if sel.size == 1 else np.ascontiguousarray(first[j])
+            for s in sel:  # |tag_0 - mean_0| <= reach in one pass, then the distance (tags still cached)
+                if not np.isfinite(r[s]):  # no best M yet: every pixel
+                    flat = np.arange(hw) + j * hw
+                else:
+                    gap = np.abs(np.subtract(column, mean[rest[s], 0], out=buffer), out=buffer)
+                    flat = np.flatnonzero(np.less_equal(gap, np.float32(reach[s]), out=mask)) + j * hw
+                    diff = tags[flat] - mean[rest[s]]
+                    total = diff[:, 0] * diff[:, 0]
+                    for c in range(1, dim):
+                        total += diff[:, c] * diff[:, c]
+                    flat = flat[total <= np.float32(reach[s] * reach[s])]
+                owners.append(np.full(flat.size, s))
+                flats.append(flat)
         owner, flat = np.concatenate(owners), np.concatenate(flats)
         tag_at = tags[flat]
-        diff = tag_at - mean[rest[owner]]
-        total = diff[:, 0] * diff[:, 0]
-        for c in range(1, dim):
-            total += diff[:, c] * diff[:, c]
-        near = total <= (reach * reach).astype(np.float32)[owner]
-        owner, flat, tag_at = owner[near], flat[near], tag_at[near]
         value = det_all[flat] - _round_distance(tag_at, mean[rest[owner]])
         owner = np.concatenate([np.arange(rest.size), owner])  # with the scan's best
         value = np.concatenate([best[rest], value])

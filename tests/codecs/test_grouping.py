@@ -511,7 +511,8 @@ def brute_force_refine(det, tag, mean, joint):
 def test_refine_scan_edge_cases():
     """Ties the scan must not miss: (a) at a round boundary, the next pixel's value equals the best M
     and has a lower index; (b) the best M just below the set threshold, a pixel outside the set
-    higher; (c) outside the set, a pixel with M equal to the best and a lower index."""
+    higher; (c) outside the set, a pixel with M equal to the best and a lower index; (d) nothing to
+    scan for a joint."""
     h, w = 8, 20
     det = np.zeros((K, h, w), dtype=np.float32) - 1
     tag = np.zeros((K, h, w, 1), dtype=np.float32)
@@ -527,11 +528,15 @@ def test_refine_scan_edge_cases():
     # (c) joint 2: set {2.0 at index 50 (r = 1)}; outside: 1.0 at index 10 (r = 0): same M, lower index
     det[2].reshape(-1)[50], tag[2].reshape(-1)[50] = 2.0, 1.0
     det[2].reshape(-1)[10] = 1.0
+    # (d) joint 3: no pixel in the set at all (threshold +inf): the whole map
+    det[3] = np.linspace(-1, 1, h * w, dtype=np.float32).reshape(h, w)[::-1]
+    tag[3] = np.linspace(0, 3, h * w, dtype=np.float32).reshape(h, w, 1)
+    mean = np.concatenate([mean, [[2.0]]]).astype(np.float32)
     det_flat = det.reshape(K, -1)
     thr = np.full(K, np.inf, dtype=np.float32)
     thr[:3] = [2.0, np.float32(1.005), 2.0]
     pixels = _sorted_pixels(det_flat, thr)
-    pair_joint = np.arange(3)
+    pair_joint = np.arange(4)
     got = grouping._refine_scan(det, _TagTable(tag), mean, pair_joint, pixels)
-    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(3)])
-    assert list(got) == [0, 7 * w + 7, 10]
+    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(4)])
+    assert list(got[:3]) == [0, 7 * w + 7, 10]
