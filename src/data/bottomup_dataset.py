@@ -34,11 +34,12 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from src.codecs.bottomup_targets import HeatmapGenerator, JointsGenerator
 from src.data.coco_bottomup import decode_ignore_mask
 from src.data.image_io import read_image
+from src.data.randomness import WorkerSeededRandom
 from src.data.keypoint_info import KeypointInfo
 from src.data.transforms import normalize_image
 
@@ -94,7 +95,7 @@ def collate_bottomup_val(batch: Sequence[dict]) -> dict[str, list]:
     return {key: [item[key] for item in batch] for key in batch[0]}
 
 
-class BottomUpDataset(Dataset):
+class BottomUpDataset(WorkerSeededRandom, Dataset):
     """Whole-image samples with HigherHRNet heatmap / tag targets and loss masks.
 
     Args:
@@ -232,30 +233,6 @@ class BottomUpDataset(Dataset):
         return decode_ignore_mask(rle or None, int(h), int(w))
 
     # ------------------------------------------------------------------ randomness
-    def _generator(self) -> np.random.Generator:
-        """Random generator of this process / DataLoader worker, created on first use.
-
-        In a worker it is seeded from (``seed``, torch's worker seed = base seed + worker id), so
-        workers differ from each other and between epochs (non-persistent workers draw a new base
-        seed from torch's generator each epoch) and runs repeat under ``seed_everything``. In the
-        main process it is seeded from ``seed``, or torch's initial seed when ``seed`` is None.
-        """
-        info = get_worker_info()
-        owner = (os.getpid(), info.id if info is not None else -1)
-        if self._rng is None or self._rng_owner != owner:
-            base = 0 if self.seed is None else int(self.seed)
-            if info is not None:
-                entropy = [base % 2**63, int(info.seed) % 2**63]
-            elif self.seed is not None:
-                entropy = [base % 2**63]
-            else:
-                entropy = [int(torch.initial_seed()) % 2**63]
-            self._rng = np.random.default_rng(np.random.SeedSequence(entropy))
-            self._rng_owner = owner
-            reseed = getattr(self.photometric, "reseed", None)
-            if callable(reseed):
-                reseed(int(self._rng.integers(2**32)))
-        return self._rng
 
     def _draw_affine(self, width: int, height: int) -> tuple[np.ndarray, float, float, float, bool]:
         """Official random parameters in the official order.

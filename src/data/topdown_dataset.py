@@ -24,7 +24,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from src.codecs.msra_heatmap import MSRAHeatmap
 from src.data.geometry import (
@@ -34,11 +34,12 @@ from src.data.geometry import (
     half_body_center_scale,
 )
 from src.data.image_io import read_image
+from src.data.randomness import WorkerSeededRandom
 from src.data.keypoint_info import KeypointInfo
 from src.data.transforms import normalize_image
 
 
-class TopDownDataset(Dataset):
+class TopDownDataset(WorkerSeededRandom, Dataset):
     """Person crops with Gaussian heatmap targets for top-down pose estimation.
 
     Args:
@@ -132,30 +133,6 @@ class TopDownDataset(Dataset):
         """{sample_id: image path} of every sample (used to draw predictions on the images)."""
         return {int(sid): os.fsdecode(f) for sid, f in zip(self._sample_ids, self._image_files)}
 
-    def _generator(self) -> np.random.Generator:
-        """Random generator of this process / DataLoader worker, created on first use.
-
-        In a worker it is seeded from (``seed``, torch's worker seed = base seed + worker id), so
-        workers differ from each other and between epochs (non-persistent workers draw a new base
-        seed from torch's generator each epoch) and runs repeat under ``seed_everything``. In the
-        main process it is seeded from ``seed``, or torch's initial seed when ``seed`` is None.
-        """
-        info = get_worker_info()
-        owner = (os.getpid(), info.id if info is not None else -1)
-        if self._rng is None or self._rng_owner != owner:
-            base = 0 if self.seed is None else int(self.seed)
-            if info is not None:
-                entropy = [base % 2**63, int(info.seed) % 2**63]
-            elif self.seed is not None:
-                entropy = [base % 2**63]
-            else:
-                entropy = [int(torch.initial_seed()) % 2**63]
-            self._rng = np.random.default_rng(np.random.SeedSequence(entropy))
-            self._rng_owner = owner
-            reseed = getattr(self.photometric, "reseed", None)
-            if callable(reseed):
-                reseed(int(self._rng.integers(2**32)))
-        return self._rng
 
     def _augment(
         self, joints: np.ndarray, visible: np.ndarray, center: np.ndarray, scale: np.ndarray, image_width: int
