@@ -29,7 +29,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_topdown
-	$(BIN)/python -m benchmarks.bench_grouping
+	$(BIN)/python -m benchmarks.bench_bottomup
 
 synthetic: install
 	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic
