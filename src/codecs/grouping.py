@@ -405,9 +405,10 @@ class HeatmapParser:
             people: (P, K, 3 + L) float32 (after `adjust` in the official pipeline).
             heatmaps: (K, H, W) or (1, K, H, W) heatmaps before NMS.
             tags: (K, H, W, L) or (1, K, H, W, L) tag maps.
-            method: "auto" / "scan" (scan of each joint's pixels by decreasing heatmap value, cell
-                branch and bound for the pairs it cannot settle), "tree" (cell branch and bound for
-                every pair) or "dense" (full-map scan per pair, the official cost); same results.
+            method: "auto" / "scan" (each joint's strongest pixels scanned by decreasing heatmap
+                value, then a tag-distance pass for the pairs that scan cannot settle; "tree" is a
+                former name of it) or "dense" (full-map scan per pair, the official cost); same
+                results.
 
         Returns:
             people with missing joints (value 0) filled where the arg-max value is > 0.
@@ -430,7 +431,7 @@ class HeatmapParser:
             return people
         if method == "dense":
             flat_pos = _refine_dense(det, tag, means, pair_person, pair_joint)
-        elif method in ("auto", "scan", "tree"):  # "tree": former name of the exact search
+        elif method in ("auto", "scan", "tree"):
             det_flat = det.reshape(k, h * w)
             if pixels is None:
                 pixels = _sorted_pixels(det_flat, _top_thresholds(det, np.unique(pair_joint), _SET_SIZE))
