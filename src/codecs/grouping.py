@@ -61,8 +61,8 @@ COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 #: Padding cost of the official matching (columns for "no person").
 _PAD_COST = 1e10
 
-#: Refine scans, per joint, about this many of the largest heatmap pixels (sorted) before it
-#: falls back to the cell branch and bound with tag bounds.
+#: Refine scans, per joint, about this many of the largest heatmap pixels (sorted; the same pass
+#: gives the NMS candidates) before the tag-distance pass (speed only: results never depend on it).
 _SET_SIZE = 1024
 #: Prefix lengths after which refine's scan checks which pairs are settled.
 _SCAN_ROUNDS = tuple(32 * 2**i for i in range(12))
@@ -779,8 +779,8 @@ def _scan(tags: _TagTable, hw: int, mean, pair_joint, pixels: _PixelSet, best, a
         if active.size == 0:
             break
         aj = row_of[pair_joint[active]]
-        am = mean[active]
         # M = value - round(sqrt(sum_i (tag_i - mean_i)^2)), summed left to right as the official code
+        am = mean[active]
         diff = planes[0][aj, lo:hi] - am[:, 0:1]
         total = diff * diff
         for i in range(1, dim):
@@ -822,12 +822,12 @@ def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> n
     best = np.full(n, -np.inf, dtype=np.float32)
     arg = np.full(n, np.iinfo(np.int64).max)
     rest = _scan(tags, hw, mean, pair_joint, pixels, best, arg)
+    thr = pixels.thr.copy()  # every pixel with value >= thr[j] has been scanned
     crowded = np.flatnonzero(np.bincount(pair_joint[rest], minlength=k) >= _EXTEND_MIN_PAIRS)
     if crowded.size:  # scan on, through the next pixels of joints where many pairs are left
         det_flat = det.reshape(k, hw)
         lowest = np.full(k, np.inf, dtype=np.float32)
         np.minimum.at(lowest, pair_joint[rest], best[rest])
-        thr = pixels.thr.copy()
         thr[crowded] = np.minimum(np.maximum(_top_thresholds(det, crowded, _EXTEND_SIZE)[crowded], lowest[crowded]),
                                   pixels.thr[crowded])
         idx = np.concatenate([np.flatnonzero((det_flat[j] >= thr[j]) & (det_flat[j] < pixels.thr[j])) + j * hw
@@ -841,10 +841,10 @@ def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> n
         det_all = det.reshape(-1)
         first = tags.maps.reshape(k, hw, dim)[..., 0]  # (K, H * W) strided view
         buffer, mask = np.empty(hw, dtype=np.float32), np.empty(hw, dtype=bool)
-        # A pixel outside the set (value < thr) reaches best only if round(d) <= thr - best, and
+        # A pixel not scanned (value < thr) reaches best only if round(d) <= thr - best, and
         # round(d) <= r <=> d <= r + 0.5 (half to even: a superset). Small margins cover float32
         # rounding (of M = value - round(d) too); any d when nothing is known yet.
-        t, b = pixels.thr[pair_joint[rest]].astype(np.float64), best[rest].astype(np.float64)
+        t, b = thr[pair_joint[rest]].astype(np.float64), best[rest].astype(np.float64)
         with np.errstate(invalid="ignore"):
             r = np.where(np.isfinite(b), np.floor(t - b + 1e-4 * (1 + np.abs(t) + np.abs(b))), np.inf)
         reach = np.minimum((np.maximum(r, 0) + 0.5) * (1 + 1e-4) + 1e-4, 1e18)

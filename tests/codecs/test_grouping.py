@@ -402,7 +402,8 @@ def test_refine_far_mean_tags_and_wide_values():
         people = np.zeros((4, K, 6), dtype=np.float32)
         people[:, 0, :2] = rng.integers(0, 30, size=(4, 2)) + 0.25
         people[:, 0, 2] = 1.0
-        tag[0, people[:, 0, 1].astype(int), people[:, 0, 0].astype(int)] = [[9, 9, 9], [-9, 3, 0], [2.6, 0, 0], [1.4, 1.4, 1.4]]
+        far = [[9, 9, 9], [-9, 3, 0], [2.6, 0, 0], [1.4, 1.4, 1.4]]  # mean tags of the 4 persons
+        tag[0, people[:, 0, 1].astype(int), people[:, 0, 0].astype(int)] = far
         np.testing.assert_array_equal(parser.refine(people.copy(), det, tag), official_refine_all(det, tag, people))
 
 
