@@ -59,6 +59,17 @@ def _read_json(path: Path, what: str) -> Any:
         raise AnnotationError(f"{path}: not a UTF-8 JSON file ({err})") from err
 
 
+
+def _read_coco_json(ann_file: Path) -> dict:
+    """An annotation file as a dict with 'images' and 'annotations', or an AnnotationError naming it."""
+    data = _read_json(ann_file, "annotation file")
+    if not isinstance(data, dict):
+        raise AnnotationError(f"{ann_file}: expected a JSON object with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if key not in data:
+            raise AnnotationError(f"{ann_file}: missing top-level key '{key}' (not a COCO annotation file?)")
+    return data
+
 def _numeric_array(values: list, path: Path, field: str, ids: Sequence, width: int, what: str) -> np.ndarray:
     """Stack per-entry lists of length ``width`` into an (M, width) float64 array.
 
@@ -286,12 +297,7 @@ def load_coco_records(
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     if training and det_file is not None:
         raise ValueError("detection boxes (det_file) are only used for evaluation, not for training")
-    data = _read_json(ann_file, "annotation file")
-    if not isinstance(data, dict):
-        raise AnnotationError(f"{ann_file}: expected a JSON object with 'images' and 'annotations'")
-    for key in ("images", "annotations"):
-        if key not in data:
-            raise AnnotationError(f"{ann_file}: missing top-level key '{key}' (not a COCO annotation file?)")
+    data = _read_coco_json(ann_file)
     images = _load_images(data, ann_file)
     if det_file is not None:
         # the annotations are still validated: the metric evaluates against them

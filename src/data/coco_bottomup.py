@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from src.data.coco import _check_categories, _load_images, _numeric_array, _read_json, _require
+from src.data.coco import _check_categories, _load_images, _numeric_array, _read_coco_json, _require
 from src.data.errors import AnnotationError
 from src.data.keypoint_info import KeypointInfo
 
@@ -169,12 +169,7 @@ def load_coco_images(
         AnnotationError: malformed content (the message names the file and the problem).
     """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
-    data = _read_json(ann_file, "annotation file")
-    if not isinstance(data, dict):
-        raise AnnotationError(f"{ann_file}: expected a JSON object with 'images' and 'annotations'")
-    for key in ("images", "annotations"):
-        if key not in data:
-            raise AnnotationError(f"{ann_file}: missing top-level key '{key}' (not a COCO annotation file?)")
+    data = _read_coco_json(ann_file)
     images = _load_images(data, ann_file)
     cat_ids = _check_categories(data, ann_file, keypoint_info)
     anns = data["annotations"]
