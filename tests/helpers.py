@@ -26,11 +26,13 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path, data_dir:
         cfg.paths.output_dir = str(run_dir)
         cfg.paths.data_dir = str(data_dir)
         cfg.paths.log_dir = str(run_dir / "logs")
-        cfg.data.num_workers = 0
-        cfg.data.persistent_workers = False
-        cfg.data.pin_memory = False
-        cfg.trainer.accelerator = "cpu"
-        cfg.trainer.enable_progress_bar = False
+        if "data" in cfg:
+            cfg.data.num_workers = 0
+            cfg.data.persistent_workers = False
+            cfg.data.pin_memory = False
+        if "trainer" in cfg:
+            cfg.trainer.accelerator = "cpu"
+            cfg.trainer.enable_progress_bar = False
         if cfg.get("callbacks"):
             cfg.callbacks.pop("progress_bar", None)
     return cfg

@@ -81,6 +81,25 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
         assert saved["flip_test"] is (flip == "true")
     assert metrics["val/AP"] >= 0.0
 
+    # src.predict on the validation images, with person boxes as a top-down model needs them
+    import json as _json
+
+    from src.predict import predict
+
+    images = sorted((data_dir / "synthetic" / "images" / "val2017").glob("*.jpg"))[:2]
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(_json.dumps([{"file_name": p.name, "bbox": [10, 10, 80, 120], "score": 0.9} for p in images]))
+    pcfg = compose_run("predict", [f"ckpt_path={ckpt}", f"input={images[0].parent}", f"boxes={boxes}"],
+                       tmp_path / "predict", data_dir)
+    out = predict(pcfg)
+    results = _json.loads((out / "results.json").read_text())
+    assert {r["file_name"] for r in results} == {p.name for p in images}
+    assert all(len(r["keypoints"]) == 17 * 3 for r in results)
+    assert len(list((out / "pictures").glob("*.jpg"))) == len(list(images[0].parent.glob("*.jpg")))
+    pcfg = compose_run("predict", [f"ckpt_path={ckpt}", f"input={images[0].parent}"], tmp_path / "p2", data_dir)
+    with pytest.raises(ValueError, match="person boxes"):
+        predict(pcfg)
+
 
 @pytest.mark.parametrize(("model", "floor"), [("hrnet", 0.99), ("higherhrnet", 0.95)])
 def test_oracle_on_synthetic_is_near_perfect(model, floor, tmp_path, data_dir):

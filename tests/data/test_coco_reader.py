@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import layout_real_coco
 
 from src.data.coco import check_coco_layout, load_coco_records
 from src.data.errors import AnnotationError, DatasetNotFoundError
@@ -250,12 +251,7 @@ def test_check_coco_layout_passes(tiny: Path) -> None:
 @pytest.mark.skipif(not REAL.is_dir(), reason="real COCO samples (/work/shared) not available")
 def test_real_coco_samples(tmp_path: Path) -> None:
     """4 COCO val2017 images: 14 persons, 12 with keypoints; 118 person detections."""
-    root = tmp_path / "coco"
-    (root / "annotations").mkdir(parents=True)
-    (root / "images" / "val2017").mkdir(parents=True)
-    os.symlink(REAL / "test_coco.json", root / "annotations" / "person_keypoints_val2017.json")
-    for jpg in REAL.glob("*.jpg"):
-        os.symlink(jpg, root / "images" / "val2017" / jpg.name)
+    root = layout_real_coco(tmp_path / "coco")
     ann, images = _paths(root)
     check_coco_layout(root, ann, images, split="val2017")
     records = _load(ann, images)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import layout_real_coco
 import torch
 
 from src.codecs.msra_heatmap import MSRAHeatmap
@@ -146,12 +147,7 @@ def test_synthetic_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="real COCO samples (/work/shared) not available")
 def test_real_samples_as_coco_root(tmp_path: Path) -> None:
-    root = tmp_path / "coco"
-    (root / "annotations").mkdir(parents=True)
-    (root / "images" / "val2017").mkdir(parents=True)
-    os.symlink(REAL / "test_coco.json", root / "annotations" / "person_keypoints_val2017.json")
-    for jpg in REAL.glob("*.jpg"):
-        os.symlink(jpg, root / "images" / "val2017" / jpg.name)
+    root = layout_real_coco(tmp_path / "coco")
     dm = _module(root, train_ann=PATHS["val_ann"], train_images=PATHS["val_images"], batch_size=4)
     dm.prepare_data()
     dm.setup("fit")
