@@ -19,6 +19,7 @@ import hydra
 import lightning.pytorch as L
 import torch
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.keypoint_info import get_keypoint_info
@@ -72,7 +73,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     (results,) = trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in results.items()}
     metrics["flip_test"] = bool(model.hparams.evaluation["flip_test"])
-    if model.visualized:
+    if model.visualized and trainer.is_global_zero:
         save_prediction_picture(
             output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,
             keypoint_info=model.keypoint_info,
@@ -133,6 +134,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     write_json_atomic(output_dir / "run_info.json", run_info(resolved_config(cfg)))
     metrics = evaluate_oracle(cfg, output_dir) if cfg.get("oracle") else evaluate_checkpoint(cfg, output_dir)
+    if rank_zero_only.rank != 0:  # DDP: every process holds the same gathered metrics; one reports them
+        return metrics
     write_json_atomic(output_dir / "metrics.json", metrics)
     width = max(len(k) for k in metrics)
     print("\n".join(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"

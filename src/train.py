@@ -14,9 +14,12 @@ from typing import Any
 import hydra
 import lightning.pytorch as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.utils.builders import build_datamodule, build_trainer
+from src.utils.builders import build_datamodule, build_trainer, check_launch
+from src.utils.checkpointing import resume_checkpoint
+from src.utils.loggers import finish_loggers
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
 
@@ -25,29 +28,39 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
-    L.seed_everything(cfg.seed, workers=True)
+    check_launch(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    resolved = resolved_config(cfg)
-    write_json_atomic(output_dir / "run_info.json", run_info(resolved))
+    ckpt_path = resume_checkpoint(
+        output_dir, resume=bool(cfg.get("resume", False)), ckpt_path=cfg.get("ckpt_path"), run_name=output_dir.name
+    )
+    if ckpt_path:
+        log.info("continuing from %s", ckpt_path)
+        keep_logged_history(cfg, ckpt_path)
+    L.seed_everything(cfg.seed, workers=True)
+    info = run_info(resolved_config(cfg))
+    write_json_atomic(output_dir / "run_info.json", info)
 
     model = instantiate(cfg.model, _recursive_=False)
     model.num_visualized = int(cfg.get("num_visualized", 0))
     datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.hparams.paradigm)
     trainer = build_trainer(cfg)
-    for logger in trainer.loggers:
-        logger.log_hyperparams({"config": resolved})
+    try:
+        for logger in trainer.loggers:  # resolved config, git commit and package versions
+            logger.log_hyperparams(info)
+        log.info("training %s on %s; run folder %s", cfg.model.name, cfg.data.name, output_dir)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    log.info("training %s on %s; run folder %s", cfg.model.name, cfg.data.name, output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.get("evaluate_best") and best:
-        log.info("validating the best checkpoint %s", best)
-        (results,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        metrics.update({k: float(v) for k, v in results.items()})
-        metrics["best_checkpoint"] = best
-    write_json_atomic(output_dir / "metrics.json", metrics)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.get("evaluate_best") and best:
+            log.info("validating the best checkpoint %s", best)
+            (results,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            metrics.update({k: float(v) for k, v in results.items()})
+            metrics["best_checkpoint"] = best
+    finally:
+        finish_loggers(trainer.loggers)
+    if trainer.is_global_zero:
+        write_json_atomic(output_dir / "metrics.json", metrics)
     if model.visualized and trainer.is_global_zero:
         picture = save_prediction_picture(
             output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,
@@ -57,6 +70,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     summary = {k: v for k, v in metrics.items() if k.startswith("val/") and not k.endswith("loss")}
     log.info("final metrics: %s", summary)
     return metrics
+
+
+def keep_logged_history(cfg: DictConfig, ckpt_path: str) -> None:
+    """Let the CSV logger of a resumed run keep its rows up to the checkpoint's step."""
+    loggers = cfg.get("logger") or {}
+    targets = [k for k, node in loggers.items() if isinstance(node, DictConfig) and
+               str(node.get("_target_", "")).endswith("ResumableCSVLogger")]
+    if not targets:
+        return
+    step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+    with open_dict(cfg):
+        for key in targets:
+            cfg.logger[key].keep_until_step = step
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -44,6 +44,17 @@ def test_fast_dev_run(model, tmp_path, data_dir):
     assert (tmp_path / "run_info.json").is_file()
 
 
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_fast_dev_run_mixed_precision(model, tmp_path, data_dir):
+    """bf16-mixed for every model (on a CPU, Lightning runs 16-mixed as bf16; fp16 with dynamic loss
+    scaling needs a GPU): losses stay finite and the metric is computed."""
+    overrides = [f"model={model}", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
+                 "trainer.precision=bf16-mixed", *SMALL_INPUT[paradigm_of(model)], *TINY_SYNTHETIC]
+    metrics = train(compose_run("train", overrides, tmp_path, data_dir))
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+    assert "val/AP" in metrics
+
+
 TINY_HRNET = [
     "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1",
     "model.net.stem_channels=16", "model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]",

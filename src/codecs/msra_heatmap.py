@@ -360,26 +360,40 @@ def dark_refine(
 
 
 def flip_heatmaps_back(
-    heatmaps: torch.Tensor, flip_index: Sequence[int], shift: bool = True
+    heatmaps: torch.Tensor, flip_index: Sequence[int], shift: bool | float = True
 ) -> torch.Tensor:
     """Official ``flip_back`` (+ SHIFT_HEATMAP) for heatmaps predicted on a mirrored crop.
 
-    Mirror along W, reorder channels with ``flip_index`` (new[k] = old[flip_index[k]]), and, if
-    ``shift``, move everything one column right: new[..., 1:] = old[..., :-1] (column 0 kept).
+    Mirror along W, reorder channels with ``flip_index`` (new[k] = old[flip_index[k]]), and shift
+    right: ``True`` (official) moves everything one column: new[..., 1:] = old[..., :-1] (column 0
+    kept); a number s in [0, 1] shifts by s columns with linear interpolation (column 0 kept).
+
+    With sub-pixel (unbiased) targets the mirrored prediction lands exactly ``1 - 1/stride``
+    columns left of the original (0.75 for stride 4), so ``shift = 1 - 1/stride`` aligns the two
+    maps; the official one-column shift suits the official integer-centre targets.
 
     Args:
         heatmaps: (N, K, H, W) (or (K, H, W)).
         flip_index: (K,) permutation.
-        shift: apply the one-pixel shift.
+        shift: True / False (official one column or none), or a float in [0, 1].
 
     Returns:
         A new tensor of the same shape.
     """
     index = torch.as_tensor(list(flip_index), dtype=torch.long, device=heatmaps.device)
     flipped = heatmaps.flip(-1).index_select(-3, index)
-    if shift:
-        flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
-    return flipped
+    if isinstance(shift, bool):
+        amount = 1.0 if shift else 0.0
+    else:
+        amount = float(shift)
+        if not 0.0 <= amount <= 1.0:
+            raise ValueError(f"a flip shift must be a boolean or a number in [0, 1], got {shift!r}")
+    if amount == 0.0:
+        return flipped
+    moved = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
+    if amount == 1.0:
+        return moved
+    return (1.0 - amount) * flipped + amount * moved
 
 
 __all__ = [

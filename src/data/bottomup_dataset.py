@@ -114,7 +114,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
             option, off in the released configs); joints then carry it as a 4th column.
         color_rgb: feed RGB (official) instead of OpenCV's BGR.
         photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the training
-            crop; if it has ``reseed(int)`` it is reseeded once per worker.
+            crop; if it has ``reseed(int)`` it is reseeded from the item's generator.
         seed: base seed of the augmentation random numbers (see ``_generator``).
 
     Training items (dicts of tensors; i indexes ``output_sizes``):
@@ -122,7 +122,8 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         masks_i (S_i, S_i) float32 (1 = counted by the loss); joints_i (P, K, 2) int64
         [k S_i^2 + y S_i + x, flag]; image_id () int64.
     Validation items:
-        image (H, W, 3) uint8 numpy array (RGB if ``color_rgb``), image_id int, image_file str,
+        image (H, W, 3) uint8 numpy array, always RGB (the model's inference puts the channels in
+        the order it was trained on, as for any RGB image it is given), image_id int, image_file str,
         width int, height int, joints (M, K, 3) float32 numpy array (x, y, v in image pixels).
         Batch them with ``collate_bottomup_val``.
     """
@@ -255,14 +256,15 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         return center, float(scale), float(aug_scale), float(rotation), flipped
 
     # ------------------------------------------------------------------ items
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index = self._begin_item(key)
         if not self.training:
             return self._val_item(index)
         return self._train_item(index)
 
     def _val_item(self, index: int) -> dict[str, Any]:
         path = os.fsdecode(self._image_files[index])
-        image = read_image(path, color_rgb=self.color_rgb)
+        image = read_image(path, color_rgb=True)
         w, h = (int(v) for v in self._sizes[index])
         return {
             "image": image,

@@ -17,6 +17,7 @@ from src.data.bottomup_dataset import BottomUpDataset, collate_bottomup_val
 from src.data.coco import check_coco_layout, load_coco_records
 from src.data.coco_bottomup import load_coco_images
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info
+from src.data.randomness import EpochSeededSampler
 from src.data.topdown_dataset import TopDownDataset
 from src.data.transforms import build_photometric
 
@@ -230,10 +231,13 @@ class PoseDataModule(pl.LightningDataModule):
     def _loader(self, dataset: Any, *, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         # Bottom-up validation images keep their own sizes: they travel as lists, not stacked tensors.
         collate = collate_bottomup_val if (self.paradigm == "bottomup" and not dataset.training) else None
+        # Training draws each sample's augmentation from (seed, epoch, index): reproducible with any
+        # number of workers or processes, and across an interrupted and resumed run.
+        sampler = EpochSeededSampler(dataset, seed=self.seed, shuffle=True) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

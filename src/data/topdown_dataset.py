@@ -55,7 +55,7 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
         half_body_min_joints: half-body needs strictly more visible joints than this (official 8).
         color_rgb: feed RGB (HRNet) instead of OpenCV's BGR (SimpleBaseline configs).
         photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the crop in
-            training; if it has ``reseed(int)`` it is reseeded once per worker.
+            training; if it has ``reseed(int)`` it is reseeded from the item's generator.
         seed: base seed of the augmentation random numbers (see ``_generator``).
 
     Items are dicts of tensors:
@@ -169,7 +169,8 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
             flipped = True
         return joints, visible, np.asarray(center, np.float32), np.asarray(scale, np.float32), rotation, flipped
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index = self._begin_item(key)
         image = read_image(os.fsdecode(self._image_files[index]), color_rgb=False)  # BGR; crop converted below
         image_width = image.shape[1]
         joints = self._keypoints[index]

@@ -6,6 +6,8 @@ Subclasses set ``paradigm`` and ``default_evaluation`` and implement the steps.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,7 +37,9 @@ class PoseModule(LightningModule):
         codec: config of the codec; the data pipeline builds the same codec from it.
         loss: config of the loss.
         optimizer: config of the optimiser, without ``params`` (e.g. ``_target_: torch.optim.Adam``).
-        scheduler: MultiStepLR settings ``{milestones, gamma}`` (stepped once per epoch), or None.
+        scheduler: ``{type: multistep, milestones, gamma}`` (the official schedules, stepped once per
+            epoch; ``type`` may be left out), ``{type: cosine, warmup_epochs, min_lr_ratio}`` (linear
+            warm-up then cosine decay, stepped every optimiser step), or None for a constant LR.
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: keypoint layout name ("coco17", ...).
         pretrained: local path of ImageNet weights for the backbone, or None.
@@ -136,7 +140,35 @@ class PoseModule(LightningModule):
         sched = self.hparams.scheduler
         if not sched:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(sched["milestones"]), gamma=sched["gamma"]
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        kind = sched.get("type", "multistep")
+        if kind == "multistep":
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, milestones=list(sched["milestones"]), gamma=sched["gamma"]
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if kind == "cosine":
+            total = int(self.trainer.estimated_stepping_batches)
+            steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+            factor = cosine_with_warmup(
+                total_steps=total,
+                warmup_steps=int(round(float(sched.get("warmup_epochs", 0.0)) * steps_per_epoch)),
+                min_ratio=float(sched.get("min_lr_ratio", 0.0)),
+            )
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        raise ValueError(f"model.scheduler.type must be 'multistep' or 'cosine', got {kind!r}")
+
+
+def cosine_with_warmup(*, total_steps: int, warmup_steps: int, min_ratio: float):
+    """LR factor per optimiser step: linear warm-up from ~0 to 1, then a half cosine down to min_ratio."""
+    if total_steps <= 0:
+        raise ValueError(f"a cosine schedule needs a positive number of steps, got {total_steps}")
+    warmup_steps = min(max(0, warmup_steps), total_steps - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from src.codecs.associative_embedding import AssociativeEmbedding
-from src.codecs.bottomup_inference import infer_batch
+from src.codecs.bottomup_inference import get_multi_stage_outputs, infer_batch, resize_align_multi_scale
 from src.data.transforms import normalize_image
 from src.tasks.base import PoseModule
+from src.utils.drawing import draw_keypoint_info
+from src.utils.pictures import heatmap_overlay
 
 
 class BottomUpPoseModule(PoseModule):
@@ -107,6 +110,27 @@ class BottomUpPoseModule(PoseModule):
                 areas=torch.ones(len(people)), box_scores=torch.from_numpy(scores.astype(np.float32)),
             )
             self.remember_for_picture(int(image_id), keypoints)
+
+    @torch.no_grad()
+    def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:
+        """Per validation item (a whole image): the grouped skeletons, next to the heatmaps of the
+        network at test scale 1 blended over the image. BGR uint8, for `PredictionPictures`."""
+        people = self.predict_people([item["image"] for item in items])
+        pictures = []
+        for item, (kpts, _) in zip(items, people):
+            image = item["image"]
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # validation images are RGB whatever the model sees
+            drawn = draw_keypoint_info(bgr, kpts[:, :, :3], self.keypoint_info, score_thr=0.1) if len(kpts) else bgr
+            resized, _, _ = resize_align_multi_scale(image, self.codec.input_size, 1.0, 1.0)
+            heatmaps, _ = get_multi_stage_outputs(
+                self, self._normalize(resized)[None].to(self.device), flip_test=False,
+                flip_index=self.keypoint_info.flip_index, project2image=False, size_projected=None,
+                num_joints=self.keypoint_info.num_keypoints,
+            )
+            overlay = heatmap_overlay(cv2.resize(bgr, (resized.shape[1], resized.shape[0])), heatmaps[0][0])
+            overlay = cv2.resize(overlay, (bgr.shape[1], bgr.shape[0]))
+            pictures.append(np.concatenate([drawn, overlay], axis=1))
+        return pictures
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
         predictions = self.predict_people(batch["image"])

@@ -22,12 +22,13 @@ def topdown_heatmaps(
     *,
     flip_index: Sequence[int],
     flip_test: bool,
-    shift_heatmap: bool,
+    shift_heatmap: bool | float,
 ) -> torch.Tensor:
     """Heatmaps (N, K, H, W) of crops (N, 3, h, w), averaged with the flipped crop when ``flip_test``.
 
     The flipped prediction is mirrored back, its left/right channels swapped, and (``shift_heatmap``)
-    shifted one column right, as in the official HRNet test.
+    shifted one column right, as in the official HRNet test (or by a fraction of a column, see
+    ``flip_heatmaps_back``).
     """
     heatmaps = last_output(net(images))
     if flip_test:

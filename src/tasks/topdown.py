@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -16,6 +17,8 @@ from src.codecs.msra_heatmap import MSRAHeatmap
 from src.metrics.accuracy import heatmap_accuracy
 from src.tasks.base import PoseModule
 from src.tasks.inference import decode_keypoints, last_output, topdown_heatmaps
+from src.utils.drawing import draw_keypoint_info
+from src.utils.pictures import denormalize, heatmap_overlay
 
 
 class TopDownPoseModule(PoseModule):
@@ -105,6 +108,27 @@ class TopDownPoseModule(PoseModule):
         )
         for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
             self.remember_for_picture(sid, kpts)
+
+    @torch.no_grad()
+    def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:
+        """Per validation item (a dataset sample): the crop with the predicted skeleton, next to
+        the predicted heatmaps blended over it. BGR uint8, for `PredictionPictures`."""
+        images = torch.stack([item["image"] for item in items]).to(self.device)
+        heatmaps = self.predict_heatmaps(images).float()
+        coords, maxvals = self.codec.decode(heatmaps)
+        stride = torch.tensor(
+            [self.codec.input_size[0] / self.codec.heatmap_size[0], self.codec.input_size[1] / self.codec.heatmap_size[1]]
+        )
+        points = coords.cpu() * stride  # heatmap -> crop pixels, as the targets were made
+        keypoints = torch.cat([points, maxvals.cpu()[..., None]], dim=-1).numpy()
+        pictures = []
+        for image, kpts, maps in zip(images, keypoints, heatmaps):
+            crop = denormalize(image)
+            if color_rgb:
+                crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+            skeleton = draw_keypoint_info(crop, kpts, self.keypoint_info, score_thr=0.2, radius=2, thickness=1)
+            pictures.append(np.concatenate([skeleton, heatmap_overlay(crop, maps)], axis=1))
+        return pictures
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         heatmaps = self.predict_heatmaps(batch["image"])

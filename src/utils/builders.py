@@ -8,7 +8,10 @@ from typing import Any
 from hydra.utils import instantiate
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
+from lightning.fabric.plugins import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
+
+from src.utils.checkpointing import AtomicCheckpointIO, RandomStateCallback
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,56 @@ def instantiate_group(group_cfg: DictConfig | None) -> list[Any]:
 
 
 def build_trainer(cfg: DictConfig, *, with_callbacks: bool = True) -> Trainer:
+    """The Lightning trainer of ``cfg.trainer`` with the configured callbacks and loggers.
+
+    Checkpoints are always written atomically (``AtomicCheckpointIO``) and carry the global random
+    states (``RandomStateCallback``), so an interrupted run resumes where it stopped.
+    """
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks")) if with_callbacks else []
+    callbacks.append(RandomStateCallback())
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = list(instantiate_group(cfg.get("plugins"))) if cfg.get("plugins") else []
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse Lightning's local multi-process DDP inside a local Hydra multirun.
+
+    Lightning starts the extra DDP processes by running the same command line again; inside a
+    ``-m`` sweep every child would start the whole sweep once more. On a cluster the SLURM
+    launcher (``hydra/launcher=submitit_slurm``) starts each job's processes itself, which works.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if "submitit" in launcher:
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy = str(trainer.get("strategy", "auto")).lower()
+    if "ddp" not in strategy or strategy in ("ddp_notebook", "ddp_fork"):
+        return
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    several = (
+        devices in ("auto", -1)
+        or (isinstance(devices, int) and devices > 1)
+        or (not isinstance(devices, (int, str)) and len(devices) > 1)
+        or int(trainer.get("num_nodes", 1)) > 1
+    )
+    if several:
+        raise RuntimeError(
+            f"trainer.strategy={strategy} with trainer.devices={devices} inside a Hydra multirun (-m): "
+            "Lightning starts each extra DDP process by re-running the command line, so every job "
+            "would launch the whole sweep again. Run the sweep with one device per job "
+            "(trainer.devices=1), or let a launcher start the processes: "
+            "hydra/launcher=submitit_slurm (see the README, 'Sweeps on a cluster')."
+        )

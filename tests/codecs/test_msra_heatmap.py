@@ -347,3 +347,27 @@ def test_dark_blur_matches_opencv_zero_padded_gaussian_blur():
     ours = blur_preserving_max(torch.from_numpy(x)[None, None], 11)[0, 0].numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-6)
     assert ours.max() == pytest.approx(x.max())
+
+
+def test_fractional_flip_shift_aligns_unbiased_targets():
+    """With sub-pixel targets the mirrored crop's map, flipped back, lies 1 - 1/stride columns left of
+    the original; shift = 0.75 (stride 4) aligns it, the official one-column shift overshoots."""
+    codec = MSRAHeatmap(input_size=(96, 128), heatmap_size=(24, 32), sigma=2, refine="dark", unbiased=True)
+    rng = np.random.default_rng(0)
+    joints = rng.uniform([20, 20], [76, 108], size=(17, 2)).astype(np.float32)
+    visible = np.ones(17, np.float32)
+    original, _ = codec.encode(joints, visible)
+    mirrored_joints = joints.copy()
+    mirrored_joints[:, 0] = 96 - 1 - joints[:, 0]
+    identity = list(range(17))
+    mirrored, _ = codec.encode(mirrored_joints, visible)
+    want = codec.decode(torch.from_numpy(original)[None])[0][0]
+    errors = {}
+    for shift in (0.75, True, False):
+        back = flip_heatmaps_back(torch.from_numpy(mirrored)[None], identity, shift=shift)
+        errors[shift] = (codec.decode(back)[0][0] - want)[:, 0].abs().mean().item()
+    assert errors[0.75] < 0.05
+    assert errors[True] == pytest.approx(0.25, abs=0.05)
+    assert errors[False] == pytest.approx(0.75, abs=0.05)
+    with pytest.raises(ValueError, match="flip shift"):
+        flip_heatmaps_back(torch.zeros(1, 17, 4, 4), identity, shift=1.5)

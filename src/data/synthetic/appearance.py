@@ -109,6 +109,7 @@ class HeadMaterial:
         self.skin = style.skin
         self.lips = style.skin * 0.6 + np.array([70.0, 10.0, 10.0])
         self.eye_colour = np.array([25.0, 20.0, 20.0])
+        self.sclera = np.array([235.0, 235.0, 230.0])
         back = {"short": -0.35, "long": -0.8, "bald": 2.0, "cap": 0.25}[style.hair_style]
         front = {"short": 0.45, "long": 0.42, "bald": 2.0, "cap": 0.5}[style.hair_style]
         self.hair_levels = (back, front)
@@ -121,8 +122,10 @@ class HeadMaterial:
         out[n[:, 1] > level] = self.style.hair
         mouth = (n[:, 2] > 0.55) & (np.abs(n[:, 0]) < 0.2) & (n[:, 1] > -0.6) & (n[:, 1] < -0.48)
         out[mouth] = self.lips
-        eye = (n @ self.eyes.T).max(axis=1) > np.cos(0.15)
-        out[eye] = self.eye_colour
+        # a light eye with a dark pupil at the keypoint: large enough to be seen on small people
+        closeness = (n @ self.eyes.T).max(axis=1)
+        out[closeness > np.cos(0.27)] = self.sclera
+        out[closeness > np.cos(0.14)] = self.eye_colour
         return out
 
 
@@ -190,7 +193,8 @@ def figure_primitives(skeleton: Skeleton, style: Style, owner: int, *, near: flo
     capsule("spine_upper", j[J["spine"]], chest_top, 0.5 * (s.r_waist + s.r_chest), s.r_chest, torso)
     capsule("neck", thorax, j[J["upper_neck"]], s.r_neck * 1.1, s.r_neck, style.skin)
     sphere("head", j[J["head_center"]], s.head_radius, HeadMaterial(frame=fr["head"], style=style))
-    sphere("nose", j[J["nose"]], NOSE_RADIUS * s.head_radius, style.skin * 0.9)
+    nose_colour = np.clip(style.skin * 0.7 + np.array([60.0, 0.0, 0.0]), 0, 255)  # reddish, darker than the face
+    sphere("nose", j[J["nose"]], NOSE_RADIUS * s.head_radius, nose_colour)
     for side, sign in (("left", 1.0), ("right", -1.0)):
         sh, hip = j[J[f"{side}_shoulder"]], j[J[f"{side}_hip"]]
         side_top = sh + chest @ np.array([-sign * 0.6 * s.r_side, -0.9 * s.r_side, 0.0])
@@ -203,6 +207,6 @@ def figure_primitives(skeleton: Skeleton, style: Style, owner: int, *, near: flo
         capsule(f"thigh_{side}", hip, j[J[f"{side}_knee"]], s.r_thigh, s.r_knee * 1.05, style.trousers)
         capsule(f"shin_{side}", j[J[f"{side}_knee"]], j[J[f"{side}_ankle"]], s.r_knee, s.r_ankle, shin)
         capsule(f"foot_{side}", j[J[f"{side}_heel"]], j[J[f"{side}_toe"]], s.r_foot * 1.1, s.r_foot * 0.85, style.shoes)
-        sphere(f"ear_{side}", j[J[f"{side}_ear"]], EAR_RADIUS * s.head_radius, style.skin * 0.95)
+        sphere(f"ear_{side}", j[J[f"{side}_ear"]], EAR_RADIUS * s.head_radius, style.skin * 0.78)
     return prims
 

@@ -36,7 +36,7 @@ from src.data.synthetic.coco_writer import ANNOTATIONS_PER_IMAGE, coco_categorie
 from src.data.synthetic.scene import SceneConfig, render_scene
 
 GENERATOR = "src.data.synthetic"
-GENERATOR_VERSION = 2  # bump whenever the output for given parameters changes (invalidates caches)
+GENERATOR_VERSION = 3  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = "manifest.json"
 SPLITS = (("train2017", 0), ("val2017", 1))  # (name, code used in seeds and image ids)
 IMAGE_ID_STRIDE = 1_000_000  # val image ids start at 1_000_001, so ids are unique across splits

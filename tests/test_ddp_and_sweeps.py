@@ -1,0 +1,101 @@
+"""Multi-process DDP (two CPU processes, gloo) through the real entry points, and Hydra sweeps.
+
+Each test starts `python -m src.train` / `src.eval` as a user would; the DDP processes are
+started by Lightning itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import TINY_SYNTHETIC
+from tests.test_train import TINY_HRNET
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]  # gloo on CPUs
+QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "callbacks.prediction_pictures=null"]
+
+
+def run_cli(module: str, args: list[str], tmp_path: Path, *, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "POSE_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory) -> Path:
+    """A POSE_ROOT whose data/ is shared by the tests of this module (the synthetic set is made once)."""
+    return tmp_path_factory.mktemp("pose_root")
+
+
+@pytest.mark.slow
+def test_ddp_training_and_evaluation_equal_single_process(shared_root: Path) -> None:
+    common = ["model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=4", *QUIET]
+    # 2 processes x 2 batches of 4 per epoch; validation pads the 6 images' people to an even count
+    run_cli("src.train", [*common, *CPU_DDP, "run_name=ddp", "trainer.max_epochs=1", "data.batch_size=4",
+                          "trainer.limit_train_batches=2", "evaluate_best=false", "num_visualized=0"], shared_root)
+    run = shared_root / "logs" / "train" / "ddp"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    trained = json.loads((run / "metrics.json").read_text())
+
+    run_cli("src.eval", [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "run_name=one"], shared_root)
+    run_cli("src.eval", [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=4",
+                         "run_name=two", *CPU_DDP], shared_root)
+    one = json.loads((shared_root / "logs" / "eval" / "one" / "metrics.json").read_text())
+    two = json.loads((shared_root / "logs" / "eval" / "two" / "metrics.json").read_text())
+    stats = [k for k in one if k.startswith("val/") and not k.endswith(("loss", "acc"))]
+    assert stats and {k: one[k] for k in stats} == pytest.approx({k: two[k] for k in stats}, abs=1e-9)
+    assert trained["val/AP"] == pytest.approx(one["val/AP"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_multirun_sweep_runs_each_combination_in_its_own_folder(shared_root: Path) -> None:
+    sweep = shared_root / "sweep"
+    args = ["-m", "model=hrnet,simplebaseline", "data.sigma=2,3", "debug=fast_dev_run", "data.batch_size=2",
+            "data.val_batch_size=2", "data.num_workers=0", "model.codec.input_size=[64,64]",
+            "model.codec.heatmap_size=[16,16]", *TINY_SYNTHETIC, *QUIET, f"hydra.sweep.dir={sweep}"]
+    run_cli("src.train", args, shared_root)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [p.name for p in jobs] == [
+        "0_data.sigma=2,model=hrnet", "1_data.sigma=2,model=simplebaseline",
+        "2_data.sigma=3,model=hrnet", "3_data.sigma=3,model=simplebaseline",
+    ]
+    for job in jobs:
+        info = json.loads((job / "run_info.json").read_text())
+        assert info["config"]["data"]["sigma"] in (2, 3)
+        assert "val/AP" in json.loads((job / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_local_ddp_inside_a_multirun_is_refused(shared_root: Path) -> None:
+    proc = run_cli("src.train", ["-m", "data.sigma=2,3", *CPU_DDP, *TINY_SYNTHETIC,
+                                 f"hydra.sweep.dir={shared_root / 'refused'}"], shared_root, check=False)
+    assert proc.returncode != 0
+    assert "hydra/launcher=slurm" in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_returns_the_metric_to_the_sweeper(shared_root: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep = shared_root / "optuna"
+    args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+            "model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "data.batch_size=4", "data.num_workers=0", "num_visualized=0", "evaluate_best=false", *QUIET,
+            f"hydra.sweep.dir={sweep}"]
+    run_cli("src.train", args, shared_root)
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    assert 0.0 <= float(results["best_value"]) <= 1.0
+    assert set(results["best_params"]) == {"model.optimizer.lr", "data.sigma", "data.augmentation.rotation_factor",
+                                           "data.augmentation.scale_factor"}
