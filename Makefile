@@ -3,22 +3,31 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+STAMP_BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install quickstart test test-fast bench synthetic clean
+.PHONY: install install-base quickstart test test-fast bench synthetic clean
 
+# everything: the package, the test tools, loggers, sweepers and notebook support
 install: $(STAMP)
 
+# the package alone (what the quickstart needs)
+install-base: $(STAMP_BASE)
+
 # torch first, pinned: an unpinned requirement would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP_BASE): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(STAMP_BASE)
+
+$(STAMP): $(STAMP_BASE)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-quickstart: install
+quickstart: install-base
 	$(BIN)/python -m src.train experiment=quickstart
 
 test: install

@@ -59,22 +59,49 @@ def test_ddp_training_and_evaluation_equal_single_process(shared_root: Path) -> 
     assert trained["val/AP"] == pytest.approx(one["val/AP"], abs=1e-9)
 
 
+TINY_SWEEP_EXPERIMENT = """# @package _global_
+data:
+  batch_size: 2
+  val_batch_size: 2
+  num_workers: 0
+  synthetic: {num_train: 12, num_val: 6, seed: 3}
+model:
+  codec: {input_size: [64, 64], heatmap_size: [16, 16]}
+callbacks: {progress_bar: null, model_summary: null, prediction_pictures: null}
+trainer:
+  fast_dev_run: true
+"""
+
+
 @pytest.mark.slow
-def test_multirun_sweep_runs_each_combination_in_its_own_folder(shared_root: Path) -> None:
+def test_multirun_sweep_runs_each_combination_in_its_own_folder(shared_root: Path, tmp_path: Path) -> None:
+    # the fixed settings live in an experiment file of the user's own config folder, so the job
+    # folders are named by the swept values alone
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "tiny_sweep.yaml").write_text(TINY_SWEEP_EXPERIMENT)
     sweep = shared_root / "sweep"
-    args = ["-m", "model=hrnet,simplebaseline", "data.sigma=2,3", "debug=fast_dev_run", "data.batch_size=2",
-            "data.val_batch_size=2", "data.num_workers=0", "model.codec.input_size=[64,64]",
-            "model.codec.heatmap_size=[16,16]", *TINY_SYNTHETIC, *QUIET, f"hydra.sweep.dir={sweep}"]
+    args = ["-m", f"--config-dir={tmp_path / 'conf'}", "experiment=tiny_sweep", "model=hrnet,simplebaseline",
+            "data.sigma=2,3", f"hydra.sweep.dir={sweep}"]
     run_cli("src.train", args, shared_root)
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [p.name for p in jobs] == [
-        "0_data.sigma=2,model=hrnet", "1_data.sigma=2,model=simplebaseline",
-        "2_data.sigma=3,model=hrnet", "3_data.sigma=3,model=simplebaseline",
+        "0_data.sigma=2,model=hrnet", "1_data.sigma=3,model=hrnet",
+        "2_data.sigma=2,model=simplebaseline", "3_data.sigma=3,model=simplebaseline",
     ]
     for job in jobs:
         info = json.loads((job / "run_info.json").read_text())
-        assert info["config"]["data"]["sigma"] in (2, 3)
+        assert info["config"]["data"]["sigma"] == int(job.name.split("data.sigma=")[1][0])
         assert "val/AP" in json.loads((job / "metrics.json").read_text())
+
+
+def test_long_override_lists_make_valid_folder_names() -> None:
+    from src.utils.resolvers import safe_dirname
+
+    long = ",".join(f"data.root=/very/long/path/{i}" for i in range(20))
+    name = safe_dirname(long)
+    assert len(name) <= 120 and "/" not in name
+    assert safe_dirname(long) == name and safe_dirname(long + "x") != name
+    assert safe_dirname("data.sigma=2,model=hrnet") == "data.sigma=2,model=hrnet"
 
 
 @pytest.mark.slow
@@ -90,7 +117,8 @@ def test_optuna_search_returns_the_metric_to_the_sweeper(shared_root: Path) -> N
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = shared_root / "optuna"
     args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-            "model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "model=hrnet", *[o for o in TINY_HRNET if not o.startswith("data.sigma")], *TINY_SYNTHETIC,
+            "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "data.batch_size=4", "data.num_workers=0", "num_visualized=0", "evaluate_best=false", *QUIET,
             f"hydra.sweep.dir={sweep}"]
     run_cli("src.train", args, shared_root)

@@ -74,7 +74,7 @@ def check_launch(cfg: DictConfig) -> None:
 
     Lightning starts the extra DDP processes by running the same command line again; inside a
     ``-m`` sweep every child would start the whole sweep once more. On a cluster the SLURM
-    launcher (``hydra/launcher=submitit_slurm``) starts each job's processes itself, which works.
+    launcher (``hydra/launcher=slurm``, submitit) starts each job's processes itself, which works.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -106,5 +106,5 @@ def check_launch(cfg: DictConfig) -> None:
             "Lightning starts each extra DDP process by re-running the command line, so every job "
             "would launch the whole sweep again. Run the sweep with one device per job "
             "(trainer.devices=1), or let a launcher start the processes: "
-            "hydra/launcher=submitit_slurm (see the README, 'Sweeps on a cluster')."
+            "hydra/launcher=slurm (submitit; see 'Sweeps' in the README)."
         )

@@ -64,8 +64,9 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def scene_annotations(scene: Scene, image_id: int, *, min_area: int = 30) -> list[dict]:
-    """COCO annotations of one scene; people with fewer than min_area visible pixels are left out."""
+def scene_annotations(scene: Scene, image_id: int, *, min_area: int = 30, keypoint_min_area: int = 0) -> list[dict]:
+    """COCO annotations of one scene; people with fewer than min_area visible pixels are left out,
+    people with fewer than keypoint_min_area visible pixels are annotated without keypoints."""
     anns: list[dict] = []
     h, w = scene.image.shape[:2]
     for person in scene.persons:
@@ -76,7 +77,7 @@ def scene_annotations(scene: Scene, image_id: int, *, min_area: int = 30) -> lis
         vis = person.visibility[COCO_INDICES]
         uv = person.joints_2d[COCO_INDICES]
         keypoints: list[float] = []
-        if person.keypoint_less:
+        if person.keypoint_less or area < keypoint_min_area:
             keypoints = [0] * (3 * len(COCO_INDICES))
             num = 0
         else:

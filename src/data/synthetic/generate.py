@@ -36,7 +36,7 @@ from src.data.synthetic.coco_writer import ANNOTATIONS_PER_IMAGE, coco_categorie
 from src.data.synthetic.scene import SceneConfig, render_scene
 
 GENERATOR = "src.data.synthetic"
-GENERATOR_VERSION = 3  # bump whenever the output for given parameters changes (invalidates caches)
+GENERATOR_VERSION = 4  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = "manifest.json"
 SPLITS = (("train2017", 0), ("val2017", 1))  # (name, code used in seeds and image ids)
 IMAGE_ID_STRIDE = 1_000_000  # val image ids start at 1_000_001, so ids are unique across splits
@@ -49,7 +49,8 @@ DEFAULT_IMAGE_SIZE = (320, 256)
 def generation_params(*, seed: int, num_train: int, num_val: int, image_size: tuple[int, int],
                       max_people: int, min_people: int, crowd_prob: float, empty_prob: float, occluder_prob: float,
                       min_height: float, max_height_frac: float, jpeg_quality: int, min_area: int,
-                      clutter: float = 0.6, facing_camera_prob: float = 0.85) -> dict:
+                      clutter: float = 0.6, facing_camera_prob: float = 0.85,
+                      keypoint_min_area: int = 32 * 32) -> dict:
     """Every parameter that changes the output, as plain JSON types (hashed into the manifest)."""
     if num_train < 0 or num_val < 0 or num_train >= IMAGE_ID_STRIDE or num_val >= IMAGE_ID_STRIDE:
         raise ValueError(f"num_train/num_val must be in [0, {IMAGE_ID_STRIDE}), got {num_train}/{num_val}")
@@ -68,7 +69,7 @@ def generation_params(*, seed: int, num_train: int, num_val: int, image_size: tu
     return {
         "generator": GENERATOR, "version": GENERATOR_VERSION, "seed": int(seed),
         "num_train": int(num_train), "num_val": int(num_val), "jpeg_quality": int(jpeg_quality),
-        "min_area": int(min_area), "scene": scene,
+        "min_area": int(min_area), "keypoint_min_area": int(keypoint_min_area), "scene": scene,
     }
 
 
@@ -103,7 +104,8 @@ def _render_image(task: tuple) -> tuple[dict, list[dict]]:
         raise OSError(f"could not write {Path(image_dir) / file_name}")
     h, w = scene.image.shape[:2]
     image = {"id": image_id, "file_name": file_name, "width": w, "height": h, "camera": scene.camera.to_json()}
-    return image, scene_annotations(scene, image_id, min_area=params["min_area"])
+    return image, scene_annotations(scene, image_id, min_area=params["min_area"],
+                                    keypoint_min_area=params["keypoint_min_area"])
 
 
 def _default_workers() -> int:
@@ -186,6 +188,7 @@ def ensure_synthetic_coco(
     min_area: int = 30,
     clutter: float = 0.6,
     facing_camera_prob: float = 0.85,
+    keypoint_min_area: int = 32 * 32,
     workers: int | None = None,
     force: bool = False,
 ) -> Path:
@@ -199,7 +202,8 @@ def ensure_synthetic_coco(
     RLE); occluder_prob that an object stands in front of someone. Statures (a standing
     person's height in pixels) range from min_height to max_height_frac * h, uniform in
     sqrt(stature); a few smaller people are added without keypoints. People with fewer than
-    min_area visible pixels get no annotation. clutter scales the background's shapes, lines and
+    min_area visible pixels get no annotation; as in COCO, people with fewer than keypoint_min_area
+    visible pixels (32 x 32: COCO's 'small') are annotated without keypoints. clutter scales the background's shapes, lines and
     limb-like distractor sticks (1.0: full). facing_camera_prob is the share of people turned
     towards the camera (the rest face any direction), as in real photo collections.
 
@@ -210,7 +214,7 @@ def ensure_synthetic_coco(
         seed=seed, num_train=num_train, num_val=num_val, image_size=image_size, max_people=max_people,
         min_people=min_people, crowd_prob=crowd_prob, empty_prob=empty_prob, occluder_prob=occluder_prob, min_height=min_height,
         max_height_frac=max_height_frac, jpeg_quality=jpeg_quality, min_area=min_area, clutter=clutter,
-        facing_camera_prob=facing_camera_prob)
+        facing_camera_prob=facing_camera_prob, keypoint_min_area=keypoint_min_area)
     if not force and is_complete(root, params):
         return root
     if root.exists() and not (root.is_dir() and _owned_by_us(root)):
