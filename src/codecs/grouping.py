@@ -840,7 +840,7 @@ def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> n
     if rest.size:
         det_all = det.reshape(-1)
         first = tags.maps.reshape(k, hw, dim)[..., 0]  # (K, H * W) strided view
-        buffer = np.empty(hw, dtype=np.float32)
+        buffer, mask = np.empty(hw, dtype=np.float32), np.empty(hw, dtype=bool)
         # A pixel not scanned (value < thr) reaches best only if round(d) <= thr - best, and
         # round(d) <= r <=> d <= r + 0.5 (half to even: a superset). Small margins cover float32
         # rounding (of M = value - round(d) too); any d when nothing is known yet.
@@ -851,29 +851,21 @@ def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> n
         owners, flats = [], []  # candidates: ||tag - mean|| <= reach
         for j in np.unique(pair_joint[rest]):
             sel = np.flatnonzero(pair_joint[rest] == j)
-            unbounded = sel[~np.isfinite(r[sel])]
-            for s in unbounded:  # no best M yet: every pixel
-                owners.append(np.full(hw, s))
-                flats.append(np.arange(hw) + j * hw)
-            bounded = sel[np.isfinite(r[sel])]
-            if bounded.size == 0:
-                continue
-            # all of this joint's pairs in one pass: |tag_0 - mean_0| <= reach, then the distance
-            column = first[j] if bounded.size == 1 else np.ascontiguousarray(first[j])
-            if bounded.size == 1:
-                gap = np.abs(np.subtract(column, mean[rest[bounded[0]], 0], out=buffer), out=buffer)[None]
-            else:
-                gap = np.abs(column[None, :] - mean[rest[bounded], 0][:, None])
-            own, pix = np.nonzero(gap <= reach[bounded].astype(np.float32)[:, None])
-            own = bounded[own]
-            flat = pix + j * hw
-            diff = tags[flat] - mean[rest[own]]
-            total = diff[:, 0] * diff[:, 0]
-            for c in range(1, dim):
-                total += diff[:, c] * diff[:, c]
-            keep = total <= (reach[own] * reach[own]).astype(np.float32)
-            owners.append(own[keep])
-            flats.append(flat[keep])
+            # first tag dimension: strided, or copied once when several pairs read it
+            column = first[j] if sel.size == 1 else np.ascontiguousarray(first[j])
+            for s in sel:  # |tag_0 - mean_0| <= reach in one pass, then the distance (tags still cached)
+                if not np.isfinite(r[s]):  # no best M yet: every pixel
+                    flat = np.arange(hw) + j * hw
+                else:
+                    gap = np.abs(np.subtract(column, mean[rest[s], 0], out=buffer), out=buffer)
+                    flat = np.flatnonzero(np.less_equal(gap, np.float32(reach[s]), out=mask)) + j * hw
+                    diff = tags[flat] - mean[rest[s]]
+                    total = diff[:, 0] * diff[:, 0]
+                    for c in range(1, dim):
+                        total += diff[:, c] * diff[:, c]
+                    flat = flat[total <= np.float32(reach[s] * reach[s])]
+                owners.append(np.full(flat.size, s))
+                flats.append(flat)
         owner, flat = np.concatenate(owners), np.concatenate(flats)
         tag_at = tags[flat]
         value = det_all[flat] - _round_distance(tag_at, mean[rest[owner]])
