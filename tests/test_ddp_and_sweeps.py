@@ -73,6 +73,38 @@ trainer:
 """
 
 
+TINY_HIGHERHRNET = ["model=higherhrnet", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]",
+                    "model.net.num_blocks=1", "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1",
+                    "model.codec.input_size=64", "model.codec.output_sizes=[16,32]"]
+
+
+@pytest.mark.slow
+def test_bottomup_ddp_evaluation_equals_single_process(shared_root: Path) -> None:
+    """HigherHRNet: whole images of different sizes, grouped people, padding duplicates dropped."""
+    run_cli("src.train", [*TINY_HIGHERHRNET, *TINY_SYNTHETIC, "data.num_workers=0", "data.batch_size=2", *QUIET,
+                          "run_name=bottomup", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                          "trainer.limit_val_batches=1", "evaluate_best=false", "num_visualized=0"], shared_root)
+    ckpt = shared_root / "logs" / "train" / "bottomup" / "checkpoints" / "last.ckpt"
+    common = [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=2"]
+    run_cli("src.eval", [*common, "run_name=bu_one"], shared_root)
+    run_cli("src.eval", [*common, "run_name=bu_two", *CPU_DDP], shared_root)
+    one = json.loads((shared_root / "logs" / "eval" / "bu_one" / "metrics.json").read_text())
+    two = json.loads((shared_root / "logs" / "eval" / "bu_two" / "metrics.json").read_text())
+    stats = [k for k in one if k.startswith("val/")]
+    assert stats and {k: one[k] for k in stats} == pytest.approx({k: two[k] for k in stats}, abs=1e-9)
+
+
+def test_slurm_launcher_config_composes() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.tasks_per_node == 1 and launcher.gpus_per_node == 1 and launcher.timeout_min == 4320
+
+
 @pytest.mark.slow
 def test_multirun_sweep_runs_each_combination_in_its_own_folder(shared_root: Path, tmp_path: Path) -> None:
     # the fixed settings live in an experiment file of the user's own config folder, so the job
