@@ -20,7 +20,7 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from src.data.keypoint_info import get_keypoint_info
 from src.metrics.coco_metric import COCOKeypointMetric

@@ -13,9 +13,9 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as L
-from hydra.utils import instantiate
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 
 from src.utils.builders import build_datamodule, build_trainer, check_launch
 from src.utils.checkpointing import resume_checkpoint

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from hydra.utils import instantiate
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
-from lightning.fabric.plugins import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.checkpointing import AtomicCheckpointIO, RandomStateCallback

@@ -28,8 +28,8 @@ def wandb_logger(*, offline: bool | str = "auto", **kwargs: Any):
     ``wandb sync <save_dir>/wandb/offline-run-*``. WANDB_MODE, when set, wins (W&B's own rule).
     """
     try:
-        from lightning.pytorch.loggers import WandbLogger
         import wandb  # noqa: F401
+        from lightning.pytorch.loggers import WandbLogger
     except ImportError as err:
         raise ImportError("logger=wandb needs the wandb package: pip install -e '.[loggers]'") from err
     if offline == "auto":

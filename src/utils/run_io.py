@@ -8,9 +8,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TRACKED_PACKAGES = (
     "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations",
@@ -18,14 +19,15 @@ TRACKED_PACKAGES = (
 )
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temporary file in the same folder and an atomic rename."""
+def replace_atomically(path: str | Path, write: Callable[[IO], None], *, binary: bool = False) -> Path:
+    """Write ``path`` through ``write(handle)`` on a temporary file in the same folder, flushed to
+    disk, then renamed over ``path``: readers (and a crash) see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -33,6 +35,11 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON through a temporary file in the same folder and an atomic rename."""
+    return replace_atomically(path, lambda handle: json.dump(data, handle, indent=2, sort_keys=True))
 
 
 def resolved_config(cfg: Any) -> dict:
