@@ -483,16 +483,17 @@ def measure_data(
             cv2.setNumThreads(0)  # as src.data.datamodule._worker_init: no OpenCV thread pool
             for i in range(min(len(dataset), 8)):  # warm-up: lazy initialisation, page cache
                 dataset[i]
-            for _ in range(passes):
-                order = rng.permutation(len(dataset)).tolist()
+            for epoch in range(passes):
+                # (index, epoch) keys, as the training sampler yields them (per-sample seeded augmentation)
+                order = [(i, epoch) for i in rng.permutation(len(dataset)).tolist()]
                 t0 = time.perf_counter()
-                for i in order:
-                    item = dataset[i]
+                for key in order:
+                    item = dataset[key]
                 pass_rates.append(len(order) / (time.perf_counter() - t0))
                 with _stage_timers(dataset, stages):  # a second, instrumented pass for the breakdown
                     t0 = time.perf_counter()
-                    for i in order:
-                        dataset[i]
+                    for key in order:
+                        dataset[key]
                     instrumented_s += time.perf_counter() - t0
                     instrumented_n += len(order)
         finally:

@@ -42,9 +42,10 @@ def wandb_logger(*, offline: bool | str = "auto", **kwargs: Any):
 
 def finish_loggers(loggers: list[Any]) -> None:
     """End the W&B run of this job, so that the next job of a sweep starts its own run."""
-    for logger in loggers:
-        if type(logger).__name__ == "WandbLogger":
-            import wandb
+    from lightning.pytorch.loggers import WandbLogger  # importable without wandb installed
 
-            if wandb.run is not None:
-                wandb.finish()
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
