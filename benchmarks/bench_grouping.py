@@ -13,8 +13,8 @@ background has small heatmap noise and a smooth random tag field. With ``--flip`
 the tags have L = 2 (original and flipped), as in the official flip test.
 
 Printed: median milliseconds per image of ``parse()`` with refine on and off, the stages of
-``parse()`` with refine (pixel set = the pass over the heatmaps and the sort shared by NMS and
-refine, candidates = NMS + top-k, matching, adjust, refine), the number of (person, missing joint)
+``parse()`` with refine (candidates = the compiled pass over the heatmaps for NMS + top-k, which
+also lists refine's strong pixels; matching, adjust, refine), the number of (person, missing joint)
 pairs refine fills and, for comparison, refine by a full-map scan per pair (`method="dense"`,
 the official cost). Timings on a shared machine are noisy: compare figures from one run, and
 see the load average printed.
@@ -102,23 +102,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     hp = HeatmapParser(num_joints=args.joints)
     as_tensors = [(torch.from_numpy(d)[None], torch.from_numpy(t)[None]) for d, t, _ in images]
 
-    stats: dict[str, list[float]] = {k: [] for k in ("parse_refine", "parse_no_refine", "pixel_set", "candidates",
-                                                     "match", "adjust", "refine", "refine_dense")}
+    stats: dict[str, list[float]] = {k: [] for k in ("parse_refine", "parse_no_refine", "candidates", "match",
+                                                     "adjust", "refine", "refine_dense")}
     found, true_people, candidates, pairs = [], [], [], []
     for (det, tag, n), (det_t, tag_t) in zip(images, as_tensors):
         hp.parse(det_t, tag_t)  # warm-up
         stats["parse_refine"].append(_median_ms(lambda: hp.parse(det_t, tag_t, refine=True), args.repeats))
         stats["parse_no_refine"].append(_median_ms(lambda: hp.parse(det_t, tag_t, refine=False), args.repeats))
         # The stages of parse() with refine, each timed on its own.
-        pixels = hp._pixel_set(det)
-        stats["pixel_set"].append(_median_ms(lambda: hp._pixel_set(det), args.repeats))
-        cand = hp._candidates(det, tag, pixels)
-        stats["candidates"].append(_median_ms(lambda: hp._candidates(det, tag, pixels), args.repeats))
+        cand, scan = hp._candidates(det, tag)
+        stats["candidates"].append(_median_ms(lambda: hp._candidates(det, tag), args.repeats))
         stats["match"].append(_median_ms(lambda: hp.match_by_tag(*cand), args.repeats))
         people = hp.match_by_tag(*cand)
         stats["adjust"].append(_median_ms(lambda: hp.adjust(people.copy(), det), args.repeats))
         adjusted = hp.adjust(people.copy(), det)
-        stats["refine"].append(_median_ms(lambda: hp._refine(adjusted.copy(), det, tag, "auto", pixels), args.repeats))
+        stats["refine"].append(_median_ms(lambda: hp._refine(adjusted.copy(), det, tag, "auto", scan), args.repeats))
         stats["refine_dense"].append(_median_ms(lambda: hp.refine(adjusted.copy(), det, tag, method="dense"), 1))
         found.append(len(people))
         true_people.append(n)
@@ -137,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     medians = {k: float(np.median(v)) for k, v in stats.items()}
     print(f"  parse(), refine on : {medians['parse_refine']:7.2f} ms / image (median)")
     print(f"  parse(), refine off: {medians['parse_no_refine']:7.2f} ms / image (median)")
-    stages = ("pixel_set", "candidates", "match", "adjust", "refine")
+    stages = ("candidates", "match", "adjust", "refine")
     print("  stages (refine on): " + ", ".join(f"{k.replace('_', ' ')} {medians[k]:.2f} ms" for k in stages))
     print(f"  refine by full-map scan per pair (official cost, for comparison): {medians['refine_dense']:.2f} ms")
     target = 5.0

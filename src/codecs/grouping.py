@@ -25,17 +25,15 @@
    position = first argmax of M, value = heatmap there, coords + 0.5 and the quarter offset
    (same tie rule). Only missing joints (value 0) are filled, and only when the value is > 0.
 
-Speed (the official pure-Python loops are this model's evaluation bottleneck): one pass over the
-heatmaps collects, per joint type, every pixel above the detection threshold or among about the
-``_SET_SIZE`` largest values, sorted (value descending) by one SIMD sort of packed 64-bit keys;
-NMS is only evaluated at those above the threshold (neighbour lookups), the matching keeps every
-per-person state in arrays (one Python iteration per joint type), and refine finds each arg-max
-exactly without scanning the map for every person: since round(.) >= 0, M <= heatmap, so the
-(person, missing joint) pairs scan the sorted pixels in rounds, vectorised, and a pair is settled
-as soon as its best M exceeds the next heatmap value. The few pairs left (best M below the set's
-threshold, e.g. a mean tag far from the tags of every strong pixel) need only the pixels with
-round(||tag - mean||) <= floor(threshold - best M): one strided pass over the first tag
-dimension per pair selects them (joints with several such pairs first extend the scan).
+Speed (the official pure-Python loops and dense passes are this model's evaluation bottleneck):
+NMS + top-k and refine are compiled kernels (`grouping_kernels`, numba). The candidate pass reads
+each heatmap once, evaluates NMS only at pixels above the detection threshold and keeps the
+maximum of every run of 16 pixels of a row. Refine finds each arg-max exactly without a full
+distance map per person: since round(.) >= 0, M <= heatmap, so the (person, missing joint) pairs
+of a joint visit its runs by decreasing maximum, each pixel is evaluated only for the pairs whose
+best M it can still reach, and a pair stops as soon as its best M is >= every maximum left. The
+matching keeps every per-person state in arrays (one Python iteration per joint type) around
+scipy's Hungarian solver.
 Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
@@ -49,26 +47,18 @@ flipped tags), M = ``max_num_people`` candidates per joint, P people.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+
+from src.codecs import grouping_kernels as kernels
 
 #: Official COCO visiting order: head, shoulders, hips, then elbows, wrists, knees, ankles.
 COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 #: Padding cost of the official matching (columns for "no person").
 _PAD_COST = 1e10
-
-#: Refine scans, per joint, about this many of the largest heatmap pixels (sorted; the same pass
-#: gives the NMS candidates) before the tag-distance pass (speed only: results never depend on it).
-_SET_SIZE = 1024
-#: Prefix lengths after which refine's scan checks which pairs are settled.
-_SCAN_ROUNDS = tuple(32 * 2**i for i in range(12))
-#: Joints with this many pairs left by the scan get the scan extended to about _EXTEND_SIZE pixels.
-_EXTEND_MIN_PAIRS = 3
-_EXTEND_SIZE = 4096
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -232,87 +222,26 @@ class HeatmapParser:
             "val_k": values[rows, order],
         }
 
-    def _candidates(
-        self, det: np.ndarray, tag: np.ndarray, pixels: _PixelSet | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(self, det: np.ndarray, tag: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
         """top-k restricted to what matching keeps (value > detection threshold), without dense NMS.
 
-        Equals `top_k` followed by the threshold test when detection_threshold >= 0: NMS is only
-        evaluated at pixels above the threshold. Empty slots have value -inf. `pixels` (from
-        `parse`): a sorted pixel set holding every pixel above the threshold, which saves the pass
-        over the maps and the sort.
+        Equals `top_k` followed by the threshold test when detection_threshold >= 0 (one compiled
+        pass per joint, which also collects what refine needs); a negative threshold would let
+        suppressed pixels (0) pass, so it takes the dense path. Empty slots have value -inf.
 
         Returns:
-            tag_k (K, M, L) float32, loc_k (K, M, 2) int64, val_k (K, M) float32.
+            ((tag_k (K, M, L) float32, loc_k (K, M, 2) int64, val_k (K, M) float32), the maxima of
+            row runs for refine (see `grouping_kernels`) or None).
         """
-        if self.detection_threshold < 0:  # suppressed pixels (0) would pass the threshold
+        if self.detection_threshold < 0:
             top = self.top_k(det, tag)
-            return top["tag_k"], top["loc_k"], top["val_k"]
+            return (top["tag_k"], top["loc_k"], top["val_k"]), None
         k, h, w = det.shape
-        m = self.max_num_people
-        flat = det.reshape(-1)
-        if pixels is not None:  # already sorted per joint by value (descending), then flat index
-            above = pixels.value > self.detection_threshold
-            idx, values = pixels.flat[above], pixels.value[above]
-            keep = self._is_local_max(flat, idx, k, h, w)
-            idx, values = idx[keep], values[keep]
-            joint = idx // (h * w)
-        else:
-            idx = np.flatnonzero(flat > self.detection_threshold)
-            if idx.size > flat.size // 16:  # dense maps (e.g. an untrained network): full max filter
-                keep = (_max_filter(det, self.nms_padding).reshape(-1) == flat)[idx]
-            else:
-                keep = self._is_local_max(flat, idx, k, h, w)
-            idx = idx[keep]
-            values = flat[idx]
-            joint = idx // (h * w)
-            order = np.lexsort((idx, -values, joint))  # per joint: value descending, then flat index
-            idx, values, joint = idx[order], values[order], joint[order]
-        starts = np.concatenate([[0], np.cumsum(np.bincount(joint, minlength=k))[:-1]])
-        rank = np.arange(idx.size) - starts[joint]
-        sel = rank < m
-        idx, values, joint, rank = idx[sel], values[sel], joint[sel], rank[sel]
-        pix = idx - joint * (h * w)
-        val_k = np.full((k, m), -np.inf, dtype=np.float32)
-        loc_k = np.zeros((k, m, 2), dtype=np.int64)
-        tag_k = np.zeros((k, m, tag.shape[-1]), dtype=np.float32)
-        val_k[joint, rank] = values
-        loc_k[joint, rank, 0] = pix % w
-        loc_k[joint, rank, 1] = pix // w
-        tag_k[joint, rank] = _TagTable(tag)[idx]
-        return tag_k, loc_k, val_k
-
-    def _is_local_max(self, flat: np.ndarray, idx: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
-        """For flat indices into (K, H, W): value >= every pixel of its NMS window (clamped)."""
-        pad = self.nms_padding
-        rem = idx % (h * w)
-        y, x = rem // w, rem % w
-        value = flat[idx]
-        keep = np.ones(idx.size, dtype=bool)
-        if pad == 0:
-            return keep
-        inside = np.flatnonzero((y >= pad) & (y < h - pad) & (x >= pad) & (x < w - pad))
-        # Away from the border, the 4 direct neighbours first, one 1-D lookup each (they reject
-        # nearly every non-maximum), then the rest of the window for the few survivors at once.
-        i, v = idx[inside], value[inside]
-        ok = np.ones(inside.size, dtype=bool)
-        for offset in (-w, -1, 1, w):
-            ok &= v >= flat[i + offset]
-        keep[inside] = ok
-        dy, dx = np.array([(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)
-                           if abs(dy) + abs(dx) > 1]).T
-        sub = inside[ok]
-        keep[sub] = (value[sub, None] >= flat[idx[sub, None] + (dy * w + dx)]).all(axis=1)
-        # Near the border: the whole window, clamped.
-        border = np.ones(idx.size, dtype=bool)
-        border[inside] = False
-        sub = np.flatnonzero(border)
-        if sub.size:
-            dy, dx = np.array([(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)]).T
-            yy = np.clip(y[sub, None] + dy, 0, h - 1)
-            xx = np.clip(x[sub, None] + dx, 0, w - 1)
-            keep[sub] = (value[sub, None] >= flat[(idx - rem)[sub, None] + yy * w + xx]).all(axis=1)
-        return keep
+        val_k, pix_k, run_max = kernels.nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding,
+                                                       self.max_num_people)
+        loc_k = np.stack([pix_k % w, pix_k // w], axis=2)
+        tag_k = _TagTable(tag)[pix_k + np.arange(k)[:, None] * (h * w)]
+        return (tag_k, loc_k, val_k), run_max
 
     # ---------------------------------------------------------------- matching
     def match_by_tag(self, tag_k, loc_k, val_k) -> np.ndarray:
@@ -405,10 +334,9 @@ class HeatmapParser:
             people: (P, K, 3 + L) float32 (after `adjust` in the official pipeline).
             heatmaps: (K, H, W) or (1, K, H, W) heatmaps before NMS.
             tags: (K, H, W, L) or (1, K, H, W, L) tag maps.
-            method: "auto" / "scan" (each joint's strongest pixels scanned by decreasing heatmap
-                value, then a tag-distance pass for the pairs that scan cannot settle; "tree" is a
-                former name of it) or "dense" (full-map scan per pair, the official cost); same
-                results.
+            method: "auto" (compiled: the pairs of a joint visit its pixels by runs of decreasing
+                maximum until settled) or "dense" (a full-map scan per pair in numpy, the official
+                cost); same results.
 
         Returns:
             people with missing joints (value 0) filled where the arg-max value is > 0.
@@ -417,8 +345,10 @@ class HeatmapParser:
         return self._refine(people, det, tag, method)
 
     def _refine(self, people: np.ndarray, det: np.ndarray, tag: np.ndarray, method: str,
-                pixels: _PixelSet | None = None) -> np.ndarray:
-        """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `pixels`: a sorted pixel set from `parse`."""
+                run_max: np.ndarray | None = None) -> np.ndarray:
+        """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `run_max`: from `_candidates` in `parse`."""
+        if method not in ("auto", "dense"):
+            raise ValueError(f"unknown refine method {method!r}")
         if len(people) == 0:
             return people
         k, h, w = det.shape
@@ -431,13 +361,12 @@ class HeatmapParser:
             return people
         if method == "dense":
             flat_pos = _refine_dense(det, tag, means, pair_person, pair_joint)
-        elif method in ("auto", "scan", "tree"):
-            det_flat = det.reshape(k, h * w)
-            if pixels is None:
-                pixels = _sorted_pixels(det_flat, _top_thresholds(det, np.unique(pair_joint), _SET_SIZE))
-            flat_pos = _refine_scan(det, _TagTable(tag), means[pair_person], pair_joint, pixels)
         else:
-            raise ValueError(f"unknown refine method {method!r}")
+            if run_max is None:
+                run_max = kernels.nms_candidates(det, np.float32(np.inf), 0, 0)[2]
+            unshared = tag if tag.strides[0] else tag[:1]  # one tag map shared by all joints: stored once
+            flat_pos = kernels.refine_argmax(det, np.ascontiguousarray(unshared), means[pair_person],
+                                             pair_joint.astype(np.int64), run_max)
         y, x = flat_pos // w, flat_pos % w
         value = det[pair_joint, y, x]
         dx, dy = _quarter_offset(det, pair_joint, x, y)
@@ -448,20 +377,6 @@ class HeatmapParser:
         return people
 
     # ------------------------------------------------------------------ parse
-    def _pixel_set(self, det: np.ndarray) -> _PixelSet | None:
-        """One pass over (K, H, W) maps for both the NMS candidates and refine: per joint, every pixel
-        above the detection threshold or among about the _SET_SIZE largest, sorted; None for dense
-        maps (many pixels above the threshold) or a negative threshold (then the plain paths)."""
-        if self.detection_threshold < 0:
-            return None
-        k, h, w = det.shape
-        det_flat = det.reshape(k, h * w)
-        thr = np.minimum(_top_thresholds(det, np.arange(k), _SET_SIZE), np.float32(self.detection_threshold))
-        idx = np.flatnonzero(det_flat >= thr[:, None])
-        if idx.size > max(det_flat.size // 16, 2 * k * _SET_SIZE):
-            return None
-        return _sorted_pixels(det_flat, thr, idx)
-
     def parse(
         self, heatmaps, tags, adjust: bool | None = None, refine: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -479,15 +394,14 @@ class HeatmapParser:
         adjust = self.adjust_default if adjust is None else adjust
         refine = self.refine_default if refine is None else refine
         det, tag = self._prepare(heatmaps, tags)
-        pixels = self._pixel_set(det) if refine else None
-        people = self.match_by_tag(*self._candidates(det, tag, pixels))
+        candidates, run_max = self._candidates(det, tag)
+        people = self.match_by_tag(*candidates)
         if adjust:
             people = self.adjust(people, det)
         scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, dtype=np.float32)
         if refine:
-            people = self._refine(people, det, tag, "auto", pixels)
+            people = self._refine(people, det, tag, "auto", run_max)
         return people, scores.astype(np.float32)
-
 
 class _People:
     """Growing per-person state of `match_by_tag` (persons in creation order).
@@ -664,213 +578,3 @@ class _TagTable:
         if dim == 2:
             return self.table.view(np.int64).reshape(-1)[flat].view(np.float32).reshape(*flat.shape, 2)
         return self.table[flat]
-
-
-class _PixelSet(NamedTuple):
-    """Every pixel of joint j with heatmap value >= thr[j], sorted by joint, value (descending), flat index.
-
-    flat (N,) int64 = joint * H * W + pixel; value (N,) float32; joint (N,) int64; rank (N,) int64:
-    position within the joint, which occupies positions start[j]:end[j] (empty where thr[j] = +inf).
-    """
-
-    flat: np.ndarray
-    value: np.ndarray
-    joint: np.ndarray
-    rank: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    thr: np.ndarray
-
-
-def _sorted_pixels(det_flat: np.ndarray, thr: np.ndarray, idx: np.ndarray | None = None) -> _PixelSet:
-    """`_PixelSet` of det_flat (K, H * W) for thresholds thr (K,) float32 (idx: the flat indices of
-    det_flat >= thr[:, None] when already known).
-
-    One sort of packed 64-bit keys [joint | value bits mapped to a decreasing unsigned order | pixel]
-    (numpy sorts integers with SIMD, much faster than an arg-sort or lexsort).
-    """
-    k, hw = det_flat.shape
-    if idx is None:
-        idx = np.flatnonzero(det_flat >= thr[:, None])
-    value = det_flat.reshape(-1)[idx]
-    joint = idx // hw
-    pbits, jbits = int(hw - 1).bit_length(), int(k - 1).bit_length()
-    if jbits + 32 + pbits <= 64:
-        # float32 bits -> uint32 decreasing in the value (x >= 0: 0x7FFFFFFF - bits, x < 0: bits);
-        # the map is its own inverse.
-        bits = value.view(np.uint32)
-        desc = bits ^ np.where(bits >> 31, np.uint32(0), np.uint32(0x7FFFFFFF))
-        key = (joint.astype(np.uint64) << np.uint64(32 + pbits)) | (desc.astype(np.uint64) << np.uint64(pbits))
-        key |= (idx - joint * hw).astype(np.uint64)
-        key.sort()
-        joint = (key >> np.uint64(32 + pbits)).astype(np.int64)
-        idx = joint * hw + (key & np.uint64((1 << pbits) - 1)).astype(np.int64)
-        desc = (key >> np.uint64(pbits)).astype(np.uint32)  # keeps the low 32 bits
-        value = (desc ^ np.where(desc >> 31, np.uint32(0), np.uint32(0x7FFFFFFF))).view(np.float32)
-    else:  # huge maps: plain lexsort
-        order = np.lexsort((idx, -value, joint))
-        idx, value, joint = idx[order], value[order], joint[order]
-    count = np.bincount(joint, minlength=k)
-    end = np.cumsum(count)
-    start = end - count
-    return _PixelSet(idx, value, joint, np.arange(idx.size) - start[joint], start, end, thr)
-
-
-def _top_thresholds(det: np.ndarray, joints: np.ndarray, size: int) -> np.ndarray:
-    """(K,) float32: for each of `joints`, about its `size`-th largest heatmap value (estimated on
-    evenly spaced whole rows, about 2048 pixels), -inf when the map has at most `size` pixels;
-    +inf for the other joints."""
-    k, h, w = det.shape
-    thr = np.full(k, np.inf, dtype=np.float32)
-    if h * w <= size:
-        thr[joints] = -np.inf
-        return thr
-    sample = det[joints, :: max(h // max(2048 // w, 1), 1)].reshape(joints.size, -1)
-    m = sample.shape[1]
-    kth = m - 1 - min(m * size // (h * w), m - 1)
-    thr[joints] = np.partition(sample, kth, axis=1)[:, kth]
-    return thr
-
-
-def _first_max(owner: np.ndarray, value: np.ndarray, flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per owner 0..n-1: the max value and the smallest flat index reaching it (np.argmax's rule)."""
-    best = np.full(n, -np.inf, dtype=np.float32)
-    np.maximum.at(best, owner, value)
-    top = value == best[owner]
-    first = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first, owner[top], flat[top])
-    return best, first
-
-
-def _scan(tags: _TagTable, hw: int, mean, pair_joint, pixels: _PixelSet, best, arg):
-    """Scan of sorted pixel rows for the exact arg-max of M = heatmap - round(||tag - mean||).
-
-    Since round(.) >= 0, M <= heatmap: going through a joint's pixels by decreasing heatmap value,
-    the best M so far (ties: lowest flat index, np.argmax's rule) is final as soon as it exceeds the
-    next heatmap value, or once the set is exhausted if it is >= the set threshold. The set is laid
-    out as one padded row per joint; pairs scan prefixes of their row in rounds (_SCAN_ROUNDS:
-    [0, 32), [32, 64), [64, 128), ...). `best`, `arg` (n,) float32 / int64 flat index: updated in
-    place.
-
-    Returns:
-        indices of the pairs not settled (best below the threshold after the whole set).
-    """
-    n, dim = mean.shape
-    big = np.iinfo(np.int64).max
-    count = pixels.end - pixels.start
-    present = np.flatnonzero(count)  # one padded row per joint with pixels
-    row_of = np.zeros(count.size, dtype=np.int64)
-    row_of[present] = np.arange(present.size)
-    width = max(int(count.max(initial=0)), 1)
-    lin = row_of[pixels.joint] * width + pixels.rank
-    values = np.full((present.size, width), -np.inf, dtype=np.float32)  # padding: -inf, index big, tags 0
-    values.reshape(-1)[lin] = pixels.value
-    flats = np.full((present.size, width), big)
-    flats.reshape(-1)[lin] = pixels.flat
-    set_tags = tags[pixels.flat]
-    planes = np.zeros((dim, present.size, width), dtype=np.float32)
-    for i in range(dim):
-        planes[i].reshape(-1)[lin] = set_tags[:, i]
-    empty = count[pair_joint] == 0  # nothing to scan: settled iff already >= the threshold
-    unsettled = [np.flatnonzero(empty & ~(best >= pixels.thr[pair_joint]))]
-    active = np.flatnonzero(~empty)
-    lo = 0
-    for hi in [c for c in _SCAN_ROUNDS if c < width] + [width]:
-        if active.size == 0:
-            break
-        aj = row_of[pair_joint[active]]
-        # M = value - round(sqrt(sum_i (tag_i - mean_i)^2)), summed left to right as the official code
-        am = mean[active]
-        diff = planes[0][aj, lo:hi] - am[:, 0:1]
-        total = diff * diff
-        for i in range(1, dim):
-            diff = np.subtract(planes[i][aj, lo:hi], am[:, i : i + 1], out=diff)
-            total += diff * diff
-        m = values[aj, lo:hi]
-        m -= np.round(np.sqrt(total, out=total), out=total)
-        row_best = m.max(axis=1)
-        row_arg = np.where(m == row_best[:, None], flats[aj, lo:hi], big).min(axis=1)
-        old_best, old_arg = best[active], arg[active]
-        better = (row_best > old_best) | ((row_best == old_best) & (row_arg < old_arg))
-        new_best = np.where(better, row_best, old_best)
-        best[active] = new_best
-        arg[active] = np.where(better, row_arg, old_arg)
-        more = hi < count[pair_joint[active]]
-        done = np.where(more, new_best > values[aj, min(hi, width - 1)], new_best >= pixels.thr[pair_joint[active]])
-        unsettled.append(active[~done & ~more])
-        active = active[~done & more]
-        lo = hi
-    return np.concatenate(unsettled + [active])
-
-
-def _refine_scan(det, tags: _TagTable, mean, pair_joint, pixels: _PixelSet) -> np.ndarray:
-    """Exact arg-max of M = heatmap - round(||tag - mean||) per (mean, joint) pair -> pixel indices.
-
-    `_scan` of `pixels` (about the _SET_SIZE largest heatmap values per joint). Joints where it
-    leaves at least _EXTEND_MIN_PAIRS pairs unsettled (best M below the set threshold thr, e.g. a
-    mean tag far from the tags of every strong pixel) are scanned on through their next pixels
-    (down to about the _EXTEND_SIZE-th value, or the lowest best M). The pairs still unsettled look
-    at the rest of the map, where only pixels with round(||tag - mean||) <= floor(thr - best M) can
-    reach the best M (their heatmap value is below thr): a pass over the first tag dimension per
-    such pair, then the distance on its survivors, selects them, and only they are evaluated.
-
-    det (K, H, W); mean (n, L) float32; pair_joint (n,) -> (n,) int64 pixel index y * W + x.
-    """
-    k, h, w = det.shape
-    hw = h * w
-    n, dim = mean.shape
-    best = np.full(n, -np.inf, dtype=np.float32)
-    arg = np.full(n, np.iinfo(np.int64).max)
-    rest = _scan(tags, hw, mean, pair_joint, pixels, best, arg)
-    thr = pixels.thr.copy()  # every pixel with value >= thr[j] has been scanned
-    crowded = np.flatnonzero(np.bincount(pair_joint[rest], minlength=k) >= _EXTEND_MIN_PAIRS)
-    if crowded.size:  # scan on, through the next pixels of joints where many pairs are left
-        det_flat = det.reshape(k, hw)
-        lowest = np.full(k, np.inf, dtype=np.float32)
-        np.minimum.at(lowest, pair_joint[rest], best[rest])
-        thr[crowded] = np.minimum(np.maximum(_top_thresholds(det, crowded, _EXTEND_SIZE)[crowded], lowest[crowded]),
-                                  pixels.thr[crowded])
-        idx = np.concatenate([np.flatnonzero((det_flat[j] >= thr[j]) & (det_flat[j] < pixels.thr[j])) + j * hw
-                              for j in crowded])
-        sub = rest[np.isin(pair_joint[rest], crowded)]
-        sub_best, sub_arg = best[sub], arg[sub]
-        left = _scan(tags, hw, mean[sub], pair_joint[sub], _sorted_pixels(det_flat, thr, idx), sub_best, sub_arg)
-        best[sub], arg[sub] = sub_best, sub_arg
-        rest = np.concatenate([rest[~np.isin(pair_joint[rest], crowded)], sub[left]])
-    if rest.size:
-        det_all = det.reshape(-1)
-        first = tags.maps.reshape(k, hw, dim)[..., 0]  # (K, H * W) strided view
-        buffer, mask = np.empty(hw, dtype=np.float32), np.empty(hw, dtype=bool)
-        # A pixel not scanned (value < thr) reaches best only if round(d) <= thr - best, and
-        # round(d) <= r <=> d <= r + 0.5 (half to even: a superset). Small margins cover float32
-        # rounding (of M = value - round(d) too); any d when nothing is known yet.
-        t, b = thr[pair_joint[rest]].astype(np.float64), best[rest].astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            r = np.where(np.isfinite(b), np.floor(t - b + 1e-4 * (1 + np.abs(t) + np.abs(b))), np.inf)
-        reach = np.minimum((np.maximum(r, 0) + 0.5) * (1 + 1e-4) + 1e-4, 1e18)
-        owners, flats = [], []  # candidates: ||tag - mean|| <= reach
-        for j in np.unique(pair_joint[rest]):
-            sel = np.flatnonzero(pair_joint[rest] == j)
-            # first tag dimension: strided, or copied once when several pairs read it
-            column = first[j] if sel.size == 1 else np.ascontiguousarray(first[j])
-            for s in sel:  # |tag_0 - mean_0| <= reach in one pass, then the distance (tags still cached)
-                if not np.isfinite(r[s]):  # no best M yet: every pixel
-                    flat = np.arange(hw) + j * hw
-                else:
-                    gap = np.abs(np.subtract(column, mean[rest[s], 0], out=buffer), out=buffer)
-                    flat = np.flatnonzero(np.less_equal(gap, np.float32(reach[s]), out=mask)) + j * hw
-                    diff = tags[flat] - mean[rest[s]]
-                    total = diff[:, 0] * diff[:, 0]
-                    for c in range(1, dim):
-                        total += diff[:, c] * diff[:, c]
-                    flat = flat[total <= np.float32(reach[s] * reach[s])]
-                owners.append(np.full(flat.size, s))
-                flats.append(flat)
-        owner, flat = np.concatenate(owners), np.concatenate(flats)
-        tag_at = tags[flat]
-        value = det_all[flat] - _round_distance(tag_at, mean[rest[owner]])
-        owner = np.concatenate([np.arange(rest.size), owner])  # with the scan's best
-        value = np.concatenate([best[rest], value])
-        flat = np.concatenate([arg[rest], flat])
-        arg[rest] = _first_max(owner, value, flat, rest.size)[1]
-    return arg - pair_joint * hw

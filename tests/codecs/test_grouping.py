@@ -11,8 +11,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 import src.codecs.grouping as grouping
-from src.codecs.grouping import (COCO_JOINT_ORDER, HeatmapParser, _max_filter, _person_mean_tags, _sorted_pixels,
-                                 _TagTable, _top_thresholds)
+from src.codecs import grouping_kernels
+from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser, _max_filter, _person_mean_tags, _TagTable
 
 VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
 K = 17
@@ -214,7 +214,7 @@ def test_candidates_equal_top_k_after_threshold():
         det = rng.random((K, 40, 56)).astype(np.float32) ** (8 if not dense else 1)
         tag = rng.normal(size=(K, 40, 56, 2)).astype(np.float32)
         top = parser.top_k(det, tag)
-        tag_k, loc_k, val_k = parser._candidates(det, tag)
+        (tag_k, loc_k, val_k), _ = parser._candidates(det, tag)
         keep = top["val_k"] > parser.detection_threshold
         np.testing.assert_array_equal(val_k > parser.detection_threshold, keep)
         np.testing.assert_array_equal(val_k[keep], top["val_k"][keep])
@@ -278,7 +278,7 @@ def test_refine_tree_search_equals_dense_and_official(shape):
             people[p, joints, 1] = rng.integers(0, h, size=joints.size) + 0.25
             people[p, joints, 2] = rng.uniform(0.2, 1, size=joints.size)
         ref = np.stack([official_refine(det, tag, p.copy()) for p in people])
-        for method in ("dense", "tree"):
+        for method in ("dense", "auto"):
             np.testing.assert_array_equal(parser.refine(people.copy(), det, tag, method=method), ref, err_msg=method)
 
 
@@ -368,21 +368,11 @@ def official_refine_all(det, tag, people):
     return out
 
 
-@pytest.mark.parametrize("set_size", [1024, 48, 16, 1])
 @pytest.mark.parametrize("dim", [1, 2])
-def test_refine_scan_equals_official_randomized(monkeypatch, dim, set_size):
-    """Small scan sets (48, 16, 1 pixels per joint) send most pairs to the extended scan and the
-    tag-distance pass; with 48, the scan checks its pairs after every pixel (ties at the round
-    boundaries); with 16, the extension stops early (64 pixels), leaving pairs to the last pass."""
-    monkeypatch.setattr(grouping, "_SET_SIZE", set_size)
-    if set_size == 48:
-        monkeypatch.setattr(grouping, "_SCAN_ROUNDS", tuple(range(1, 100)))
-    if set_size == 16:
-        monkeypatch.setattr(grouping, "_EXTEND_SIZE", 64)
-        monkeypatch.setattr(grouping, "_EXTEND_MIN_PAIRS", 2)
-    rng = np.random.default_rng(100 * dim + set_size)
+def test_refine_equals_official_randomized(dim):
+    rng = np.random.default_rng(100 * dim)
     parser = HeatmapParser()
-    for case, (h, w) in enumerate([(37, 53), (24, 30), (64, 64), (61, 97), (5, 9)] * 3):
+    for case, (h, w) in enumerate([(37, 53), (24, 30), (64, 64), (61, 97), (5, 9), (3, 70)] * 3):
         det, tag, people = random_refine_case(rng, h=h, w=w, dim=dim, ties=case % 3 == 1)
         ref = official_refine_all(det, tag, people)
         np.testing.assert_array_equal(parser.refine(people.copy(), det, tag), ref, err_msg=f"case {case}")
@@ -459,49 +449,24 @@ def test_person_mean_tags_equal_np_mean(dim, num_joints):
                                           err_msg=f"person {p}, {joints.size} joints")
 
 
-def test_sorted_pixels_and_thresholds():
-    rng = np.random.default_rng(8)
-    for h, w in ((30, 41), (64, 64), (3, 5)):
-        det = (np.round(rng.normal(0, 1, size=(K, h, w)) * 4) / 4).astype(np.float32) + np.float32(0)  # ties
-        det_flat = det.reshape(K, -1)
-        thr = np.quantile(det_flat, rng.uniform(0, 1, size=K), axis=1).diagonal().astype(np.float32)
-        thr[[2, 5]] = np.inf
-        thr[7] = -np.inf
-        pixels = _sorted_pixels(det_flat, thr)
-        idx = np.flatnonzero(det_flat >= thr[:, None])
-        order = np.lexsort((idx, -det_flat.reshape(-1)[idx], idx // (h * w)))
-        np.testing.assert_array_equal(pixels.flat, idx[order])
-        np.testing.assert_array_equal(pixels.value, det_flat.reshape(-1)[idx[order]])
-        np.testing.assert_array_equal(pixels.joint, idx[order] // (h * w))
-        counts = np.bincount(idx // (h * w), minlength=K)
-        np.testing.assert_array_equal(pixels.end - pixels.start, counts)
-        np.testing.assert_array_equal(pixels.rank, np.arange(idx.size) - pixels.start[pixels.joint])
-        joints = np.array([0, 3, 16])
-        estimate = _top_thresholds(det, joints, 100)
-        assert np.isinf(np.delete(estimate, joints)).all()
-        if h * w <= 100:
-            assert (estimate[joints] == -np.inf).all()
-        else:
-            assert np.isfinite(estimate[joints]).all()
-
-
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])
-def test_candidates_sparse_paths_equal_dense_nms(kernel):
-    """Local maxima by neighbour lookups (clamped at the border), from a flat scan or from a sorted
-    pixel set, equal the dense max-pool NMS, ties included."""
+def test_candidates_equal_dense_nms(kernel):
+    """The compiled local-maximum test (window clipped at the border) equals the dense max-pool NMS
+    followed by top-k and the threshold, plateaus and ties included; its run maxima are the maxima
+    of the 16-pixel runs of each row."""
     rng = np.random.default_rng(kernel)
     parser = HeatmapParser(nms_kernel=kernel, nms_padding=kernel // 2, max_num_people=12)
-    for h, w in ((23, 31), (4, 6), (64, 48)):
+    for h, w in ((23, 31), (4, 6), (64, 48), (3, 40)):
         det = (np.round(rng.random((K, h, w)) ** 3 * 8) / 8).astype(np.float32)  # plateaus and ties
         tag = rng.normal(size=(K, h, w, 2)).astype(np.float32)
-        flat = det.reshape(-1)
-        idx = np.flatnonzero(flat > parser.detection_threshold)
-        dense = (_max_filter(det, kernel // 2).reshape(-1) == flat)[idx]
-        np.testing.assert_array_equal(parser._is_local_max(flat, idx, K, h, w), dense)
-        thr = np.minimum(_top_thresholds(det, np.arange(K), 50), np.float32(parser.detection_threshold))
-        pixels = _sorted_pixels(det.reshape(K, -1), thr)
-        for got, ref in zip(parser._candidates(det, tag, pixels), parser._candidates(det, tag)):
-            np.testing.assert_array_equal(got, ref)
+        top = parser.top_k(det, tag)
+        keep = top["val_k"] > parser.detection_threshold
+        (tag_k, loc_k, val_k), run_max = parser._candidates(det, tag)
+        np.testing.assert_array_equal(val_k, np.where(keep, top["val_k"], -np.inf))
+        np.testing.assert_array_equal(loc_k[keep], top["loc_k"][keep])
+        np.testing.assert_array_equal(tag_k[keep], top["tag_k"][keep])
+        padded = np.pad(det, ((0, 0), (0, 0), (0, -w % 16)), constant_values=-np.inf)
+        np.testing.assert_array_equal(run_max, padded.reshape(K, h, -1, 16).max(axis=3))
 
 
 def test_tag_table_gather():
@@ -520,35 +485,39 @@ def brute_force_refine(det, tag, mean, joint):
     return int(np.argmax(m))
 
 
-def test_refine_scan_edge_cases():
-    """Ties the scan must not miss: (a) at a round boundary, the next pixel's value equals the best M
-    and has a lower index; (b) the best M just below the set threshold, a pixel outside the set
-    higher; (c) outside the set, a pixel with M equal to the best and a lower index; (d) nothing to
-    scan for a joint."""
+def test_refine_kernel_edge_cases():
+    """Ties the run-ordered search must not miss: (a) a pixel whose value equals the best M, with a
+    lower index; (b) the best M of the strongest runs just below a weaker run's pixel; (c) a weaker
+    pixel with M equal to the best and a lower index; (d) a ramp, the arg-max in the weakest run;
+    (e) a run whose maximum equals the best M exactly, its pixel at a lower index; (f) all runs
+    equal (one bucket)."""
     h, w = 8, 20
     det = np.zeros((K, h, w), dtype=np.float32) - 1
     tag = np.zeros((K, h, w, 1), dtype=np.float32)
-    mean = np.zeros((3, 1), dtype=np.float32)
+    mean = np.zeros((6, 1), dtype=np.float32)
     # (a) joint 0: 32 pixels of value 3 at distance 1 (M = 2), then a value 2 at distance 0, index 0
     det[0].reshape(-1)[100:132] = 3
     tag[0].reshape(-1)[100:132] = 1
     det[0, 0, 0] = 2
-    # (b) joint 1: set {2.0 (r = 1), 1.005 (r = 1)}; outside: 1.003 (r = 0), M = 1.003 > 1.0
+    # (b) joint 1: {2.0 (r = 1), 1.005 (r = 1)}; weaker: 1.003 (r = 0), M = 1.003 > 1.0
     det[1, 5, 5], tag[1, 5, 5] = 2.0, 1.0
     det[1, 6, 6], tag[1, 6, 6] = 1.005, 1.0
     det[1, 7, 7] = 1.003
-    # (c) joint 2: set {2.0 at index 50 (r = 1)}; outside: 1.0 at index 10 (r = 0): same M, lower index
+    # (c) joint 2: {2.0 at index 50 (r = 1)}; weaker: 1.0 at index 10 (r = 0): same M, lower index
     det[2].reshape(-1)[50], tag[2].reshape(-1)[50] = 2.0, 1.0
     det[2].reshape(-1)[10] = 1.0
-    # (d) joint 3: no pixel in the set at all (threshold +inf): the whole map
+    # (d) joint 3: a ramp, tags far from the mean except at the weak end
     det[3] = np.linspace(-1, 1, h * w, dtype=np.float32).reshape(h, w)[::-1]
     tag[3] = np.linspace(0, 3, h * w, dtype=np.float32).reshape(h, w, 1)
-    mean = np.concatenate([mean, [[2.0]]]).astype(np.float32)
-    det_flat = det.reshape(K, -1)
-    thr = np.full(K, np.inf, dtype=np.float32)
-    thr[:3] = [2.0, np.float32(1.005), 2.0]
-    pixels = _sorted_pixels(det_flat, thr)
-    pair_joint = np.arange(4)
-    got = grouping._refine_scan(det, _TagTable(tag), mean, pair_joint, pixels)
-    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(4)])
-    assert list(got[:3]) == [0, 7 * w + 7, 10]
+    mean[3] = 2.0
+    # (e) joint 4: best M = 1.0 at (6, 3) (value 2, r = 1); the run (2, 16..19) peaks at exactly 1.0, r = 0
+    det[4, 6, 3], tag[4, 6, 3] = 2.0, 1.0
+    det[4, 2, 17] = 1.0
+    # (f) joint 5: a constant map, tags increasing: the first pixel with the smallest round(distance)
+    det[5] = 0.5
+    tag[5] = np.linspace(-2, 2, h * w, dtype=np.float32).reshape(h, w, 1)
+    _, _, run_max = grouping_kernels.nms_candidates(det, np.float32(np.inf), 0, 0)
+    pair_joint = np.arange(6, dtype=np.int64)
+    got = grouping_kernels.refine_argmax(det, tag, mean, pair_joint, run_max)
+    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(6)])
+    assert list(got[:3]) == [0, 7 * w + 7, 10] and got[4] == 2 * w + 17

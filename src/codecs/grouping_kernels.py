@@ -1,0 +1,349 @@
+"""Compiled (numba) kernels of the HigherHRNet grouping: NMS + top-k candidates and refine.
+
+Both walk the maps once per joint in plain loops, so they cost about one read of the heatmaps
+instead of the official dense passes (a max-pool for NMS, and one full (K, H, W) distance map per
+person for refine). Their results equal the official ones exactly: M = heatmap - round(||tag -
+mean||) is computed with the same float32 operations in the same order (no fused multiply-add,
+round half to even), and ties go to the lowest flat index as with np.argmax.
+
+Numba compiles them on first use and caches the machine code next to this file (a few seconds,
+once per installation).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: Refine visits the pixels by runs of this many pixels of a row, in decreasing order of the runs'
+#: maxima (speed only: results never depend on it).
+CHUNK = 16
+#: Refine follows the decreasing run maxima of a joint for at most this many runs; the pairs it
+#: leaves scan the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
+_VALUE_ORDER_RUNS = 256
+SB_ROWS = 8
+SB_RUNS = 4
+
+_jit = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
+# helpers called in inner loops: inlined (a call would also count references of every array)
+_inline = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False, inline="always")
+
+
+@_jit
+def nms_candidates(det, threshold, pad, m):
+    """Local maxima above `threshold` (top `m` per joint), and the maxima of row runs for refine.
+
+    A pixel is a local maximum when it is >= every pixel of its (2 pad + 1)^2 window clipped to
+    the map, i.e. it survives the official NMS (max-pool with padding, then equality).
+
+    Args:
+        det: (K, H, W) float32 heatmaps.
+        threshold: candidates need value > threshold (>= 0).
+        pad: NMS window half-size.
+        m: candidates kept per joint (value descending, ties by lower flat index).
+
+    Returns:
+        val_k (K, m) float32 (-inf for empty slots), pix_k (K, m) int64 pixel index y * W + x
+        (0 for empty slots), chunk_max (K, H, ceil(W / CHUNK)) float32 maxima of the runs of
+        CHUNK pixels of each row.
+    """
+    k, h, w = det.shape
+    n_chunks = (w + CHUNK - 1) // CHUNK
+    full = w // CHUNK
+    val_k = np.full((k, m), -np.inf, dtype=np.float32)
+    pix_k = np.zeros((k, m), dtype=np.int64)
+    chunk_max = np.empty((k, h, n_chunks), dtype=np.float32)
+    cand_val = np.empty(h * w, dtype=np.float32)
+    cand_pix = np.empty(h * w, dtype=np.int64)
+    for j in range(k):
+        n_cand = 0
+        for y in range(h):
+            # run maxima first (a fixed-length loop of selects, which compiles to vector code) ...
+            for c in range(full):
+                base = c * CHUNK
+                top = det[j, y, base]
+                for x in range(1, CHUNK):
+                    v = det[j, y, base + x]
+                    top = v if v > top else top
+                chunk_max[j, y, c] = top
+            if n_chunks > full:
+                top = det[j, y, full * CHUNK]
+                for x in range(full * CHUNK + 1, w):
+                    v = det[j, y, x]
+                    top = v if v > top else top
+                chunk_max[j, y, full] = top
+            # ... then NMS only inside the runs that reach above the threshold
+            for c in range(n_chunks):
+                if not chunk_max[j, y, c] > threshold:
+                    continue
+                for x in range(c * CHUNK, min((c + 1) * CHUNK, w)):
+                    v = det[j, y, x]
+                    if v > threshold:
+                        keep = True
+                        for yy in range(max(y - pad, 0), min(y + pad + 1, h)):
+                            for xx in range(max(x - pad, 0), min(x + pad + 1, w)):
+                                if det[j, yy, xx] > v:
+                                    keep = False
+                                    break
+                            if not keep:
+                                break
+                        if keep:
+                            cand_val[n_cand] = v
+                            cand_pix[n_cand] = y * w + x
+                            n_cand += 1
+        if n_cand:
+            # collected in increasing pixel order: a stable sort on -value keeps that order on ties
+            order = np.argsort(-cand_val[:n_cand], kind="mergesort")
+            for r in range(min(m, n_cand)):
+                val_k[j, r] = cand_val[order[r]]
+                pix_k[j, r] = cand_pix[order[r]]
+    return val_k, pix_k, chunk_max
+
+
+@_inline
+def _tag_cost(tag, jt, y, x, mean, i):
+    """round(||tag[jt, y, x] - mean[i]||) in float32, summed left to right (official order)."""
+    dim = tag.shape[3]
+    d = tag[jt, y, x, 0] - mean[i, 0]
+    total = d * d
+    for c in range(1, dim):
+        d = tag[jt, y, x, c] - mean[i, c]
+        total += d * d
+    return np.rint(np.sqrt(total))
+
+
+@_inline
+def _one_box(tag, jt, y, x0, x1, r, box):
+    """Min and max of the first (up to) two tag components over pixels x0..x1-1 of row y -> box[r]
+    = (min_0, max_0, min_1, max_1); a single component is repeated."""
+    d1 = 1 if tag.shape[3] > 1 else 0
+    lo0 = hi0 = tag[jt, y, x0, 0]
+    lo1 = hi1 = tag[jt, y, x0, d1]
+    for x in range(x0 + 1, x1):
+        t = tag[jt, y, x, 0]
+        lo0 = t if t < lo0 else lo0
+        hi0 = t if t > hi0 else hi0
+        t = tag[jt, y, x, d1]
+        lo1 = t if t < lo1 else lo1
+        hi1 = t if t > hi1 else hi1
+    box[r, 0] = lo0
+    box[r, 1] = hi0
+    box[r, 2] = lo1
+    box[r, 3] = hi1
+
+
+@_jit
+def _all_boxes(tag, jt, maxima, n_chunks, box, sb_box, sb_max):
+    """`_one_box` of every run of map jt (full runs in fixed-length loops), then the boxes and
+    maxima of the blocks of SB_ROWS x SB_RUNS runs."""
+    h, w = tag.shape[1], tag.shape[2]
+    d1 = 1 if tag.shape[3] > 1 else 0
+    full = w // CHUNK
+    for y in range(h):
+        for c in range(full):
+            x0 = c * CHUNK
+            lo0 = hi0 = tag[jt, y, x0, 0]
+            lo1 = hi1 = tag[jt, y, x0, d1]
+            for x in range(1, CHUNK):
+                t = tag[jt, y, x0 + x, 0]
+                lo0 = t if t < lo0 else lo0
+                hi0 = t if t > hi0 else hi0
+                t = tag[jt, y, x0 + x, d1]
+                lo1 = t if t < lo1 else lo1
+                hi1 = t if t > hi1 else hi1
+            r = y * n_chunks + c
+            box[r, 0] = lo0
+            box[r, 1] = hi0
+            box[r, 2] = lo1
+            box[r, 3] = hi1
+        if n_chunks > full:
+            _one_box(tag, jt, y, full * CHUNK, w, y * n_chunks + full, box)
+    sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
+    for y in range(h):
+        for c in range(n_chunks):
+            r = y * n_chunks + c
+            sb = (y // SB_ROWS) * sb_cols + c // SB_RUNS
+            if y % SB_ROWS == 0 and c % SB_RUNS == 0:
+                sb_box[sb, 0] = box[r, 0]
+                sb_box[sb, 1] = box[r, 1]
+                sb_box[sb, 2] = box[r, 2]
+                sb_box[sb, 3] = box[r, 3]
+                sb_max[sb] = maxima[r]
+            else:
+                sb_box[sb, 0] = min(sb_box[sb, 0], box[r, 0])
+                sb_box[sb, 1] = max(sb_box[sb, 1], box[r, 1])
+                sb_box[sb, 2] = min(sb_box[sb, 2], box[r, 2])
+                sb_box[sb, 3] = max(sb_box[sb, 3], box[r, 3])
+                sb_max[sb] = max(sb_max[sb], maxima[r])
+
+
+@_inline
+def _box_bound(top, box, r, mean, i):
+    """Upper bound of M over a run or block: its maximum - round(distance from mean[i] to its tag
+    box), the distance made a little smaller so that float rounding cannot make it exceed a
+    pixel's."""
+    d1 = 1 if mean.shape[1] > 1 else 0
+    g0 = max(box[r, 0] - mean[i, 0], mean[i, 0] - box[r, 1], np.float32(0))
+    g1 = max(box[r, 2] - mean[i, d1], mean[i, d1] - box[r, 3], np.float32(0)) if d1 else np.float32(0)
+    return top - np.rint(np.sqrt(g0 * g0 + g1 * g1) * np.float32(0.9999))
+
+
+@_inline
+def _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg):
+    """Evaluate pixels x0..x1-1 of row y for the pairs selected[:n_sel] (those a pixel can reach)."""
+    for x in range(x0, x1):
+        v = det[j, y, x]
+        p = y * w + x
+        for t in range(n_sel):
+            i = selected[t]
+            if v < best[i]:
+                continue
+            mv = v - _tag_cost(tag, jt, y, x, mean, i)
+            if mv > best[i] or (mv == best[i] and p < arg[i]):
+                best[i] = mv
+                arg[i] = p
+
+
+@_jit
+def refine_argmax(det, tag, mean, pair_joint, chunk_max):
+    """Per pair i: the first arg-max over joint pair_joint[i]'s map of det - round(||tag - mean[i]||).
+
+    Since round(.) >= 0, M <= heatmap, and M <= the maximum of a set of pixels minus the rounded
+    distance between the pair's mean and the box of their tags (first two components): pixels
+    whose bound is below a pair's best M so far are never evaluated for it. The pairs of one
+    joint first go together through the joint's runs of CHUNK pixels by decreasing maximum (runs
+    bucketed by a monotone quantisation of their maximum, so a lower bucket only holds lower
+    maxima); after each bucket the pairs whose best is >= the smallest maximum in it are settled.
+    Pairs not settled within _VALUE_ORDER_RUNS runs (a mean tag far from the tags of the strong
+    pixels) then scan the whole map, block by block and run by run, skipping what the bounds rule
+    out.
+
+    Args:
+        det: (K, H, W) float32; tag: (K or 1, H, W, L) float32 (one map shared by all joints);
+        mean: (n, L) float32; pair_joint: (n,) int64; chunk_max: (K, H, ceil(W / CHUNK)) float32
+        maxima of the row runs (from `nms_candidates`).
+
+    Returns:
+        (n,) int64 pixel index y * W + x.
+    """
+    k, h, w = det.shape
+    n = mean.shape[0]
+    n_chunks = chunk_max.shape[2]
+    runs = h * n_chunks
+    sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
+    n_sb = ((h + SB_ROWS - 1) // SB_ROWS) * sb_cols
+    n_buckets = max(min(runs // 8, 1024), 1)
+    shared = tag.shape[0] == 1
+    best = np.full(n, -np.inf, dtype=np.float32)
+    arg = np.full(n, h * w, dtype=np.int64)
+    order = np.argsort(pair_joint, kind="mergesort")
+    active = np.empty(n, dtype=np.int64)
+    selected = np.empty(n, dtype=np.int64)
+    count = np.zeros(n_buckets + 1, dtype=np.int64)
+    bucket_min = np.empty(n_buckets, dtype=np.float32)
+    sorted_runs = np.empty(runs, dtype=np.int64)
+    key = np.empty(runs, dtype=np.int64)
+    known = np.zeros(runs, dtype=np.bool_)
+    box = np.empty((runs, 4), dtype=np.float32)
+    sb_box = np.empty((n_sb, 4), dtype=np.float32)
+    sb_max = np.empty(n_sb, dtype=np.float32)
+    run_row = np.empty(runs, dtype=np.int64)  # (row, column) of each run, without integer divisions
+    run_col = np.empty(runs, dtype=np.int64)
+    for y in range(h):
+        for c in range(n_chunks):
+            run_row[y * n_chunks + c] = y
+            run_col[y * n_chunks + c] = c
+    lo = 0
+    while lo < n:
+        j = pair_joint[order[lo]]
+        hi = lo
+        while hi < n and pair_joint[order[hi]] == j:
+            hi += 1
+        jt = 0 if shared else j
+        n_active = hi - lo
+        for t in range(n_active):
+            active[t] = order[lo + t]
+        maxima = chunk_max[j].reshape(runs)
+        # 1. by decreasing run maximum: bucket the runs (counting sort on a monotone key)
+        v_lo = maxima.min()
+        v_hi = maxima.max()
+        scale = (n_buckets - 0.5) / (v_hi - v_lo) if v_hi > v_lo else 0.0
+        count[:] = 0
+        bucket_min[:] = np.inf
+        for r in range(runs):
+            b = min(int((maxima[r] - v_lo) * scale), n_buckets - 1)
+            key[r] = b
+            count[b + 1] += 1
+            bucket_min[b] = min(bucket_min[b], maxima[r])
+        for b in range(n_buckets):
+            count[b + 1] += count[b]
+        fill = count[:n_buckets].copy()
+        for r in range(runs):
+            sorted_runs[fill[key[r]]] = r
+            fill[key[r]] += 1
+        known[:] = False
+        floor = np.float32(-np.inf)
+        visited = 0
+        for b in range(n_buckets - 1, -1, -1):
+            if visited >= _VALUE_ORDER_RUNS:
+                break
+            for s in range(count[b], count[b + 1]):
+                if visited >= _VALUE_ORDER_RUNS:
+                    break
+                r = sorted_runs[s]
+                top = maxima[r]
+                if top < floor:
+                    continue
+                y = run_row[r]
+                x0 = run_col[r] * CHUNK
+                x1 = min(x0 + CHUNK, w)
+                n_sel = 0
+                for t in range(n_active):
+                    i = active[t]
+                    if top < best[i]:
+                        continue
+                    if not known[r]:
+                        _one_box(tag, jt, y, x0, x1, r, box)
+                        known[r] = True
+                        visited += 1
+                    if not _box_bound(top, box, r, mean, i) < best[i]:
+                        selected[n_sel] = i
+                        n_sel += 1
+                if n_sel:
+                    _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
+            if count[b + 1] > count[b] and visited < _VALUE_ORDER_RUNS:
+                # every run left has a maximum < bucket_min[b]: pairs with best >= it are settled
+                kept = 0
+                floor = np.float32(np.inf)
+                for t in range(n_active):
+                    i = active[t]
+                    if not best[i] >= bucket_min[b]:
+                        active[kept] = i
+                        kept += 1
+                        floor = min(floor, best[i])
+                n_active = kept
+                if n_active == 0:
+                    break
+        if n_active == 0:
+            lo = hi
+            continue
+        # 2. the pairs left: the whole map, skipping blocks and runs their bounds rule out
+        _all_boxes(tag, jt, maxima, n_chunks, box, sb_box, sb_max)
+        for t in range(n_active):
+            i = active[t]
+            selected[0] = i
+            sb = -1
+            for y0 in range(0, h, SB_ROWS):
+              for c0 in range(0, n_chunks, SB_RUNS):
+                sb += 1
+                if sb_max[sb] < best[i] or _box_bound(sb_max[sb], sb_box, sb, mean, i) < best[i]:
+                    continue
+                for y in range(y0, min(y0 + SB_ROWS, h)):
+                    for c in range(c0, min(c0 + SB_RUNS, n_chunks)):
+                        r = y * n_chunks + c
+                        if maxima[r] < best[i] or _box_bound(maxima[r], box, r, mean, i) < best[i]:
+                            continue
+                        _search_run(det, tag, j, jt, y, c * CHUNK, min((c + 1) * CHUNK, w), w, mean, selected, 1,
+                                    best, arg)
+        lo = hi
+    return arg
