@@ -265,6 +265,7 @@ class HeatmapParser:
         )
         state = _People(capacity=num_joints * m + 1, num_joints=num_joints, dim=dim)
         valid = val_k > self.detection_threshold
+        no_match = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
 
         for idx in self.joint_order:
             sel = valid[idx]
@@ -273,35 +274,29 @@ class HeatmapParser:
             joints = joints_all[idx][sel]  # (A, 3 + L) float64
             tags = tag_k[idx][sel]  # (A, L) float32
             num_added = len(joints)
+            grouped = min(state.count, self.max_num_people)
             if state.count == 0:
-                accepted = np.zeros(num_added, dtype=bool)
-                person = accepted.astype(np.int64)
+                person, dist = np.zeros(num_added, dtype=np.int64), no_match[1]
             else:
-                grouped = min(state.count, self.max_num_people)
                 if self.ignore_too_much and grouped == self.max_num_people:
                     continue
-                diff = joints[:, None, 3:] - state.mean_tags(grouped)[None].astype(np.float64)
-                if dim < 8:  # summed left to right, as np.linalg.norm does for short axes
-                    total = diff[..., 0] * diff[..., 0]
-                    for c in range(1, dim):
-                        total += diff[..., c] * diff[..., c]
-                else:
-                    total = np.add.reduce(diff * diff, axis=2)
-                dist = np.sqrt(total)  # (A, G), as np.linalg.norm
-                cost = np.full((num_added, max(num_added, grouped)), _PAD_COST)  # 1e10 padding columns
-                if self.use_detection_val:
-                    cost[:, :grouped] = np.round(dist) * 100 - joints[:, 2:3]
-                else:
-                    cost[:, :grouped] = dist
-                person = linear_sum_assignment(cost)[1]  # rows come back as 0..A-1, all assigned
-                accepted = person < grouped
-                accepted[accepted] = dist[accepted, person[accepted]] < self.tag_threshold
-            new_rows = np.flatnonzero(~accepted)
-            if state.keys_collide(tags[new_rows, 0]):
-                state.assign_in_order(idx, joints, tags, accepted, person)  # rare: official dict order
+                width = max(num_added, grouped)  # 1e10 padding columns
+                if dim < 8:
+                    cost, dist = kernels.match_costs(joints, state.running, state.num_tags, grouped,
+                                                     self.use_detection_val, width)
+                else:  # numpy's pairwise sum over a long tag axis
+                    diff = joints[:, None, 3:] - state.mean_tags(grouped)[None].astype(np.float64)
+                    dist = np.sqrt(np.add.reduce(diff * diff, axis=2))  # (A, G), as np.linalg.norm
+                    cost = np.full((num_added, width), _PAD_COST)
+                    cost[:, :grouped] = np.round(dist) * 100 - joints[:, 2:3] if self.use_detection_val else dist
+                person = linear_sum_assignment(cost)[1].astype(np.int64)  # rows come back as 0..A-1
+            count, accepted = kernels.commit_joint(state.joints, state.running, state.partial, state.num_tags,
+                                                   state.keys, state.count, idx, joints, tags, person, dist,
+                                                   grouped, self.tag_threshold)
+            if count < 0:  # a new key equals an existing one: official dict order, row by row (rare)
+                state.assign_in_order(idx, joints, tags, accepted, person)
             else:
-                state.append(idx, person[accepted], joints[accepted], tags[accepted])
-                state.open(idx, joints, tags, new_rows)
+                state.count = count
         return state.result()
 
     # ------------------------------------------------------ adjust and refine
@@ -419,52 +414,14 @@ class _People:
         self.dim = dim
         self.num_tags = np.zeros(capacity, dtype=np.int64)
         self.running = np.zeros((capacity, dim), dtype=np.float32)  # row-by-row / pairwise running sum
-        self.partial = np.zeros((capacity, 8, dim), dtype=np.float32)  # pairwise partial sums (dim 1)
-        self.keys: set[float] = set()
-        self.key_list: list[float] = []
+        self.partial = np.zeros((capacity, 8), dtype=np.float32)  # pairwise partial sums (dim 1)
+        self.keys = np.zeros(capacity, dtype=np.float32)  # per person, in creation order
         self.count = 0
 
     def _add_tags(self, persons: np.ndarray, tags: np.ndarray) -> None:
         """Append one tag to each of the distinct `persons` (tags (n, L) float32)."""
-        t = self.num_tags[persons]
-        if self.dim == 1:
-            first = t < 8
-            self.partial[persons[first], t[first]] = tags[first]
-            rest = ~first
-            self.partial[persons[rest], t[rest] % 8] += tags[rest]
-        self.running[persons] += tags
-        if self.dim == 1:
-            done = (t + 1) % 8 == 0
-            if done.any():
-                r = self.partial[persons[done]]
-                self.running[persons[done]] = ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + (
-                    (r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
-        self.num_tags[persons] = t + 1
-
-    def open(self, joint: int, joints: np.ndarray, tags: np.ndarray, rows: np.ndarray) -> None:
-        """New persons for the candidate rows (keys known to be new)."""
-        n = len(rows)
-        if n == 0:
-            return
-        persons = np.arange(self.count, self.count + n)
-        self.joints[persons, joint] = joints[rows]
-        self._add_tags(persons, tags[rows])
-        new_keys = tags[rows, 0].tolist()
-        self.keys.update(new_keys)
-        self.key_list.extend(new_keys)
-        self.count += n
-
-    def append(self, joint: int, persons: np.ndarray, joints: np.ndarray, tags: np.ndarray) -> None:
-        """Accepted candidates join distinct existing persons."""
-        if len(persons) == 0:
-            return
-        self.joints[persons, joint] = joints
-        self._add_tags(persons, tags)
-
-    def keys_collide(self, new_keys: np.ndarray) -> bool:
-        """Whether opening persons with these keys would hit an existing key (or each other)."""
-        keys = new_keys.tolist()
-        return len(set(keys)) != len(keys) or any(k in self.keys for k in keys)
+        kernels.add_tags(self.running, self.partial, self.num_tags, persons.astype(np.int64),
+                         np.ascontiguousarray(tags, dtype=np.float32))
 
     def _restart(self, p: int, tag: np.ndarray) -> None:
         self.num_tags[p] = 0
@@ -473,7 +430,7 @@ class _People:
 
     def assign_in_order(self, joint, joints, tags, accepted, person) -> None:
         """Official per-row processing with dict semantics (used only when keys collide)."""
-        lookup = {k: p for p, k in reversed(list(enumerate(self.key_list)))}
+        lookup = {k: p for p, k in reversed(list(enumerate(self.keys[: self.count].tolist())))}
         for row in range(len(joints)):
             if accepted[row]:
                 p = int(person[row])
@@ -484,8 +441,7 @@ class _People:
             p = lookup.get(key)
             if p is None:
                 p = lookup[key] = self.count
-                self.keys.add(key)
-                self.key_list.append(key)
+                self.keys[p] = key
                 self.count += 1
             self.joints[p, joint] = joints[row]  # joint_dict.setdefault(key, ...)[idx] = joint
             self._restart(p, tags[row])  # tag_dict[key] = [tag]

@@ -347,3 +347,113 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
                                     best, arg)
         lo = hi
     return arg
+
+
+@_jit
+def match_costs(joints, running, num_tags, grouped, use_val, width):
+    """Matching costs of candidates against the first `grouped` persons (official float64 maths).
+
+    Person tag = running sum / count in float32 (np.mean of its float32 tags); D = the L2
+    distance in float64, summed left to right over the L < 8 components (as np.linalg.norm for a
+    short axis); cost = round(D) * 100 - value (use_val) or D, padded with 1e10 columns.
+
+    Args:
+        joints: (A, 3 + L) float64 candidate rows [x, y, value, tag...].
+        running: (cap, L) float32 tag sums; num_tags: (cap,) int64.
+        width: number of cost columns (>= grouped).
+
+    Returns:
+        cost (A, width) float64, dist (A, grouped) float64.
+    """
+    a = joints.shape[0]
+    dim = joints.shape[1] - 3
+    cost = np.full((a, width), 1e10)
+    dist = np.empty((a, grouped))
+    mean = np.empty(dim, dtype=np.float32)
+    for g in range(grouped):
+        count = np.float32(num_tags[g])
+        for c in range(dim):
+            mean[c] = running[g, c] / count
+        for r in range(a):
+            d = joints[r, 3] - np.float64(mean[0])
+            total = d * d
+            for c in range(1, dim):
+                d = joints[r, 3 + c] - np.float64(mean[c])
+                total += d * d
+            dd = np.sqrt(total)
+            dist[r, g] = dd
+            cost[r, g] = np.rint(dd) * 100.0 - joints[r, 2] if use_val else dd
+    return cost, dist
+
+
+@_inline
+def _add_tag(running, partial, num_tags, p, tags, q):
+    """Append tags[q] to person p, keeping running[p] equal to numpy's sum of the person's tags:
+    row by row for L >= 2; for L = 1 numpy's pairwise scheme (8 partial sums from the 8th term on,
+    combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), then the remaining terms one
+    by one)."""
+    dim = tags.shape[1]
+    t = num_tags[p]
+    if dim == 1:
+        if t < 8:
+            partial[p, t] = tags[q, 0]
+        else:
+            partial[p, t % 8] += tags[q, 0]
+    for c in range(dim):
+        running[p, c] += tags[q, c]
+    if dim == 1 and (t + 1) % 8 == 0:
+        r = partial[p]
+        running[p, 0] = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    num_tags[p] = t + 1
+
+
+@_jit
+def add_tags(running, partial, num_tags, persons, tags):
+    """`_add_tag` of tags[q] to person persons[q], for distinct persons."""
+    for q in range(persons.size):
+        _add_tag(running, partial, num_tags, persons[q], tags, q)
+
+
+@_jit
+def commit_joint(people, running, partial, num_tags, keys, count, joint, joints, tags, person, dist, grouped,
+                 tag_threshold):
+    """One joint type of the official matching after the Hungarian step, unless keys collide.
+
+    A candidate joins its assigned person if that is one of the `grouped` persons and the tag
+    distance is < tag_threshold; the others open new persons keyed by their first tag component.
+    If such a key equals an existing key (or another new one), nothing is changed and -1 is
+    returned: the official dict semantics then need the per-row path.
+
+    Args:
+        people: (cap, K, 3 + L) float64 joints of the persons; running, partial, num_tags: their
+            tag sums (see `_add_tag`); keys: (cap,) float32; count: persons so far.
+        joints: (A, 3 + L) float64 candidate rows; tags: (A, L) float32; person: (A,) int64
+            assigned column; dist: (A, grouped) float64.
+
+    Returns:
+        (new count or -1, accepted (A,) bool).
+    """
+    a = joints.shape[0]
+    accepted = np.zeros(a, dtype=np.bool_)
+    for r in range(a):
+        p = person[r]
+        accepted[r] = grouped > 0 and p < grouped and dist[r, p] < tag_threshold
+    for r in range(a):
+        if accepted[r]:
+            continue
+        key = tags[r, 0]
+        for q in range(count):
+            if keys[q] == key:
+                return -1, accepted
+        for r2 in range(r):
+            if not accepted[r2] and tags[r2, 0] == key:
+                return -1, accepted
+    for r in range(a):
+        p = person[r] if accepted[r] else count
+        for c in range(joints.shape[1]):
+            people[p, joint, c] = joints[r, c]
+        _add_tag(running, partial, num_tags, p, tags, r)
+        if not accepted[r]:
+            keys[count] = tags[r, 0]
+            count += 1
+    return count, accepted
