@@ -21,6 +21,8 @@ CHUNK = 16
 #: Refine follows the decreasing run maxima of a joint for at most this many runs; the pairs it
 #: leaves scan the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
 _VALUE_ORDER_RUNS = 256
+#: ... among the strongest runs of the joint, about this many, found by a partial bucket sort.
+_SORTED_RUNS = 1024
 SB_ROWS = 8
 SB_RUNS = 4
 
@@ -214,9 +216,9 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
     joint first go together through the joint's runs of CHUNK pixels by decreasing maximum (runs
     bucketed by a monotone quantisation of their maximum, so a lower bucket only holds lower
     maxima); after each bucket the pairs whose best is >= the smallest maximum in it are settled.
-    Pairs not settled within _VALUE_ORDER_RUNS runs (a mean tag far from the tags of the strong
-    pixels) then scan the whole map, block by block and run by run, skipping what the bounds rule
-    out.
+    Pairs not settled within _VALUE_ORDER_RUNS runs, or by the strongest _SORTED_RUNS runs (a mean
+    tag far from the tags of the strong pixels), then scan the whole map, block by block and run
+    by run, skipping what the bounds rule out.
 
     Args:
         det: (K, H, W) float32; tag: (K or 1, H, W, L) float32 (one map shared by all joints);
@@ -239,7 +241,8 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
     order = np.argsort(pair_joint, kind="mergesort")
     active = np.empty(n, dtype=np.int64)
     selected = np.empty(n, dtype=np.int64)
-    count = np.zeros(n_buckets + 1, dtype=np.int64)
+    count = np.zeros(n_buckets, dtype=np.int64)
+    start = np.zeros(n_buckets + 1, dtype=np.int64)
     bucket_min = np.empty(n_buckets, dtype=np.float32)
     sorted_runs = np.empty(runs, dtype=np.int64)
     key = np.empty(runs, dtype=np.int64)
@@ -273,21 +276,31 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
         for r in range(runs):
             b = min(int((maxima[r] - v_lo) * scale), n_buckets - 1)
             key[r] = b
-            count[b + 1] += 1
+            count[b] += 1
             bucket_min[b] = min(bucket_min[b], maxima[r])
-        for b in range(n_buckets):
-            count[b + 1] += count[b]
-        fill = count[:n_buckets].copy()
+        # only the strongest runs (the buckets from the top holding _SORTED_RUNS) are sorted
+        cut = 0
+        total = 0
+        for b in range(n_buckets - 1, -1, -1):
+            total += count[b]
+            if total >= _SORTED_RUNS:
+                cut = b
+                break
+        start[cut] = 0
+        for b in range(cut, n_buckets):
+            start[b + 1] = start[b] + count[b]
+        fill = start.copy()
         for r in range(runs):
-            sorted_runs[fill[key[r]]] = r
-            fill[key[r]] += 1
+            if key[r] >= cut:
+                sorted_runs[fill[key[r]]] = r
+                fill[key[r]] += 1
         known[:] = False
         floor = np.float32(-np.inf)
         visited = 0
-        for b in range(n_buckets - 1, -1, -1):
+        for b in range(n_buckets - 1, cut - 1, -1):
             if visited >= _VALUE_ORDER_RUNS:
                 break
-            for s in range(count[b], count[b + 1]):
+            for s in range(start[b], start[b + 1]):
                 if visited >= _VALUE_ORDER_RUNS:
                     break
                 r = sorted_runs[s]
@@ -311,7 +324,7 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
                         n_sel += 1
                 if n_sel:
                     _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
-            if count[b + 1] > count[b] and visited < _VALUE_ORDER_RUNS:
+            if count[b] and visited < _VALUE_ORDER_RUNS:
                 # every run left has a maximum < bucket_min[b]: pairs with best >= it are settled
                 kept = 0
                 floor = np.float32(np.inf)

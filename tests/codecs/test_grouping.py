@@ -425,6 +425,20 @@ def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
                                           *(parser.top_k(det, tag)[key] for key in ("tag_k", "loc_k", "val_k"))), det))
 
 
+def test_refine_equals_dense_on_full_size_maps():
+    """At the benchmark's 256 x 256 maps refine sorts only the strongest runs of a joint and hands
+    the pairs it cannot settle in time to the block scan: still the dense (official) result."""
+    from benchmarks.bench_grouping import make_inputs
+
+    rng = np.random.default_rng(21)
+    parser = HeatmapParser()
+    for dim in (1, 2):
+        det, tag, _ = make_inputs(rng, size=256, num_joints=K, dim=dim)
+        people = parser.parse(det, tag, refine=False)[0]
+        np.testing.assert_array_equal(parser.refine(people.copy(), det, tag),
+                                      parser.refine(people.copy(), det, tag, method="dense"))
+
+
 @pytest.mark.parametrize("dim", [1, 2, 3])
 @pytest.mark.parametrize("num_joints", [5, 17, 30])
 def test_person_mean_tags_equal_np_mean(dim, num_joints):
