@@ -59,6 +59,9 @@ COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 #: Padding cost of the official matching (columns for "no person").
 _PAD_COST = 1e10
+#: Refine first visits the runs of pixels above this value (or the detection threshold if lower),
+#: strongest first; the pairs they cannot settle scan the map (speed only).
+_STRONG = 0.05
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -222,6 +225,10 @@ class HeatmapParser:
             "val_k": values[rows, order],
         }
 
+    def _strong(self) -> np.float32:
+        """Refine's first pass covers the runs of pixels reaching above this value (speed only)."""
+        return np.float32(max(min(self.detection_threshold, _STRONG), 0.0))
+
     def _candidates(self, det: np.ndarray, tag: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
         """top-k restricted to what matching keeps (value > detection threshold), without dense NMS.
 
@@ -230,18 +237,18 @@ class HeatmapParser:
         suppressed pixels (0) pass, so it takes the dense path. Empty slots have value -inf.
 
         Returns:
-            ((tag_k (K, M, L) float32, loc_k (K, M, 2) int64, val_k (K, M) float32), the maxima of
-            row runs for refine (see `grouping_kernels`) or None).
+            ((tag_k (K, M, L) float32, loc_k (K, M, 2) int64, val_k (K, M) float32), what refine
+            needs (the row-run maxima and the strong runs, see `grouping_kernels`) or None).
         """
         if self.detection_threshold < 0:
             top = self.top_k(det, tag)
             return (top["tag_k"], top["loc_k"], top["val_k"]), None
         k, h, w = det.shape
-        val_k, pix_k, run_max = kernels.nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding,
-                                                       self.max_num_people)
+        val_k, pix_k, *scan = kernels.nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding,
+                                                     self.max_num_people, self._strong())
         loc_k = np.stack([pix_k % w, pix_k // w], axis=2)
         tag_k = _TagTable(tag)[pix_k + np.arange(k)[:, None] * (h * w)]
-        return (tag_k, loc_k, val_k), run_max
+        return (tag_k, loc_k, val_k), tuple(scan)
 
     # ---------------------------------------------------------------- matching
     def match_by_tag(self, tag_k, loc_k, val_k) -> np.ndarray:
@@ -340,8 +347,8 @@ class HeatmapParser:
         return self._refine(people, det, tag, method)
 
     def _refine(self, people: np.ndarray, det: np.ndarray, tag: np.ndarray, method: str,
-                run_max: np.ndarray | None = None) -> np.ndarray:
-        """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `run_max`: from `_candidates` in `parse`."""
+                scan: tuple | None = None) -> np.ndarray:
+        """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `scan`: from `_candidates` in `parse`."""
         if method not in ("auto", "dense"):
             raise ValueError(f"unknown refine method {method!r}")
         if len(people) == 0:
@@ -357,11 +364,11 @@ class HeatmapParser:
         if method == "dense":
             flat_pos = _refine_dense(det, tag, means, pair_person, pair_joint)
         else:
-            if run_max is None:
-                run_max = kernels.nms_candidates(det, np.float32(np.inf), 0, 0)[2]
+            if scan is None:
+                scan = tuple(kernels.nms_candidates(det, np.float32(np.inf), 0, 0, self._strong())[2:])
             unshared = tag if tag.strides[0] else tag[:1]  # one tag map shared by all joints: stored once
             flat_pos = kernels.refine_argmax(det, np.ascontiguousarray(unshared), means[pair_person],
-                                             pair_joint.astype(np.int64), run_max)
+                                             pair_joint.astype(np.int64), *scan, self._strong())
         y, x = flat_pos // w, flat_pos % w
         value = det[pair_joint, y, x]
         dx, dy = _quarter_offset(det, pair_joint, x, y)
@@ -389,13 +396,13 @@ class HeatmapParser:
         adjust = self.adjust_default if adjust is None else adjust
         refine = self.refine_default if refine is None else refine
         det, tag = self._prepare(heatmaps, tags)
-        candidates, run_max = self._candidates(det, tag)
+        candidates, scan = self._candidates(det, tag)
         people = self.match_by_tag(*candidates)
         if adjust:
             people = self.adjust(people, det)
         scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, dtype=np.float32)
         if refine:
-            people = self._refine(people, det, tag, "auto", run_max)
+            people = self._refine(people, det, tag, "auto", scan)
         return people, scores.astype(np.float32)
 
 class _People:

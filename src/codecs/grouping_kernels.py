@@ -18,11 +18,7 @@ import numpy as np
 #: Refine visits the pixels by runs of this many pixels of a row, in decreasing order of the runs'
 #: maxima (speed only: results never depend on it).
 CHUNK = 16
-#: Refine follows the decreasing run maxima of a joint for at most this many runs; the pairs it
-#: leaves scan the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
-_VALUE_ORDER_RUNS = 256
-#: ... among the strongest runs of the joint, about this many, found by a partial bucket sort.
-_SORTED_RUNS = 1024
+#: Refine's second pass scans the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
 SB_ROWS = 8
 SB_RUNS = 4
 
@@ -32,8 +28,9 @@ _inline = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False, 
 
 
 @_jit
-def nms_candidates(det, threshold, pad, m):
-    """Local maxima above `threshold` (top `m` per joint), and the maxima of row runs for refine.
+def nms_candidates(det, threshold, pad, m, strong):
+    """Local maxima above `threshold` (top `m` per joint), and what refine needs: the maxima of
+    the row runs and the runs whose maximum is above `strong`.
 
     A pixel is a local maximum when it is >= every pixel of its (2 pad + 1)^2 window clipped to
     the map, i.e. it survives the official NMS (max-pool with padding, then equality).
@@ -43,11 +40,13 @@ def nms_candidates(det, threshold, pad, m):
         threshold: candidates need value > threshold (>= 0).
         pad: NMS window half-size.
         m: candidates kept per joint (value descending, ties by lower flat index).
+        strong: runs with a maximum > strong are listed.
 
     Returns:
         val_k (K, m) float32 (-inf for empty slots), pix_k (K, m) int64 pixel index y * W + x
         (0 for empty slots), chunk_max (K, H, ceil(W / CHUNK)) float32 maxima of the runs of
-        CHUNK pixels of each row.
+        CHUNK pixels of each row, strong_runs (N,) int64 run indices y * ceil(W / CHUNK) + c in
+        increasing order per joint, strong_start (K + 1,) int64 offsets of the joints in it.
     """
     k, h, w = det.shape
     n_chunks = (w + CHUNK - 1) // CHUNK
@@ -57,6 +56,9 @@ def nms_candidates(det, threshold, pad, m):
     chunk_max = np.empty((k, h, n_chunks), dtype=np.float32)
     cand_val = np.empty(h * w, dtype=np.float32)
     cand_pix = np.empty(h * w, dtype=np.int64)
+    strong_runs = np.empty(k * h * n_chunks, dtype=np.int64)
+    strong_start = np.zeros(k + 1, dtype=np.int64)
+    n_strong = 0
     for j in range(k):
         n_cand = 0
         for y in range(h):
@@ -76,6 +78,9 @@ def nms_candidates(det, threshold, pad, m):
                 chunk_max[j, y, full] = top
             # ... then NMS only inside the runs that reach above the threshold
             for c in range(n_chunks):
+                if chunk_max[j, y, c] > strong:
+                    strong_runs[n_strong] = y * n_chunks + c
+                    n_strong += 1
                 if not chunk_max[j, y, c] > threshold:
                     continue
                 for x in range(c * CHUNK, min((c + 1) * CHUNK, w)):
@@ -93,13 +98,14 @@ def nms_candidates(det, threshold, pad, m):
                             cand_val[n_cand] = v
                             cand_pix[n_cand] = y * w + x
                             n_cand += 1
+        strong_start[j + 1] = n_strong
         if n_cand:
             # collected in increasing pixel order: a stable sort on -value keeps that order on ties
             order = np.argsort(-cand_val[:n_cand], kind="mergesort")
             for r in range(min(m, n_cand)):
                 val_k[j, r] = cand_val[order[r]]
                 pix_k[j, r] = cand_pix[order[r]]
-    return val_k, pix_k, chunk_max
+    return val_k, pix_k, chunk_max, strong_runs[:n_strong].copy(), strong_start
 
 
 @_inline
@@ -136,30 +142,35 @@ def _one_box(tag, jt, y, x0, x1, r, box):
 
 @_jit
 def _all_boxes(tag, jt, maxima, n_chunks, box, sb_box, sb_max):
-    """`_one_box` of every run of map jt (full runs in fixed-length loops), then the boxes and
-    maxima of the blocks of SB_ROWS x SB_RUNS runs."""
-    h, w = tag.shape[1], tag.shape[2]
-    d1 = 1 if tag.shape[3] > 1 else 0
+    """`_one_box` of every run of map jt, then the boxes and maxima of the blocks of SB_ROWS x
+    SB_RUNS runs."""
+    h, w, dim = tag.shape[1], tag.shape[2], tag.shape[3]
     full = w // CHUNK
+    rows = tag[jt].reshape(h, w * dim)  # each row as one contiguous run of floats
     for y in range(h):
-        for c in range(full):
-            x0 = c * CHUNK
-            lo0 = hi0 = tag[jt, y, x0, 0]
-            lo1 = hi1 = tag[jt, y, x0, d1]
-            for x in range(1, CHUNK):
-                t = tag[jt, y, x0 + x, 0]
-                lo0 = t if t < lo0 else lo0
-                hi0 = t if t > hi0 else hi0
-                t = tag[jt, y, x0 + x, d1]
-                lo1 = t if t < lo1 else lo1
-                hi1 = t if t > hi1 else hi1
-            r = y * n_chunks + c
-            box[r, 0] = lo0
-            box[r, 1] = hi0
-            box[r, 2] = lo1
-            box[r, 3] = hi1
-        if n_chunks > full:
-            _one_box(tag, jt, y, full * CHUNK, w, y * n_chunks + full, box)
+        row = rows[y]
+        if dim == 2:  # the flip-test case: a fixed stride, which compiles to vector code
+            for c in range(full):
+                base = 2 * CHUNK * c
+                lo0 = hi0 = row[base]
+                lo1 = hi1 = row[base + 1]
+                for x in range(1, CHUNK):
+                    a = row[base + 2 * x]
+                    b = row[base + 2 * x + 1]
+                    lo0 = a if a < lo0 else lo0
+                    hi0 = a if a > hi0 else hi0
+                    lo1 = b if b < lo1 else lo1
+                    hi1 = b if b > hi1 else hi1
+                r = y * n_chunks + c
+                box[r, 0] = lo0
+                box[r, 1] = hi0
+                box[r, 2] = lo1
+                box[r, 3] = hi1
+            first = full
+        else:
+            first = 0
+        for c in range(first, n_chunks):
+            _one_box(tag, jt, y, c * CHUNK, min((c + 1) * CHUNK, w), y * n_chunks + c, box)
     sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
     for y in range(h):
         for c in range(n_chunks):
@@ -207,23 +218,24 @@ def _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
 
 
 @_jit
-def refine_argmax(det, tag, mean, pair_joint, chunk_max):
+def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_start, strong):
     """Per pair i: the first arg-max over joint pair_joint[i]'s map of det - round(||tag - mean[i]||).
 
     Since round(.) >= 0, M <= heatmap, and M <= the maximum of a set of pixels minus the rounded
     distance between the pair's mean and the box of their tags (first two components): pixels
-    whose bound is below a pair's best M so far are never evaluated for it. The pairs of one
-    joint first go together through the joint's runs of CHUNK pixels by decreasing maximum (runs
-    bucketed by a monotone quantisation of their maximum, so a lower bucket only holds lower
-    maxima); after each bucket the pairs whose best is >= the smallest maximum in it are settled.
-    Pairs not settled within _VALUE_ORDER_RUNS runs, or by the strongest _SORTED_RUNS runs (a mean
-    tag far from the tags of the strong pixels), then scan the whole map, block by block and run
-    by run, skipping what the bounds rule out.
+    whose bound is below a pair's best M so far are never evaluated for it.
+
+    1. The pairs of one joint go together through its strong runs (maximum > `strong`) by
+       decreasing maximum (bucketed by a monotone quantisation of the maximum, so a lower bucket
+       only holds lower maxima). After each bucket the pairs whose best is >= the smallest maximum
+       in it are settled, and after the last one those whose best is > `strong`.
+    2. The pairs left (a mean tag far from the tags of the strong pixels) scan the whole map,
+       block by block and run by run, skipping what the bounds rule out.
 
     Args:
         det: (K, H, W) float32; tag: (K or 1, H, W, L) float32 (one map shared by all joints);
-        mean: (n, L) float32; pair_joint: (n,) int64; chunk_max: (K, H, ceil(W / CHUNK)) float32
-        maxima of the row runs (from `nms_candidates`).
+        mean: (n, L) float32; pair_joint: (n,) int64; chunk_max, strong_runs, strong_start: from
+        `nms_candidates` called with the same `strong`.
 
     Returns:
         (n,) int64 pixel index y * W + x.
@@ -234,28 +246,25 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
     runs = h * n_chunks
     sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
     n_sb = ((h + SB_ROWS - 1) // SB_ROWS) * sb_cols
-    n_buckets = max(min(runs // 8, 1024), 1)
     shared = tag.shape[0] == 1
     best = np.full(n, -np.inf, dtype=np.float32)
     arg = np.full(n, h * w, dtype=np.int64)
     order = np.argsort(pair_joint, kind="mergesort")
     active = np.empty(n, dtype=np.int64)
     selected = np.empty(n, dtype=np.int64)
+    max_strong = 0
+    for j in range(k):
+        max_strong = max(max_strong, strong_start[j + 1] - strong_start[j])
+    n_buckets = max(min(max_strong // 4, 1024), 1)
     count = np.zeros(n_buckets, dtype=np.int64)
     start = np.zeros(n_buckets + 1, dtype=np.int64)
+    fill = np.zeros(n_buckets, dtype=np.int64)
     bucket_min = np.empty(n_buckets, dtype=np.float32)
-    sorted_runs = np.empty(runs, dtype=np.int64)
-    key = np.empty(runs, dtype=np.int64)
-    known = np.zeros(runs, dtype=np.bool_)
+    sorted_runs = np.empty(max(max_strong, 1), dtype=np.int64)
+    key = np.empty(max(max_strong, 1), dtype=np.int64)
     box = np.empty((runs, 4), dtype=np.float32)
     sb_box = np.empty((n_sb, 4), dtype=np.float32)
     sb_max = np.empty(n_sb, dtype=np.float32)
-    run_row = np.empty(runs, dtype=np.int64)  # (row, column) of each run, without integer divisions
-    run_col = np.empty(runs, dtype=np.int64)
-    for y in range(h):
-        for c in range(n_chunks):
-            run_row[y * n_chunks + c] = y
-            run_col[y * n_chunks + c] = c
     lo = 0
     while lo < n:
         j = pair_joint[order[lo]]
@@ -267,76 +276,74 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max):
         for t in range(n_active):
             active[t] = order[lo + t]
         maxima = chunk_max[j].reshape(runs)
-        # 1. by decreasing run maximum: bucket the runs (counting sort on a monotone key)
-        v_lo = maxima.min()
-        v_hi = maxima.max()
-        scale = (n_buckets - 0.5) / (v_hi - v_lo) if v_hi > v_lo else 0.0
-        count[:] = 0
-        bucket_min[:] = np.inf
-        for r in range(runs):
-            b = min(int((maxima[r] - v_lo) * scale), n_buckets - 1)
-            key[r] = b
-            count[b] += 1
-            bucket_min[b] = min(bucket_min[b], maxima[r])
-        # only the strongest runs (the buckets from the top holding _SORTED_RUNS) are sorted
-        cut = 0
-        total = 0
-        for b in range(n_buckets - 1, -1, -1):
-            total += count[b]
-            if total >= _SORTED_RUNS:
-                cut = b
-                break
-        start[cut] = 0
-        for b in range(cut, n_buckets):
-            start[b + 1] = start[b] + count[b]
-        fill = start.copy()
-        for r in range(runs):
-            if key[r] >= cut:
-                sorted_runs[fill[key[r]]] = r
-                fill[key[r]] += 1
-        known[:] = False
-        floor = np.float32(-np.inf)
-        visited = 0
-        for b in range(n_buckets - 1, cut - 1, -1):
-            if visited >= _VALUE_ORDER_RUNS:
-                break
-            for s in range(start[b], start[b + 1]):
-                if visited >= _VALUE_ORDER_RUNS:
-                    break
-                r = sorted_runs[s]
-                top = maxima[r]
-                if top < floor:
+        # 1. the strong runs by decreasing maximum (a counting sort on a monotone key)
+        s0 = strong_start[j]
+        n_runs = strong_start[j + 1] - s0
+        if n_runs:
+            v_lo = maxima[strong_runs[s0]]
+            v_hi = v_lo
+            for q in range(n_runs):
+                v = maxima[strong_runs[s0 + q]]
+                v_lo = min(v_lo, v)
+                v_hi = max(v_hi, v)
+            scale = (n_buckets - 0.5) / (np.float64(v_hi) - np.float64(v_lo)) if v_hi > v_lo else 0.0
+            count[:] = 0
+            for q in range(n_runs):
+                b = min(int((np.float64(maxima[strong_runs[s0 + q]]) - np.float64(v_lo)) * scale), n_buckets - 1)
+                key[q] = b
+                count[b] += 1
+            start[0] = 0
+            for b in range(n_buckets):
+                start[b + 1] = start[b] + count[b]
+                fill[b] = start[b]
+                bucket_min[b] = np.inf
+            for q in range(n_runs):
+                b = key[q]
+                r = strong_runs[s0 + q]
+                sorted_runs[fill[b]] = r
+                fill[b] += 1
+                bucket_min[b] = min(bucket_min[b], maxima[r])
+            floor = np.float32(-np.inf)
+            for b in range(n_buckets - 1, -1, -1):
+                if count[b] == 0:
                     continue
-                y = run_row[r]
-                x0 = run_col[r] * CHUNK
-                x1 = min(x0 + CHUNK, w)
-                n_sel = 0
-                for t in range(n_active):
-                    i = active[t]
-                    if top < best[i]:
+                for q in range(start[b], start[b + 1]):
+                    r = sorted_runs[q]
+                    top = maxima[r]
+                    if top < floor:
                         continue
-                    if not known[r]:
-                        _one_box(tag, jt, y, x0, x1, r, box)
-                        known[r] = True
-                        visited += 1
-                    if not _box_bound(top, box, r, mean, i) < best[i]:
-                        selected[n_sel] = i
-                        n_sel += 1
-                if n_sel:
-                    _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
-            if count[b] and visited < _VALUE_ORDER_RUNS:
-                # every run left has a maximum < bucket_min[b]: pairs with best >= it are settled
+                    y = r // n_chunks
+                    x0 = (r - y * n_chunks) * CHUNK
+                    x1 = min(x0 + CHUNK, w)
+                    _one_box(tag, jt, y, x0, x1, r, box)
+                    n_sel = 0
+                    for t in range(n_active):
+                        i = active[t]
+                        if not top < best[i] and not _box_bound(top, box, r, mean, i) < best[i]:
+                            selected[n_sel] = i
+                            n_sel += 1
+                    if n_sel:
+                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
+                # every run left has a maximum < bucket_min[b] (and the weak ones <= strong)
+                edge = bucket_min[b]
                 kept = 0
                 floor = np.float32(np.inf)
                 for t in range(n_active):
                     i = active[t]
-                    if not best[i] >= bucket_min[b]:
+                    if not best[i] >= edge:
                         active[kept] = i
                         kept += 1
                         floor = min(floor, best[i])
                 n_active = kept
                 if n_active == 0:
                     break
+        kept = 0
+        for t in range(n_active):  # the runs not listed have maxima <= strong
+            i = active[t]
+            if not best[i] > strong:
+                active[kept] = i
+                kept += 1
+        n_active = kept
         if n_active == 0:
             lo = hi
             continue

@@ -475,12 +475,15 @@ def test_candidates_equal_dense_nms(kernel):
         tag = rng.normal(size=(K, h, w, 2)).astype(np.float32)
         top = parser.top_k(det, tag)
         keep = top["val_k"] > parser.detection_threshold
-        (tag_k, loc_k, val_k), run_max = parser._candidates(det, tag)
+        (tag_k, loc_k, val_k), (run_max, strong_runs, strong_start) = parser._candidates(det, tag)
         np.testing.assert_array_equal(val_k, np.where(keep, top["val_k"], -np.inf))
         np.testing.assert_array_equal(loc_k[keep], top["loc_k"][keep])
         np.testing.assert_array_equal(tag_k[keep], top["tag_k"][keep])
         padded = np.pad(det, ((0, 0), (0, 0), (0, -w % 16)), constant_values=-np.inf)
         np.testing.assert_array_equal(run_max, padded.reshape(K, h, -1, 16).max(axis=3))
+        strong = run_max.reshape(K, -1) > parser._strong()
+        np.testing.assert_array_equal(strong_runs, np.nonzero(strong)[1])
+        np.testing.assert_array_equal(np.diff(strong_start), strong.sum(axis=1))
 
 
 def test_tag_table_gather():
@@ -530,8 +533,10 @@ def test_refine_kernel_edge_cases():
     # (f) joint 5: a constant map, tags increasing: the first pixel with the smallest round(distance)
     det[5] = 0.5
     tag[5] = np.linspace(-2, 2, h * w, dtype=np.float32).reshape(h, w, 1)
-    _, _, run_max = grouping_kernels.nms_candidates(det, np.float32(np.inf), 0, 0)
     pair_joint = np.arange(6, dtype=np.int64)
-    got = grouping_kernels.refine_argmax(det, tag, mean, pair_joint, run_max)
-    np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(6)])
+    for strong in (-np.inf, 0.0, 1.0, 1.5, 2.5):  # from every run listed to none
+        strong = np.float32(strong)
+        scan = grouping_kernels.nms_candidates(det, np.float32(np.inf), 0, 0, strong)[2:]
+        got = grouping_kernels.refine_argmax(det, tag, mean, pair_joint, *scan, strong)
+        np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(6)])
     assert list(got[:3]) == [0, 7 * w + 7, 10] and got[4] == 2 * w + 17
