@@ -223,6 +223,10 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
     def __len__(self) -> int:
         return len(self._image_ids)
 
+    def image_files(self) -> dict[int, str]:
+        """{image_id: image path} of every image (used to draw predictions on the images)."""
+        return {int(i): os.fsdecode(f) for i, f in zip(self._image_ids, self._image_files)}
+
     def _record_joints(self, index: int) -> np.ndarray:
         """(M, K, 3) float32 view of the annotated joints of image ``index``."""
         return self._joints[self._person_offsets[index] : self._person_offsets[index + 1]]

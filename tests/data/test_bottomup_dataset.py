@@ -283,3 +283,20 @@ def test_real_coco_samples_at_512() -> None:
     assert item["heatmaps_1"].max() == 1.0 and (item["joints_0"][..., 1] == 1).sum() > 10
     plain = BottomUpDataset(recs, keypoint_info=COCO17, training=True, **NO_AUG)[by_id[196141]]
     assert 0 < (plain["masks_1"] == 0).sum() < 256 * 256 // 4
+
+
+def test_image_files_draw_whole_image_predictions(root, tmp_path) -> None:
+    """The run's predictions.jpg for a bottom-up model: predictions are keyed by image id, one
+    (P, K, 3) array of grouped people per image."""
+    from src.utils.visualize import save_prediction_picture
+
+    recs = _records(root, training=False)
+    dataset = _dataset(recs, training=False)
+    files = dataset.image_files()
+    assert files == {r["image_id"]: str(r["image_file"]) for r in recs}
+    people = np.zeros((2, COCO17.num_keypoints, 3), np.float32)
+    people[:, :, :2] = 20.0
+    people[:, :, 2] = 0.9
+    picture = save_prediction_picture(tmp_path / "predictions.jpg", files, {recs[0]["image_id"]: people},
+                                      keypoint_info=COCO17)
+    assert read_image(picture, color_rgb=True).shape[2] == 3
