@@ -14,7 +14,7 @@ the tags have L = 2 (original and flipped), as in the official flip test.
 
 Printed: median milliseconds per image of ``parse()`` with refine on and off, the stages of
 ``parse()`` with refine (candidates = the compiled pass over the heatmaps for NMS + top-k, which
-also lists refine's strong pixels; matching, adjust, refine), the number of (person, missing joint)
+also lists refine's strong runs; matching, adjust, refine), the number of (person, missing joint)
 pairs refine fills and, for comparison, refine by a full-map scan per pair (`method="dense"`,
 the official cost). Timings on a shared machine are noisy: compare figures from one run, and
 see the load average printed.

@@ -26,14 +26,14 @@
    (same tie rule). Only missing joints (value 0) are filled, and only when the value is > 0.
 
 Speed (the official pure-Python loops and dense passes are this model's evaluation bottleneck):
-NMS + top-k and refine are compiled kernels (`grouping_kernels`, numba). The candidate pass reads
-each heatmap once, evaluates NMS only at pixels above the detection threshold and keeps the
-maximum of every run of 16 pixels of a row. Refine finds each arg-max exactly without a full
-distance map per person: since round(.) >= 0, M <= heatmap, so the (person, missing joint) pairs
-of a joint visit its runs by decreasing maximum, each pixel is evaluated only for the pairs whose
-best M it can still reach, and a pair stops as soon as its best M is >= every maximum left. The
-matching keeps every per-person state in arrays (one Python iteration per joint type) around
-scipy's Hungarian solver.
+NMS + top-k, the matching around scipy's Hungarian solver and refine are compiled kernels
+(`grouping_kernels`, numba). The candidate pass reads each heatmap once, evaluates NMS only at
+pixels above the detection threshold and keeps the maximum of every run of 16 pixels of a row.
+Refine finds each arg-max exactly without a full distance map per person: since round(.) >= 0,
+M <= heatmap, and M <= a run's maximum minus round(distance from the mean tag to the box of the
+run's tags). The (person, missing joint) pairs of a joint first visit its strong runs by
+decreasing maximum and stop as soon as nothing left can reach their best M; the few pairs left
+scan the map block by block, skipping what these bounds rule out.
 Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
@@ -229,7 +229,7 @@ class HeatmapParser:
         """Refine's first pass covers the runs of pixels reaching above this value (speed only)."""
         return np.float32(max(min(self.detection_threshold, _STRONG), 0.0))
 
-    def _candidates(self, det: np.ndarray, tag: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray | None]:
+    def _candidates(self, det: np.ndarray, tag: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple | None]:
         """top-k restricted to what matching keeps (value > detection threshold), without dense NMS.
 
         Equals `top_k` followed by the threshold test when detection_threshold >= 0 (one compiled
@@ -272,7 +272,7 @@ class HeatmapParser:
         )
         state = _People(capacity=num_joints * m + 1, num_joints=num_joints, dim=dim)
         valid = val_k > self.detection_threshold
-        no_match = np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+        no_dist = np.zeros((0, 0))  # before the first person opens
 
         for idx in self.joint_order:
             sel = valid[idx]
@@ -283,7 +283,7 @@ class HeatmapParser:
             num_added = len(joints)
             grouped = min(state.count, self.max_num_people)
             if state.count == 0:
-                person, dist = np.zeros(num_added, dtype=np.int64), no_match[1]
+                person, dist = np.zeros(num_added, dtype=np.int64), no_dist
             else:
                 if self.ignore_too_much and grouped == self.max_num_people:
                     continue
@@ -404,6 +404,7 @@ class HeatmapParser:
         if refine:
             people = self._refine(people, det, tag, "auto", scan)
         return people, scores.astype(np.float32)
+
 
 class _People:
     """Growing per-person state of `match_by_tag` (persons in creation order).

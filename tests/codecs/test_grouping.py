@@ -10,7 +10,6 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-import src.codecs.grouping as grouping
 from src.codecs import grouping_kernels
 from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser, _max_filter, _person_mean_tags, _TagTable
 
@@ -263,7 +262,7 @@ def test_refine_fills_a_missing_joint():
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (37, 53), (130, 200)])
-def test_refine_tree_search_equals_dense_and_official(shape):
+def test_refine_equals_dense_and_official(shape):
     rng = np.random.default_rng(shape[1])
     h, w = shape
     parser = HeatmapParser()
@@ -426,8 +425,8 @@ def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
 
 
 def test_refine_equals_dense_on_full_size_maps():
-    """At the benchmark's 256 x 256 maps refine sorts only the strongest runs of a joint and hands
-    the pairs it cannot settle in time to the block scan: still the dense (official) result."""
+    """At the benchmark's 256 x 256 maps refine settles most pairs on the strong runs and hands the
+    others to the block scan: still the dense (official) result."""
     from benchmarks.bench_grouping import make_inputs
 
     rng = np.random.default_rng(21)
