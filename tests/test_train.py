@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from src.eval import evaluate
 from src.train import train
@@ -42,6 +43,19 @@ def test_fast_dev_run(model, tmp_path, data_dir):
     assert "val/AP" in metrics
     assert (tmp_path / "metrics.json").is_file()
     assert (tmp_path / "run_info.json").is_file()
+
+
+def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
+    """HigherHRNet with one tag map (tag_per_joint=false on the network; the codec follows)."""
+    overrides = ["model=higherhrnet", "model.net.tag_per_joint=false", "debug=fast_dev_run", "data.batch_size=2",
+                 "data.val_batch_size=2", *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    cfg = compose_run("train", overrides, tmp_path, data_dir)
+    assert cfg.model.codec.tag_per_joint is False
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and "val/AP" in metrics
+    bad = compose_run("train", [*overrides, "model.codec.tag_per_joint=true"], tmp_path, data_dir)
+    with pytest.raises(InstantiationException, match="tag_per_joint"):  # the module's ValueError, via Hydra
+        train(bad)
 
 
 @pytest.mark.parametrize("model", MODEL_CONFIGS)

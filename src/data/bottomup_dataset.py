@@ -106,6 +106,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         output_sizes: side of each output resolution (input / 4, input / 2).
         sigma: Gaussian sigma of the heatmaps, the same at every resolution.
         max_num_people: P, the person slots of the tag targets (people beyond P get no tag target).
+        tag_per_joint: tag indices into K tag maps (official) or into one shared map.
         training: random augmentation and targets; otherwise whole images for evaluation.
         max_rotation, min_scale, max_scale, scale_type ("short" | "long"), max_translate: the
             random affine (see the module docstring).
@@ -120,7 +121,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
     Training items (dicts of tensors; i indexes ``output_sizes``):
         image (3, input_size, input_size) float32 normalised; heatmaps_i (K, S_i, S_i) float32;
         masks_i (S_i, S_i) float32 (1 = counted by the loss); joints_i (P, K, 2) int64
-        [k S_i^2 + y S_i + x, flag]; image_id () int64.
+        [k S_i^2 + y S_i + x, flag] (y S_i + x with one shared tag map); image_id () int64.
     Validation items:
         image (H, W, 3) uint8 numpy array, always RGB (the model's inference puts the channels in
         the order it was trained on, as for any RGB image it is given), image_id int, image_file str,
@@ -137,6 +138,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         output_sizes: tuple[int, ...] = (128, 256),
         sigma: float = 2.0,
         max_num_people: int = 30,
+        tag_per_joint: bool = True,
         training: bool,
         max_rotation: float = 30.0,
         min_scale: float = 0.75,
@@ -163,6 +165,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         self.output_sizes = tuple(int(s) for s in output_sizes)
         self.sigma = float(sigma)
         self.max_num_people = int(max_num_people)
+        self.tag_per_joint = bool(tag_per_joint)
         self.training = bool(training)
         self.max_rotation = float(max_rotation)
         self.min_scale = float(min_scale)
@@ -181,7 +184,9 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
             for s in self.output_sizes
         ]
         self._joints_generators = [
-            JointsGenerator(max_num_people=self.max_num_people, num_joints=k, output_size=s)
+            JointsGenerator(
+                max_num_people=self.max_num_people, num_joints=k, output_size=s, tag_per_joint=self.tag_per_joint
+            )
             for s in self.output_sizes
         ]
         self._store(records)

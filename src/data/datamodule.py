@@ -219,6 +219,7 @@ class PoseDataModule(pl.LightningDataModule):
             output_sizes=codec.output_sizes,
             sigma=codec.sigma,
             max_num_people=codec.max_num_people,
+            tag_per_joint=codec.tag_per_joint,
             scale_aware_sigma=codec.scale_aware_sigma,
             training=training,
             color_rgb=self.color_rgb,

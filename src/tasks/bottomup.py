@@ -56,6 +56,12 @@ class BottomUpPoseModule(PoseModule):
             scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
             pretrained=pretrained, channels_last=channels_last, init=init, color_rgb=color_rgb,
         )
+        net_per_joint = bool(net.get("tag_per_joint", True))
+        if net_per_joint != self.codec.tag_per_joint:
+            raise ValueError(
+                f"net.tag_per_joint={net_per_joint} but codec.tag_per_joint={self.codec.tag_per_joint}: "
+                "the tag targets must index the tag maps the network outputs"
+            )
 
     def metric_options(self) -> dict[str, Any]:
         """Every grouped person is submitted with its grouping score (official: no rescoring, no NMS)."""

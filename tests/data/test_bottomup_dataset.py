@@ -300,3 +300,15 @@ def test_image_files_draw_whole_image_predictions(root, tmp_path) -> None:
     picture = save_prediction_picture(tmp_path / "predictions.jpg", files, {recs[0]["image_id"]: people},
                                       keypoint_info=COCO17)
     assert read_image(picture, color_rgb=True).shape[2] == 3
+
+
+def test_shared_tag_map_indices(records) -> None:
+    """tag_per_joint=False: the tag indices point into one (S, S) map, at the same pixels."""
+    per_joint = _dataset([records[1]], **NO_AUG)[0]
+    shared = _dataset([records[1]], tag_per_joint=False, **NO_AUG)[0]
+    for i, res in enumerate((64, 128)):
+        a, b = per_joint[f"joints_{i}"].numpy(), shared[f"joints_{i}"].numpy()
+        np.testing.assert_array_equal(a[..., 1], b[..., 1])
+        assert a[..., 1].sum() > 0
+        np.testing.assert_array_equal(a[..., 0] % (res * res), b[..., 0])
+        assert b[..., 0].max() < res * res
