@@ -18,6 +18,7 @@ from typing import Any
 import hydra
 import lightning.pytorch as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
@@ -52,9 +53,21 @@ def load_module(ckpt_path: str) -> L.LightningModule:
     return module_cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
 
 
+def model_overrides(task_overrides: list[str]) -> list[str]:
+    """The command-line overrides of ``model.*`` keys: without effect when a checkpoint is
+    evaluated, since the network, codec and evaluation settings come from the checkpoint."""
+    return [o for o in task_overrides if o.lstrip("+~").startswith("model.")]
+
+
 def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     if not cfg.get("ckpt_path"):
         raise ValueError("python -m src.eval needs ckpt_path=PATH (or oracle=true to evaluate the codec alone)")
+    ignored = model_overrides(list(HydraConfig.get().overrides.task)) if HydraConfig.initialized() else []
+    if ignored:
+        log.warning(
+            "ignored with ckpt_path (the model's settings come from the checkpoint): %s; the test-time "
+            "options are top-level keys: flip_test=, shift_heatmap=, refine=, test_scales=", " ".join(ignored)
+        )
     model = load_module(cfg.ckpt_path)
     overrides = {k: cfg[k] for k in ("flip_test", "shift_heatmap") if cfg.get(k) is not None}
     if cfg.get("test_scales") is not None:
@@ -73,6 +86,8 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     (results,) = trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in results.items()}
     metrics["flip_test"] = bool(model.hparams.evaluation["flip_test"])
+    if model.hparams.paradigm == "bottomup":
+        metrics["test_scales"] = [float(v) for v in model.hparams.evaluation["test_scales"]]
     if model.visualized and trainer.is_global_zero:
         save_prediction_picture(
             output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 
-from src.eval import evaluate
+from src.eval import evaluate, model_overrides
 from src.train import train
 from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_SYNTHETIC, compose_run, layout_real_coco
 
@@ -124,6 +124,23 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
     pcfg = compose_run("predict", [f"ckpt_path={ckpt}", f"input={images[0].parent}"], tmp_path / "p2", data_dir)
     with pytest.raises(ValueError, match="person boxes"):
         predict(pcfg)
+
+
+def test_bottomup_checkpoint_evaluates_with_test_scales(tmp_path, data_dir):
+    """A bottom-up checkpoint evaluates at the scales given by the top-level `test_scales` option
+    (recorded in metrics.json); `model.*` overrides are reported as having no effect."""
+    tiny = ["model=higherhrnet", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1",
+            "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1", *SMALL_INPUT["bottomup"]]
+    overrides = [*tiny, *TINY_SYNTHETIC, "data.batch_size=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                 "trainer.limit_val_batches=1", "evaluate_best=false", "num_visualized=0"]
+    train(compose_run("train", overrides, tmp_path / "train", data_dir))
+    ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    for scales, expected in (([], [1.0]), (["test_scales=[1.0,2.0]"], [1.0, 2.0])):
+        eval_dir = tmp_path / f"eval_{len(expected)}"
+        evaluate(compose_run("eval", [f"ckpt_path={ckpt}", *scales, *TINY_SYNTHETIC], eval_dir, data_dir))
+        assert json.loads((eval_dir / "metrics.json").read_text())["test_scales"] == expected
+    assert model_overrides(["test_scales=[2.0]", "model.evaluation.test_scales=[2.0]", "+model.x=1", "data=coco"]) == [
+        "model.evaluation.test_scales=[2.0]", "+model.x=1"]
 
 
 @pytest.mark.parametrize(("model", "floor"), [("hrnet", 0.99), ("higherhrnet", 0.95)])
