@@ -204,8 +204,9 @@ def ensure_synthetic_coco(
     sqrt(stature); a few smaller people are added without keypoints. People with fewer than
     min_area visible pixels get no annotation; as in COCO, people with fewer than keypoint_min_area
     visible pixels (32 x 32: COCO's 'small') are annotated without keypoints. clutter scales the
-    background's shapes, lines and limb-like distractor sticks (1.0: full). facing_camera_prob is the share of people turned
-    towards the camera (the rest face any direction), as in real photo collections.
+    background's shapes, lines and limb-like distractor sticks (1.0: full). facing_camera_prob is
+    the share of people turned towards the camera (the rest face any direction), as in real photo
+    collections.
 
     Raises FileExistsError when root exists, is not empty and was not written by this generator.
     """
