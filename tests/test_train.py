@@ -58,6 +58,31 @@ def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
         train(bad)
 
 
+def test_tags_at_both_outputs(tmp_path, data_dir):
+    """with_ae_loss on both outputs (an official option): the loss follows the network, training
+    runs, and inference groups with the tags of both outputs (L = 2 outputs x flip = 4)."""
+    import numpy as np
+    from hydra.utils import instantiate
+
+    overrides = ["model=higherhrnet", "model.net.with_ae_loss=[true,true]", "debug=fast_dev_run",
+                 "data.batch_size=2", "data.val_batch_size=2", *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    cfg = compose_run("train", overrides, tmp_path, data_dir)
+    assert list(cfg.model.loss.with_ae_loss) == [True, True]
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and metrics["train/push_loss"] >= 0
+
+    module = instantiate(cfg.model, _recursive_=False).eval()
+    seen = []
+    parse = module.codec.parser.parse
+    module.codec.parser.parse = lambda heatmaps, tags: seen.append(tags.shape) or parse(heatmaps, tags)
+    module.predict_people([np.zeros((48, 80, 3), dtype=np.uint8)])
+    assert seen and seen[0][-1] == 4
+
+    bad = compose_run("train", [*overrides, "model.loss.with_ae_loss=[true,false]"], tmp_path, data_dir)
+    with pytest.raises(InstantiationException, match="with_ae_loss"):
+        train(bad)
+
+
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_fast_dev_run_mixed_precision(model, tmp_path, data_dir):
     """bf16-mixed for every model (on a CPU, Lightning runs 16-mixed as bf16; fp16 with dynamic loss

@@ -62,6 +62,13 @@ class BottomUpPoseModule(PoseModule):
                 f"net.tag_per_joint={net_per_joint} but codec.tag_per_joint={self.codec.tag_per_joint}: "
                 "the tag targets must index the tag maps the network outputs"
             )
+        #: per network output, whether it carries tag maps (official TEST.WITH_AE follows them).
+        self.tag_outputs = tuple(bool(v) for v in net.get("with_ae_loss", (True, False)))
+        if tuple(self.loss_fn.with_ae_loss) != self.tag_outputs:
+            raise ValueError(
+                f"net.with_ae_loss={list(self.tag_outputs)} but loss.with_ae_loss={list(self.loss_fn.with_ae_loss)}: "
+                "the AE loss must be applied to the outputs that carry tag maps"
+            )
 
     def metric_options(self) -> dict[str, Any]:
         """Every grouped person is submitted with its grouping score (official: no rescoring, no NMS)."""
@@ -86,7 +93,7 @@ class BottomUpPoseModule(PoseModule):
         return infer_batch(
             self, images, input_size=self.codec.input_size, test_scales=list(ev["test_scales"]),
             flip_test=ev["flip_test"], flip_index=self.keypoint_info.flip_index, parser=self.codec.parser,
-            normalize=self._normalize, project2image=ev["project2image"],
+            normalize=self._normalize, project2image=ev["project2image"], with_ae=self.tag_outputs,
         )
 
     # ------------------------------------------------------------------ steps
