@@ -1,7 +1,6 @@
 """CPU benchmark of the HigherHRNet grouping (`HeatmapParser.parse`).
 
-Run ``python -m benchmarks.bench_grouping [--images 20] [--size 256] [--joints 17] [--no-flip] [--stress]
-[--threads 2]``.
+Run ``python -m benchmarks.bench_grouping [--images 20] [--size 256] [--joints 17] [--no-flip] [--stress]``.
 
 Inputs are synthetic but shaped like a trained network's output at the base (input-image)
 resolution: 5-10 people per image, each with a body-sized cloud of joints (about 15 % missing),
@@ -13,8 +12,7 @@ it (the official grouping then opens well over 100 fragment "people", each refin
 background has small heatmap noise and a smooth random tag field. With ``--flip`` (default)
 the tags have L = 2 (original and flipped), as in the official flip test.
 
-Printed: median milliseconds per image of ``parse()`` with refine on (with the parser's
-``num_threads`` as given, and with one thread) and off, the stages of
+Printed: median milliseconds per image of ``parse()`` with refine on and off, the stages of
 ``parse()`` with refine (candidates = the compiled pass over the heatmaps for NMS + top-k, which
 also lists refine's strong runs; matching, adjust, refine), the number of (person, missing joint)
 pairs refine fills and, for comparison, refine by a full-map scan per pair (`method="dense"`,
@@ -94,7 +92,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="L = 2 tags")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stress", action="store_true", help="30 candidates above threshold per joint type")
-    parser.add_argument("--threads", type=int, default=2, choices=(1, 2), help="HeatmapParser num_threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -102,17 +99,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     dim = 2 if args.flip else 1
     images = [make_inputs(rng, size=args.size, num_joints=args.joints, dim=dim, stress=args.stress)
               for _ in range(args.images)]
-    hp = HeatmapParser(num_joints=args.joints, num_threads=args.threads)
-    hp_one = HeatmapParser(num_joints=args.joints, num_threads=1)
+    hp = HeatmapParser(num_joints=args.joints)
     as_tensors = [(torch.from_numpy(d)[None], torch.from_numpy(t)[None]) for d, t, _ in images]
 
-    stats: dict[str, list[float]] = {k: [] for k in ("parse_refine", "parse_refine_1", "parse_no_refine", "candidates", "match",
+    stats: dict[str, list[float]] = {k: [] for k in ("parse_refine", "parse_no_refine", "candidates", "match",
                                                      "adjust", "refine", "refine_dense")}
     found, true_people, candidates, pairs = [], [], [], []
     for (det, tag, n), (det_t, tag_t) in zip(images, as_tensors):
         hp.parse(det_t, tag_t)  # warm-up
         stats["parse_refine"].append(_median_ms(lambda: hp.parse(det_t, tag_t, refine=True), args.repeats))
-        stats["parse_refine_1"].append(_median_ms(lambda: hp_one.parse(det_t, tag_t, refine=True), args.repeats))
         stats["parse_no_refine"].append(_median_ms(lambda: hp.parse(det_t, tag_t, refine=False), args.repeats))
         # The stages of parse() with refine, each timed on its own.
         cand, scan = hp._candidates(det, tag)
@@ -138,11 +133,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"grouped median {np.median(found):.0f}; (person, missing joint) pairs to refine: median "
           f"{np.median(pairs):.0f}")
     medians = {k: float(np.median(v)) for k, v in stats.items()}
-    print(f"  parse(), refine on : {medians['parse_refine']:7.2f} ms / image (median), parser threads {args.threads}")
-    print(f"  parse(), refine on : {medians['parse_refine_1']:7.2f} ms / image (median), parser threads 1")
-    print(f"  parse(), refine off: {medians['parse_no_refine']:7.2f} ms / image (median), parser threads {args.threads}")
+    print(f"  parse(), refine on : {medians['parse_refine']:7.2f} ms / image (median)")
+    print(f"  parse(), refine off: {medians['parse_no_refine']:7.2f} ms / image (median)")
     stages = ("candidates", "match", "adjust", "refine")
-    print(f"  stages (refine on, parser threads {args.threads}): " + ", ".join(f"{k.replace('_', ' ')} {medians[k]:.2f} ms" for k in stages))
+    print("  stages (refine on): " + ", ".join(f"{k.replace('_', ' ')} {medians[k]:.2f} ms" for k in stages))
     print(f"  refine by full-map scan per pair (official cost, for comparison): {medians['refine_dense']:.2f} ms")
     target = 5.0
     print(f"  target < {target:.0f} ms with refine: {'met' if medians['parse_refine'] < target else 'NOT met'}")

@@ -28,7 +28,6 @@ class AssociativeEmbedding:
         scale_aware_sigma: sigma from the person size (official off).
         detection_threshold, tag_threshold, use_detection_val, ignore_too_much, nms_kernel,
         nms_padding, adjust, refine: grouping options (official test values as defaults).
-        grouping_threads: 1 or 2 threads for the grouping's compiled passes (same results).
     """
 
     def __init__(
@@ -49,7 +48,6 @@ class AssociativeEmbedding:
         nms_padding: int = 2,
         adjust: bool = True,
         refine: bool = True,
-        grouping_threads: int = 2,
     ) -> None:
         if input_size % 64:
             raise ValueError(f"input_size must be a multiple of 64 (network strides), got {input_size}")
@@ -64,7 +62,6 @@ class AssociativeEmbedding:
             num_joints=num_joints, max_num_people=max_num_people, detection_threshold=detection_threshold,
             tag_threshold=tag_threshold, use_detection_val=use_detection_val, ignore_too_much=ignore_too_much,
             nms_kernel=nms_kernel, nms_padding=nms_padding, adjust=adjust, refine=refine,
-            num_threads=grouping_threads,
         )
 
     def decode(self, heatmaps: torch.Tensor, tags: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

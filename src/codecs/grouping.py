@@ -33,9 +33,7 @@ Refine finds each arg-max exactly without a full distance map per person: since 
 M <= heatmap, and M <= a run's maximum minus round(distance from the mean tag to the box of the
 run's tags). The (person, missing joint) pairs of a joint first visit its strong runs by
 decreasing maximum and stop as soon as nothing left can reach their best M; the few pairs left
-scan the map block by block, skipping what these bounds rule out. With ``num_threads=2`` (the
-default) the candidate pass and refine on large maps are shared by two threads, each taking whole
-joint types (the kernels release the GIL); the results do not depend on it.
+scan the map block by block, skipping what these bounds rule out.
 Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
@@ -48,10 +46,7 @@ flipped tags), M = ``max_num_people`` candidates per joint, P people.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -67,9 +62,6 @@ _PAD_COST = 1e10
 #: Refine first visits the runs of pixels above this value (or the detection threshold if lower),
 #: strongest first; the pairs they cannot settle scan the map (speed only).
 _STRONG = 0.05
-#: With ``num_threads`` 2, maps with fewer than this many pixels (K x H x W) stay on one thread:
-#: handing work to the helper thread costs tens of microseconds.
-_MIN_PIXELS_TO_SPLIT = 200_000
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -138,9 +130,6 @@ class HeatmapParser:
         adjust, refine: defaults of `parse` (official test: both True).
         joint_order: visiting order of the joint types; default COCO order for 17 joints,
             else 0..K-1.
-        num_threads: 2 runs the candidate pass and refine on two threads, each on a share of the
-            joint types (large maps only); 1 keeps everything on the calling thread. Results are
-            the same either way.
     """
 
     def __init__(
@@ -157,10 +146,7 @@ class HeatmapParser:
         adjust: bool = True,
         refine: bool = True,
         joint_order: Sequence[int] | None = None,
-        num_threads: int = 2,
     ) -> None:
-        if num_threads not in (1, 2):
-            raise ValueError(f"num_threads must be 1 or 2, got {num_threads}")
         if nms_kernel % 2 != 1 or nms_padding != nms_kernel // 2:
             raise ValueError(f"NMS needs an odd kernel and padding kernel // 2, got {nms_kernel}, {nms_padding}")
         if joint_order is None:
@@ -178,7 +164,6 @@ class HeatmapParser:
         self.adjust_default = adjust
         self.refine_default = refine
         self.joint_order = tuple(int(j) for j in joint_order)
-        self.num_threads = num_threads
 
     # ------------------------------------------------------------------ inputs
     def _prepare(self, heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
@@ -240,10 +225,6 @@ class HeatmapParser:
             "val_k": values[rows, order],
         }
 
-    def _split(self, det: np.ndarray) -> bool:
-        """Whether the compiled passes over `det` are shared between two threads."""
-        return self.num_threads == 2 and det.shape[0] > 1 and det.size >= _MIN_PIXELS_TO_SPLIT
-
     def _strong(self) -> np.float32:
         """Refine's first pass covers the runs of pixels reaching above this value (speed only)."""
         return np.float32(max(min(self.detection_threshold, _STRONG), 0.0))
@@ -263,17 +244,8 @@ class HeatmapParser:
             top = self.top_k(det, tag)
             return (top["tag_k"], top["loc_k"], top["val_k"]), None
         k, h, w = det.shape
-        args = (np.float32(self.detection_threshold), self.nms_padding, self.max_num_people, self._strong())
-        if self._split(det):
-            half = (k + 1) // 2
-            first, second = _on_two_threads(lambda: kernels.nms_candidates(det[:half], *args),
-                                            lambda: kernels.nms_candidates(det[half:], *args))
-            val_k, pix_k, chunk_max = (np.concatenate([a, b]) for a, b in zip(first[:3], second[:3]))
-            runs = np.concatenate([first[3], second[3]])
-            starts = np.concatenate([first[4], second[4][1:] + first[4][-1]])
-            scan = (chunk_max, runs, starts)
-        else:
-            val_k, pix_k, *scan = kernels.nms_candidates(det, *args)
+        val_k, pix_k, *scan = kernels.nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding,
+                                                     self.max_num_people, self._strong())
         loc_k = np.stack([pix_k % w, pix_k // w], axis=2)
         tag_k = _TagTable(tag)[pix_k + np.arange(k)[:, None] * (h * w)]
         return (tag_k, loc_k, val_k), tuple(scan)
@@ -394,20 +366,9 @@ class HeatmapParser:
         else:
             if scan is None:
                 scan = tuple(kernels.nms_candidates(det, np.float32(np.inf), 0, 0, self._strong())[2:])
-            unshared = np.ascontiguousarray(tag if tag.strides[0] else tag[:1])  # a shared map: stored once
-            pair_means = means[pair_person]
-            pair_joint = pair_joint.astype(np.int64)
-
-            def refine(sel: np.ndarray) -> np.ndarray:
-                return kernels.refine_argmax(det, unshared, pair_means[sel], pair_joint[sel], *scan, self._strong())
-
-            if self._split(det) and np.unique(pair_joint).size > 1:
-                mine = _balanced_half(pair_joint)
-                first, second = np.flatnonzero(mine), np.flatnonzero(~mine)
-                flat_pos = np.empty(pair_joint.size, dtype=np.int64)
-                flat_pos[first], flat_pos[second] = _on_two_threads(lambda: refine(first), lambda: refine(second))
-            else:
-                flat_pos = refine(np.arange(pair_joint.size))
+            unshared = tag if tag.strides[0] else tag[:1]  # one tag map shared by all joints: stored once
+            flat_pos = kernels.refine_argmax(det, np.ascontiguousarray(unshared), means[pair_person],
+                                             pair_joint.astype(np.int64), *scan, self._strong())
         y, x = flat_pos // w, flat_pos % w
         value = det[pair_joint, y, x]
         dx, dy = _quarter_offset(det, pair_joint, x, y)
@@ -499,40 +460,6 @@ class _People:
 
     def result(self) -> np.ndarray:
         return self.joints[: self.count].astype(np.float32)
-
-
-_helper: tuple[int, ThreadPoolExecutor] | None = None
-_helper_lock = threading.Lock()
-
-
-def _on_two_threads(first, second):
-    """(first(), second()), `first` on a helper thread while the caller runs `second`.
-
-    The kernels release the GIL, so the two really run at once. The helper belongs to the
-    process that created it (a forked data-loader worker makes its own).
-    """
-    global _helper
-    with _helper_lock:
-        if _helper is None or _helper[0] != os.getpid():
-            _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping"))
-        pool = _helper[1]
-    future = pool.submit(first)
-    out_second = second()
-    return future.result(), out_second
-
-
-def _balanced_half(pair_joint: np.ndarray) -> np.ndarray:
-    """Boolean mask over the pairs: whole joint types split into two groups of about equal work
-    (pairs per joint, plus one pair's worth per joint type for its per-map set-up), largest first."""
-    joints, counts = np.unique(pair_joint, return_counts=True)
-    load = [0, 0]
-    first = []
-    for idx in np.argsort(-counts, kind="stable"):
-        side = 0 if load[0] <= load[1] else 1
-        load[side] += int(counts[idx]) + 1
-        if side == 0:
-            first.append(joints[idx])
-    return np.isin(pair_joint, first)
 
 
 def _refine_dense(det, tag, means, pair_person, pair_joint) -> np.ndarray:

@@ -424,28 +424,6 @@ def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
                                           *(parser.top_k(det, tag)[key] for key in ("tag_k", "loc_k", "val_k"))), det))
 
 
-@pytest.mark.parametrize("stress", [False, True])
-def test_two_threads_equal_one_and_official(stress):
-    """Maps large enough to be split between two threads (17 x 128 x 128 and up) give the one-thread
-    and the official results, with per-joint and shared tag maps."""
-    from benchmarks.bench_grouping import make_inputs
-
-    rng = np.random.default_rng(31 + stress)
-    one, two = HeatmapParser(num_threads=1), HeatmapParser(num_threads=2)
-    for size, dim in ((128, 2), (160, 1)):
-        det, tag, _ = make_inputs(rng, size=size, num_joints=K, dim=dim, stress=stress)
-        assert two._split(det) and not one._split(det)
-        people, scores = two.parse(det, tag)
-        ref_people, ref_scores = official_parse(one, det, tag)
-        np.testing.assert_array_equal(people, ref_people)
-        np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
-        np.testing.assert_array_equal(people, one.parse(det, tag)[0])
-        shared = tag[:1]
-        np.testing.assert_array_equal(two.parse(det, shared)[0], one.parse(det, shared)[0])
-    with pytest.raises(ValueError, match="num_threads"):
-        HeatmapParser(num_threads=3)
-
-
 def test_refine_equals_dense_on_full_size_maps():
     """At the benchmark's 256 x 256 maps refine settles most pairs on the strong runs and hands the
     others to the block scan: still the dense (official) result."""
