@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
 from src.eval import evaluate, model_overrides
 from src.train import train
@@ -61,9 +63,6 @@ def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
 def test_tags_at_both_outputs(tmp_path, data_dir):
     """with_ae_loss on both outputs (an official option): the loss follows the network, training
     runs, and inference groups with the tags of both outputs (L = 2 outputs x flip = 4)."""
-    import numpy as np
-    from hydra.utils import instantiate
-
     overrides = ["model=higherhrnet", "model.net.with_ae_loss=[true,true]", "debug=fast_dev_run",
                  "data.batch_size=2", "data.val_batch_size=2", *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
     cfg = compose_run("train", overrides, tmp_path, data_dir)

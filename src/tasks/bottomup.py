@@ -63,7 +63,7 @@ class BottomUpPoseModule(PoseModule):
                 "the tag targets must index the tag maps the network outputs"
             )
         #: per network output, whether it carries tag maps (official TEST.WITH_AE follows them).
-        self.tag_outputs = tuple(bool(v) for v in net.get("with_ae_loss", (True, False)))
+        self.tag_outputs = tuple(c > self.net.num_joints for c in self.net.output_channels)
         if tuple(self.loss_fn.with_ae_loss) != self.tag_outputs:
             raise ValueError(
                 f"net.with_ae_loss={list(self.tag_outputs)} but loss.with_ae_loss={list(self.loss_fn.with_ae_loss)}: "
