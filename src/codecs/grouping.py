@@ -33,7 +33,8 @@ Refine finds each arg-max exactly without a full distance map per person: since 
 M <= heatmap, and M <= a run's maximum minus round(distance from the mean tag to the box of the
 run's tags). The (person, missing joint) pairs of a joint first visit its strong runs by
 decreasing maximum and stop as soon as nothing left can reach their best M; the few pairs left
-scan the map block by block, skipping what these bounds rule out.
+scan the map by blocks, tiles and runs, skipping what these bounds rule out. Adjust, the mean tags
+and refine's write-back are compiled too, so `parse` spends little time in Python.
 Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
@@ -272,15 +273,21 @@ class HeatmapParser:
         )
         state = _People(capacity=num_joints * m + 1, num_joints=num_joints, dim=dim)
         valid = val_k > self.detection_threshold
+        num_valid = valid.sum(axis=1).tolist()
+        # candidates come sorted by value (top-k): the valid ones are then a prefix, sliced as views
+        prefix = bool((valid[:, :-1] >= valid[:, 1:]).all())
         no_dist = np.zeros((0, 0))  # before the first person opens
 
         for idx in self.joint_order:
-            sel = valid[idx]
-            if not sel.any():
+            num_added = num_valid[idx]
+            if not num_added:
                 continue
-            joints = joints_all[idx][sel]  # (A, 3 + L) float64
-            tags = tag_k[idx][sel]  # (A, L) float32
-            num_added = len(joints)
+            if prefix:
+                joints = joints_all[idx, :num_added]  # (A, 3 + L) float64
+                tags = tag_k[idx, :num_added]  # (A, L) float32
+            else:
+                joints = joints_all[idx][valid[idx]]
+                tags = tag_k[idx][valid[idx]]
             grouped = min(state.count, self.max_num_people)
             if state.count == 0:
                 person, dist = np.zeros(num_added, dtype=np.int64), no_dist
@@ -296,7 +303,7 @@ class HeatmapParser:
                     dist = np.sqrt(np.add.reduce(diff * diff, axis=2))  # (A, G), as np.linalg.norm
                     cost = np.full((num_added, width), _PAD_COST)
                     cost[:, :grouped] = np.round(dist) * 100 - joints[:, 2:3] if self.use_detection_val else dist
-                person = linear_sum_assignment(cost)[1].astype(np.int64)  # rows come back as 0..A-1
+                person = np.asarray(linear_sum_assignment(cost)[1], dtype=np.int64)  # rows come back as 0..A-1
             count, accepted = kernels.commit_joint(state.joints, state.running, state.partial, state.num_tags,
                                                    state.keys, state.count, idx, joints, tags, person, dist,
                                                    grouped, self.tag_threshold)
@@ -319,7 +326,9 @@ class HeatmapParser:
         """
         det = _as_numpy(heatmaps)
         det = det.reshape(-1, det.shape[-2], det.shape[-1])
-        person, joint = np.nonzero(people[:, :, 2] > 0)
+        if people.dtype == np.float32 and people.flags.c_contiguous and kernels.adjust_joints(people, det):
+            return people
+        person, joint = np.nonzero(people[:, :, 2] > 0)  # joints outside the maps: numpy's indexing
         if person.size == 0:
             return people
         x = people[person, joint, 0].astype(np.int64)
@@ -366,9 +375,11 @@ class HeatmapParser:
         else:
             if scan is None:
                 scan = tuple(kernels.nms_candidates(det, np.float32(np.inf), 0, 0, self._strong())[2:])
-            unshared = tag if tag.strides[0] else tag[:1]  # one tag map shared by all joints: stored once
-            flat_pos = kernels.refine_argmax(det, np.ascontiguousarray(unshared), means[pair_person],
-                                             pair_joint.astype(np.int64), *scan, self._strong())
+            flat_pos = kernels.refine_argmax(det, _unshared(tag), means[pair_person], pair_joint.astype(np.int64),
+                                             *scan, self._strong())
+            if people.dtype == np.float32 and people.flags.c_contiguous:
+                kernels.fill_refined(people, det, pair_person, pair_joint, flat_pos)
+                return people
         y, x = flat_pos // w, flat_pos % w
         value = det[pair_joint, y, x]
         dx, dy = _quarter_offset(det, pair_joint, x, y)
@@ -485,39 +496,22 @@ def _person_mean_tags(people: np.ndarray, tag: np.ndarray) -> np.ndarray:
     the n % 8 remaining terms one by one). Persons without detected joints get zeros.
     """
     p, k = people.shape[:2]
-    dim = tag.shape[-1]
+    if not (tag.shape[-1] == 1 and k > 128):
+        return kernels.person_mean_tags(np.ascontiguousarray(people), _unshared(tag))
+    # beyond numpy's pairwise block size (128 terms): per-person np.mean
     detected = people[:, :, 2] > 0
-    count = detected.sum(axis=1)
-    if dim == 1 and k > 128:  # beyond numpy's pairwise block size: per-person np.mean
-        means = np.zeros((p, 1), dtype=np.float32)
-        for i in np.flatnonzero(count):
-            joints = np.flatnonzero(detected[i])
-            xy = people[i, joints, :2].astype(np.int32)
-            means[i] = np.mean(tag[joints, xy[:, 1], xy[:, 0]], axis=0)
-        return means
-    order = np.argsort(~detected, axis=1, kind="stable")  # detected joints first, in joint order
-    valid = np.take_along_axis(detected, order, axis=1)
-    xy = np.where(valid[..., None], people[np.arange(p)[:, None], order, :2].astype(np.int32), 0)
-    _, h, w, _ = tag.shape
-    y, x = xy[..., 1], xy[..., 0]
-    if (y < -h).any() or (y >= h).any() or (x < -w).any() or (x >= w).any():
-        raise IndexError("detected joint outside the tag maps")
-    y, x = y % h, x % w  # negative indices wrap, as in the official indexing
-    terms = np.where(valid[..., None], _TagTable(tag)[order * (h * w) + y * w + x], np.float32(0))  # (P, K, L)
-    total = terms[:, 0].copy()
-    for i in range(1, k):  # row by row; the zero padding adds exactly nothing
-        total += terms[:, i]
-    if dim == 1 and k >= 8 and count.max() >= 8:
-        values = terms[:, :, 0]
-        full = count // 8 * 8  # terms in complete blocks of 8
-        r = values[:, :8].copy()
-        for s in range(8, k - 7, 8):
-            r += np.where((s < full)[:, None], values[:, s : s + 8], np.float32(0))
-        pairwise = ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + ((r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
-        for i in range(8, k):
-            pairwise += np.where((i >= full) & (i < count), values[:, i], np.float32(0))
-        total[:, 0] = np.where(count >= 8, pairwise, total[:, 0])
-    return total / np.maximum(count, 1)[:, None].astype(np.float32)
+    means = np.zeros((p, 1), dtype=np.float32)
+    for i in np.flatnonzero(detected.any(axis=1)):
+        joints = np.flatnonzero(detected[i])
+        xy = people[i, joints, :2].astype(np.int32)
+        means[i] = np.mean(tag[joints, xy[:, 1], xy[:, 0]], axis=0)
+    return means
+
+
+def _unshared(tag: np.ndarray) -> np.ndarray:
+    """(K, H, W, L) tag maps as a contiguous array; a map shared by all joints (broadcast) as
+    (1, H, W, L)."""
+    return np.ascontiguousarray(tag if tag.strides[0] or tag.shape[0] == 1 else tag[:1])
 
 
 class _TagTable:

@@ -143,54 +143,116 @@ def _one_box(tag, jt, y, x0, x1, r, box):
     box[r, 3] = hi1
 
 
+@_inline
+def _shift_min(src, dst, n, s):
+    """dst[f] = min(src[f], src[f + s]) for f < n (with a literal s this compiles to vector code)."""
+    for f in range(n):
+        a = src[f]
+        b = src[f + s]
+        dst[f] = b if b < a else a
+
+
+@_inline
+def _shift_max(src, dst, n, s):
+    """dst[f] = max(src[f], src[f + s]) for f < n."""
+    for f in range(n):
+        a = src[f]
+        b = src[f + s]
+        dst[f] = b if b > a else a
+
+
 @_jit
-def _all_boxes(tag, jt, maxima, n_chunks, box, sb_box, sb_max):
-    """`_one_box` of every run of map jt, then the boxes and maxima of the blocks of SB_ROWS x
-    SB_RUNS runs."""
+def _band_boxes(tag, jt, maxima, n_chunks, lo, hi, lo2, hi2, tile_box, tile_max, sb_box, sb_max):
+    """Tag boxes (first two components) and heatmap maxima of the tiles of map jt (SB_ROWS rows x
+    one run) and of its blocks (SB_ROWS rows x SB_RUNS runs).
+
+    Each band of SB_ROWS rows is reduced across its rows element by element (lo, hi: (W * L,)),
+    then, for L = 1 or 2, within each run by halving shifts (lo2, hi2: (W * L,) scratch), so that
+    every step is a loop over whole rows, which compiles to vector code: the pass costs about one
+    read of the tag map. Other L and a last partial run are reduced pixel by pixel.
+    """
     h, w, dim = tag.shape[1], tag.shape[2], tag.shape[3]
-    full = w // CHUNK
-    rows = tag[jt].reshape(h, w * dim)  # each row as one contiguous run of floats
-    for y in range(h):
-        row = rows[y]
-        if dim == 2:  # the flip-test case: a fixed stride, which compiles to vector code
-            for c in range(full):
-                base = 2 * CHUNK * c
-                lo0 = hi0 = row[base]
-                lo1 = hi1 = row[base + 1]
-                for x in range(1, CHUNK):
-                    a = row[base + 2 * x]
-                    b = row[base + 2 * x + 1]
-                    lo0 = a if a < lo0 else lo0
-                    hi0 = a if a > hi0 else hi0
-                    lo1 = b if b < lo1 else lo1
-                    hi1 = b if b > hi1 else hi1
-                r = y * n_chunks + c
-                box[r, 0] = lo0
-                box[r, 1] = hi0
-                box[r, 2] = lo1
-                box[r, 3] = hi1
-            first = full
-        else:
-            first = 0
-        for c in range(first, n_chunks):
-            _one_box(tag, jt, y, c * CHUNK, min((c + 1) * CHUNK, w), y * n_chunks + c, box)
+    n = w * dim
+    d1 = 1 if dim > 1 else 0
+    rows = tag[jt].reshape(h, n)  # each row as one contiguous run of floats
     sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
-    for y in range(h):
-        for c in range(n_chunks):
-            r = y * n_chunks + c
-            sb = (y // SB_ROWS) * sb_cols + c // SB_RUNS
-            if y % SB_ROWS == 0 and c % SB_RUNS == 0:
-                sb_box[sb, 0] = box[r, 0]
-                sb_box[sb, 1] = box[r, 1]
-                sb_box[sb, 2] = box[r, 2]
-                sb_box[sb, 3] = box[r, 3]
-                sb_max[sb] = maxima[r]
+    full = w // CHUNK
+    m = full * CHUNK * dim  # floats in the full runs of a row
+    halving = CHUNK == 16 and (dim == 1 or dim == 2) and full > 0
+    for band in range((h + SB_ROWS - 1) // SB_ROWS):
+        y0 = band * SB_ROWS
+        y1 = min(y0 + SB_ROWS, h)
+        first = rows[y0]
+        for f in range(n):
+            lo[f] = first[f]
+        for f in range(n):
+            hi[f] = first[f]
+        for y in range(y0 + 1, y1):
+            row = rows[y]
+            for f in range(n):
+                v = row[f]
+                lo[f] = v if v < lo[f] else lo[f]
+            for f in range(n):
+                v = row[f]
+                hi[f] = v if v > hi[f] else hi[f]
+        if halving:  # a run's CHUNK * L floats folded onto its first L (the shifts must be literals)
+            if dim == 2:
+                _shift_min(lo, lo2, m - 16, 16)
+                _shift_min(lo2, lo, m - 24, 8)
+                _shift_min(lo, lo2, m - 28, 4)
+                _shift_min(lo2, lo, m - 30, 2)
+                _shift_max(hi, hi2, m - 16, 16)
+                _shift_max(hi2, hi, m - 24, 8)
+                _shift_max(hi, hi2, m - 28, 4)
+                _shift_max(hi2, hi, m - 30, 2)
             else:
-                sb_box[sb, 0] = min(sb_box[sb, 0], box[r, 0])
-                sb_box[sb, 1] = max(sb_box[sb, 1], box[r, 1])
-                sb_box[sb, 2] = min(sb_box[sb, 2], box[r, 2])
-                sb_box[sb, 3] = max(sb_box[sb, 3], box[r, 3])
-                sb_max[sb] = max(sb_max[sb], maxima[r])
+                _shift_min(lo, lo2, m - 8, 8)
+                _shift_min(lo2, lo, m - 12, 4)
+                _shift_min(lo, lo2, m - 14, 2)
+                _shift_min(lo2, lo, m - 15, 1)
+                _shift_max(hi, hi2, m - 8, 8)
+                _shift_max(hi2, hi, m - 12, 4)
+                _shift_max(hi, hi2, m - 14, 2)
+                _shift_max(hi2, hi, m - 15, 1)
+        for c in range(n_chunks):
+            x0 = c * CHUNK
+            lo0 = lo[x0 * dim]
+            hi0 = hi[x0 * dim]
+            lo1 = lo[x0 * dim + d1]
+            hi1 = hi[x0 * dim + d1]
+            if not (halving and c < full):
+                for x in range(x0 + 1, min(x0 + CHUNK, w)):
+                    t = lo[x * dim]
+                    lo0 = t if t < lo0 else lo0
+                    t = hi[x * dim]
+                    hi0 = t if t > hi0 else hi0
+                    t = lo[x * dim + d1]
+                    lo1 = t if t < lo1 else lo1
+                    t = hi[x * dim + d1]
+                    hi1 = t if t > hi1 else hi1
+            top = maxima[y0 * n_chunks + c]
+            for y in range(y0 + 1, y1):
+                v = maxima[y * n_chunks + c]
+                top = v if v > top else top
+            t = band * n_chunks + c
+            tile_box[t, 0] = lo0
+            tile_box[t, 1] = hi0
+            tile_box[t, 2] = lo1
+            tile_box[t, 3] = hi1
+            tile_max[t] = top
+            sb = band * sb_cols + c // SB_RUNS
+            if c % SB_RUNS == 0:
+                sb_box[sb, 0] = lo0
+                sb_box[sb, 1] = hi0
+                sb_box[sb, 2] = lo1
+                sb_box[sb, 3] = hi1
+                sb_max[sb] = top
+            else:
+                sb_box[sb, 0] = min(sb_box[sb, 0], lo0)
+                sb_box[sb, 1] = max(sb_box[sb, 1], hi0)
+                sb_box[sb, 2] = min(sb_box[sb, 2], lo1)
+                sb_box[sb, 3] = max(sb_box[sb, 3], hi1)
+                sb_max[sb] = max(sb_max[sb], top)
 
 
 @_inline
@@ -233,7 +295,9 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
        only holds lower maxima). After each bucket the pairs whose best is >= the smallest maximum
        in it are settled, and after the last one those whose best is > `strong`.
     2. The pairs left (a mean tag far from the tags of the strong pixels) scan the whole map,
-       block by block and run by run, skipping what the bounds rule out.
+       block by block, tile by tile (SB_ROWS rows of one run) and run by run, skipping what the
+       bounds rule out; the boxes of the blocks and tiles come from one pass over the joint's tag
+       map, those of the runs from the tiles a pair enters.
 
     Args:
         det: (K, H, W) float32; tag: (K or 1, H, W, L) float32 (one map shared by all joints);
@@ -265,9 +329,14 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
     bucket_min = np.empty(n_buckets, dtype=np.float32)
     sorted_runs = np.empty(max(max_strong, 1), dtype=np.int64)
     key = np.empty(max(max_strong, 1), dtype=np.int64)
+    n_tiles = ((h + SB_ROWS - 1) // SB_ROWS) * n_chunks
     box = np.empty((runs, 4), dtype=np.float32)
+    tile_box = np.empty((n_tiles, 4), dtype=np.float32)
+    tile_max = np.empty(n_tiles, dtype=np.float32)
+    tile_boxed = np.zeros(n_tiles, dtype=np.bool_)
     sb_box = np.empty((n_sb, 4), dtype=np.float32)
     sb_max = np.empty(n_sb, dtype=np.float32)
+    scratch = np.empty((4, w * tag.shape[3]), dtype=np.float32)
     lo = 0
     while lo < n:
         j = pair_joint[order[lo]]
@@ -350,23 +419,36 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
         if n_active == 0:
             lo = hi
             continue
-        # 2. the pairs left: the whole map, skipping blocks and runs their bounds rule out
-        _all_boxes(tag, jt, maxima, n_chunks, box, sb_box, sb_max)
+        # 2. the pairs left: the whole map, skipping blocks, tiles and runs their bounds rule out
+        # (run boxes are computed for a tile the first time a pair enters it)
+        _band_boxes(tag, jt, maxima, n_chunks, scratch[0], scratch[1], scratch[2], scratch[3], tile_box, tile_max,
+                    sb_box, sb_max)
+        tile_boxed[:] = False
         for t in range(n_active):
             i = active[t]
             selected[0] = i
             for sb in range(n_sb):
                 if sb_max[sb] < best[i] or _box_bound(sb_max[sb], sb_box, sb, mean, i) < best[i]:
                     continue
-                y0 = (sb // sb_cols) * SB_ROWS
+                band = sb // sb_cols
+                y0 = band * SB_ROWS
+                y1 = min(y0 + SB_ROWS, h)
                 c0 = (sb % sb_cols) * SB_RUNS
-                for y in range(y0, min(y0 + SB_ROWS, h)):
-                    for c in range(c0, min(c0 + SB_RUNS, n_chunks)):
+                for c in range(c0, min(c0 + SB_RUNS, n_chunks)):
+                    tile = band * n_chunks + c
+                    if tile_max[tile] < best[i] or _box_bound(tile_max[tile], tile_box, tile, mean, i) < best[i]:
+                        continue
+                    x0 = c * CHUNK
+                    x1 = min(x0 + CHUNK, w)
+                    if not tile_boxed[tile]:
+                        for y in range(y0, y1):
+                            _one_box(tag, jt, y, x0, x1, y * n_chunks + c, box)
+                        tile_boxed[tile] = True
+                    for y in range(y0, y1):
                         r = y * n_chunks + c
                         if maxima[r] < best[i] or _box_bound(maxima[r], box, r, mean, i) < best[i]:
                             continue
-                        _search_run(det, tag, j, jt, y, c * CHUNK, min((c + 1) * CHUNK, w), w, mean, selected, 1,
-                                    best, arg)
+                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, 1, best, arg)
         lo = hi
     return arg
 
@@ -479,3 +561,97 @@ def commit_joint(people, running, partial, num_tags, keys, count, joint, joints,
             keys[count] = tags[r, 0]
             count += 1
     return count, accepted
+
+
+@_inline
+def _int_coord(v, size):
+    """int(v) (truncation, as the official int casts) as an index into an axis of `size`, negative
+    values wrapping as numpy indexing does; -1 if it is outside [-size, size)."""
+    i = int(v)
+    if i < -size or i >= size:
+        return -1
+    return i + size if i < 0 else i
+
+
+@_inline
+def _quarter(det, j, y, x):
+    """Official quarter offset at integer (x, y) of map j: +-0.25 per axis towards the larger
+    neighbour (strict '>', neighbours clamped at the border) -> (dx, dy)."""
+    h, w = det.shape[1], det.shape[2]
+    dx = 0.25 if det[j, y, min(x + 1, w - 1)] > det[j, y, max(x - 1, 0)] else -0.25
+    dy = 0.25 if det[j, min(y + 1, h - 1), x] > det[j, max(y - 1, 0), x] else -0.25
+    return dx, dy
+
+
+@_jit
+def adjust_joints(people, det):
+    """Official adjust in place: every detected joint (value > 0) of people (P, K, 3 + L) float32
+    moves by the quarter offset at its integer position, then + 0.5 on both axes.
+
+    Returns False (and changes nothing) if a detected joint lies outside the (K, H, W) maps.
+    """
+    h, w = det.shape[1], det.shape[2]
+    for p in range(people.shape[0]):
+        for j in range(people.shape[1]):
+            if people[p, j, 2] > 0 and not (0 <= int(people[p, j, 0]) < w and 0 <= int(people[p, j, 1]) < h):
+                return False
+    for p in range(people.shape[0]):
+        for j in range(people.shape[1]):
+            if people[p, j, 2] > 0:
+                x = int(people[p, j, 0])
+                y = int(people[p, j, 1])
+                dx, dy = _quarter(det, j, y, x)
+                people[p, j, 0] = np.float64(x) + dx + 0.5
+                people[p, j, 1] = np.float64(y) + dy + 0.5
+    return True
+
+
+@_jit
+def person_mean_tags(people, tag):
+    """(P, L) float32 mean tag of each person's detected joints (value > 0), read from the tag maps
+    (K or 1 shared, H, W, L) at the integer part of their coordinates, bit-identical to the
+    official np.mean of the person's tag list (summed as `_add_tag` does; valid up to 128 joints).
+    Persons without detected joints get zeros. Raises IndexError for a joint outside the maps."""
+    n, k = people.shape[0], people.shape[1]
+    h, w, dim = tag.shape[1], tag.shape[2], tag.shape[3]
+    shared = tag.shape[0] == 1
+    running = np.zeros((n, dim), dtype=np.float32)
+    partial = np.zeros((n, 8), dtype=np.float32)
+    num_tags = np.zeros(n, dtype=np.int64)
+    one = np.empty((1, dim), dtype=np.float32)
+    for p in range(n):
+        for j in range(k):
+            if people[p, j, 2] > 0:
+                x = _int_coord(people[p, j, 0], w)
+                y = _int_coord(people[p, j, 1], h)
+                if x < 0 or y < 0:
+                    raise IndexError("detected joint outside the tag maps")
+                jt = 0 if shared else j
+                for c in range(dim):
+                    one[0, c] = tag[jt, y, x, c]
+                _add_tag(running, partial, num_tags, p, one, 0)
+    means = np.zeros((n, dim), dtype=np.float32)
+    for p in range(n):
+        if num_tags[p]:
+            count = np.float32(num_tags[p])
+            for c in range(dim):
+                means[p, c] = running[p, c] / count
+    return means
+
+
+@_jit
+def fill_refined(people, det, pair_person, pair_joint, flat_pos):
+    """Refine's write-back in place: pair i (person, joint) takes the heatmap value at flat_pos[i]
+    (y * W + x) and, when it is > 0, the position x + 0.5 + dx, y + 0.5 + dy (quarter offset)."""
+    w = det.shape[2]
+    for i in range(flat_pos.shape[0]):
+        j = pair_joint[i]
+        y = flat_pos[i] // w
+        x = flat_pos[i] - y * w
+        value = det[j, y, x]
+        if value > 0:
+            dx, dy = _quarter(det, j, y, x)
+            p = pair_person[i]
+            people[p, j, 0] = np.float64(x) + 0.5 + dx
+            people[p, j, 1] = np.float64(y) + 0.5 + dy
+            people[p, j, 2] = value

@@ -539,3 +539,33 @@ def test_refine_kernel_edge_cases():
         got = grouping_kernels.refine_argmax(det, tag, mean, pair_joint, *scan, strong)
         np.testing.assert_array_equal(got, [brute_force_refine(det, tag, mean[i], i) for i in range(6)])
     assert list(got[:3]) == [0, 7 * w + 7, 10] and got[4] == 2 * w + 17
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+@pytest.mark.parametrize("hw", [(61, 97), (16, 32), (9, 16), (8, 15), (3, 70)])
+def test_band_boxes_equal_numpy(dim, hw):
+    """Refine's tile and block boxes (rows folded element-wise, runs by halving shifts for L = 1, 2)
+    against min / max over the same pixels, partial bands and runs included."""
+    rng = np.random.default_rng(dim * hw[1])
+    h, w = hw
+    chunk, rows, runs = grouping_kernels.CHUNK, grouping_kernels.SB_ROWS, grouping_kernels.SB_RUNS
+    n_chunks, bands = -(-w // chunk), -(-h // rows)
+    sb_cols = -(-n_chunks // runs)
+    tag = rng.normal(size=(2, h, w, dim)).astype(np.float32)
+    maxima = rng.normal(size=(h, n_chunks)).astype(np.float32)
+    scratch = np.full((4, w * dim), np.nan, dtype=np.float32)
+    tile_box, tile_max = np.empty((bands * n_chunks, 4), np.float32), np.empty(bands * n_chunks, np.float32)
+    sb_box, sb_max = np.empty((bands * sb_cols, 4), np.float32), np.empty(bands * sb_cols, np.float32)
+    grouping_kernels._band_boxes(tag, 1, maxima.reshape(-1), n_chunks, *scratch, tile_box, tile_max, sb_box, sb_max)
+    comps = [0, min(1, dim - 1)]
+    for band in range(bands):
+        for c in range(n_chunks):
+            part = tag[1, band * rows : (band + 1) * rows, c * chunk : (c + 1) * chunk]
+            expected = [f(part[..., comps[i // 2]]) for i, f in enumerate([np.min, np.max] * 2)]
+            np.testing.assert_array_equal(tile_box[band * n_chunks + c], expected)
+            assert tile_max[band * n_chunks + c] == maxima[band * rows : (band + 1) * rows, c].max()
+        for b in range(sb_cols):
+            part = tag[1, band * rows : (band + 1) * rows, b * runs * chunk : (b + 1) * runs * chunk]
+            expected = [f(part[..., comps[i // 2]]) for i, f in enumerate([np.min, np.max] * 2)]
+            np.testing.assert_array_equal(sb_box[band * sb_cols + b], expected)
+            assert sb_max[band * sb_cols + b] == maxima[band * rows : (band + 1) * rows, b * runs : (b + 1) * runs].max()
