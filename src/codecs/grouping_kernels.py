@@ -30,6 +30,55 @@ _jit = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
 _inline = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False, inline="always")
 
 
+@_inline
+def _shift_min(src, dst, n, s):
+    """dst[f] = min(src[f], src[f + s]) for f < n (with a literal s this compiles to vector code)."""
+    for f in range(n):
+        a = src[f]
+        b = src[f + s]
+        dst[f] = b if b < a else a
+
+
+@_inline
+def _shift_max(src, dst, n, s):
+    """dst[f] = max(src[f], src[f + s]) for f < n."""
+    for f in range(n):
+        a = src[f]
+        b = src[f + s]
+        dst[f] = b if b > a else a
+
+
+@_inline
+def _max16(row, b):
+    """max(row[b : b + 16]) as 8 independent running maxima folded in a tree (short dependency
+    chains, unlike one running maximum)."""
+    a0, a1, a2, a3 = row[b], row[b + 1], row[b + 2], row[b + 3]
+    a4, a5, a6, a7 = row[b + 4], row[b + 5], row[b + 6], row[b + 7]
+    v = row[b + 8]
+    a0 = v if v > a0 else a0
+    v = row[b + 9]
+    a1 = v if v > a1 else a1
+    v = row[b + 10]
+    a2 = v if v > a2 else a2
+    v = row[b + 11]
+    a3 = v if v > a3 else a3
+    v = row[b + 12]
+    a4 = v if v > a4 else a4
+    v = row[b + 13]
+    a5 = v if v > a5 else a5
+    v = row[b + 14]
+    a6 = v if v > a6 else a6
+    v = row[b + 15]
+    a7 = v if v > a7 else a7
+    a0 = a4 if a4 > a0 else a0
+    a1 = a5 if a5 > a1 else a1
+    a2 = a6 if a6 > a2 else a2
+    a3 = a7 if a7 > a3 else a3
+    a0 = a2 if a2 > a0 else a0
+    a1 = a3 if a3 > a1 else a1
+    return a1 if a1 > a0 else a0
+
+
 @_jit
 def nms_candidates(det, threshold, pad, m, strong):
     """Local maxima above `threshold` (top `m` per joint), and what refine needs: the maxima of
@@ -65,14 +114,18 @@ def nms_candidates(det, threshold, pad, m, strong):
     for j in range(k):
         n_cand = 0
         for y in range(h):
-            # run maxima first (a fixed-length loop of selects, which compiles to vector code) ...
-            for c in range(full):
-                base = c * CHUNK
-                top = det[j, y, base]
-                for x in range(1, CHUNK):
-                    v = det[j, y, base + x]
-                    top = v if v > top else top
-                chunk_max[j, y, c] = top
+            # run maxima first ...
+            if CHUNK == 16:
+                for c in range(full):
+                    chunk_max[j, y, c] = _max16(det[j, y], c * CHUNK)
+            else:
+                for c in range(full):
+                    base = c * CHUNK
+                    top = det[j, y, base]
+                    for x in range(1, CHUNK):
+                        v = det[j, y, base + x]
+                        top = v if v > top else top
+                    chunk_max[j, y, c] = top
             if n_chunks > full:
                 top = det[j, y, full * CHUNK]
                 for x in range(full * CHUNK + 1, w):
@@ -141,24 +194,6 @@ def _one_box(tag, jt, y, x0, x1, r, box):
     box[r, 1] = hi0
     box[r, 2] = lo1
     box[r, 3] = hi1
-
-
-@_inline
-def _shift_min(src, dst, n, s):
-    """dst[f] = min(src[f], src[f + s]) for f < n (with a literal s this compiles to vector code)."""
-    for f in range(n):
-        a = src[f]
-        b = src[f + s]
-        dst[f] = b if b < a else a
-
-
-@_inline
-def _shift_max(src, dst, n, s):
-    """dst[f] = max(src[f], src[f + s]) for f < n."""
-    for f in range(n):
-        a = src[f]
-        b = src[f + s]
-        dst[f] = b if b > a else a
 
 
 @_jit
