@@ -568,4 +568,5 @@ def test_band_boxes_equal_numpy(dim, hw):
             part = tag[1, band * rows : (band + 1) * rows, b * runs * chunk : (b + 1) * runs * chunk]
             expected = [f(part[..., comps[i // 2]]) for i, f in enumerate([np.min, np.max] * 2)]
             np.testing.assert_array_equal(sb_box[band * sb_cols + b], expected)
-            assert sb_max[band * sb_cols + b] == maxima[band * rows : (band + 1) * rows, b * runs : (b + 1) * runs].max()
+            block = maxima[band * rows : (band + 1) * rows, b * runs : (b + 1) * runs]
+            assert sb_max[band * sb_cols + b] == block.max()
