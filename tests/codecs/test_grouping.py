@@ -570,3 +570,23 @@ def test_band_boxes_equal_numpy(dim, hw):
             np.testing.assert_array_equal(sb_box[band * sb_cols + b], expected)
             block = maxima[band * rows : (band + 1) * rows, b * runs : (b + 1) * runs]
             assert sb_max[band * sb_cols + b] == block.max()
+
+
+def test_adjust_and_mean_tags_outside_the_maps():
+    """A detected joint at a negative coordinate (official indexing wraps it) takes the numpy path of
+    adjust and the same wrapped tag in the mean; one beyond the maps is refused by the mean."""
+    rng = np.random.default_rng(9)
+    det = rng.random((K, 6, 7)).astype(np.float32)
+    tag = rng.normal(size=(K, 6, 7, 2)).astype(np.float32)
+    people = np.zeros((2, K, 5), dtype=np.float32)
+    people[0, 0, :3] = (-1, 2, 0.9)
+    people[0, 3, :3] = (4, 5, 0.8)
+    people[1, 1, :3] = (6, 0, 0.7)
+    out = HeatmapParser().adjust(people.copy(), det)
+    np.testing.assert_array_equal(out, official_adjust(people.copy(), det))
+    means = _person_mean_tags(people, tag)
+    np.testing.assert_array_equal(means[0], np.mean([tag[0, 2, -1], tag[3, 5, 4]], axis=0))
+    np.testing.assert_array_equal(means[1], tag[1, 0, 6])
+    people[1, 1, 0] = 7
+    with pytest.raises(IndexError, match="outside the tag maps"):
+        _person_mean_tags(people, tag)
