@@ -52,9 +52,10 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, C_in, H, W) -> (N, channels, H / stride, W / stride)."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self.bn2(self.conv2(out))
-        return F.relu(out + identity)
+        out += identity  # in place on a fresh tensor (BN's backward does not need its output)
+        return F.relu(out, inplace=True)
 
 
 class Bottleneck(nn.Module):
@@ -85,10 +86,11 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, C_in, H, W) -> (N, 4 * channels, H / stride, W / stride)."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self.bn3(self.conv3(out))
-        return F.relu(out + identity)
+        out += identity
+        return F.relu(out, inplace=True)
 
 
 ResidualBlock = type[BasicBlock] | type[Bottleneck]

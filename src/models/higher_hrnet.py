@@ -111,7 +111,7 @@ class HigherHRNet(HRNetBackbone):
                     bias=False,
                 ),
                 batch_norm(channels[i]),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),
             )
             blocks = [
                 nn.Sequential(BasicBlock(in_channels=channels[i], channels=channels[i]))

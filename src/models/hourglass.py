@@ -47,9 +47,9 @@ class PreActBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, C_in, H, W) -> (N, 2 * channels, H / stride, W / stride)."""
-        out = self.conv1(F.relu(self.bn1(x)))
-        out = self.conv2(F.relu(self.bn2(out)))
-        out = self.conv3(F.relu(self.bn3(out)))
+        out = self.conv1(F.relu(self.bn1(x), inplace=True))
+        out = self.conv2(F.relu(self.bn2(out), inplace=True))
+        out = self.conv3(F.relu(self.bn3(out), inplace=True))
         identity = x if self.downsample is None else self.downsample(x)
         return out + identity
 
@@ -135,7 +135,9 @@ class HourglassNet(nn.Module):
             make_residual(in_channels=width, channels=num_feats, num_blocks=num_blocks) for _ in stacks
         )
         self.fc = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(width, width, kernel_size=1, bias=True), nn.BatchNorm2d(width), nn.ReLU())
+            nn.Sequential(
+                nn.Conv2d(width, width, kernel_size=1, bias=True), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            )
             for _ in stacks
         )
         self.score = nn.ModuleList(nn.Conv2d(width, num_joints, kernel_size=1, bias=True) for _ in stacks)
@@ -144,7 +146,7 @@ class HourglassNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem: x (N, 3, H, W) -> (N, 2F, H/4, W/4)."""
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
         x = self.maxpool(self.layer1(x))
         return self.layer3(self.layer2(x))
 

@@ -38,7 +38,7 @@ def _conv_bn(in_channels: int, out_channels: int, *, kernel_size: int, stride: i
         batch_norm(out_channels),
     ]
     if relu:
-        layers.append(nn.ReLU())
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
@@ -101,7 +101,7 @@ class HighResolutionModule(nn.Module):
                 if j > i:
                     y = F.interpolate(y, size=xs[i].shape[-2:], mode="nearest")
                 total = y if total is None else total + y
-            outs.append(F.relu(total))
+            outs.append(F.relu(total, inplace=True))  # a fresh sum: at least two branches
         return outs
 
 
@@ -186,8 +186,8 @@ class HRNetBackbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) -> features (N, width, H/4, W/4) of the highest-resolution branch."""
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        x = F.relu(self.bn2(self.conv2(x)), inplace=True)
         feats = [self.layer1(x)]
         for stage in (2, 3, 4):
             feats = _apply_transition(getattr(self, f"transition{stage - 1}"), feats)

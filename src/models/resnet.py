@@ -72,7 +72,7 @@ class ResNetBackbone(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) -> (N, out_channels, H/32, W/32); out_channels = 2048 for ResNet-50+."""
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +105,7 @@ def make_deconv_layers(
                 in_channels, channels, kernel, stride=2, padding=padding, output_padding=output_padding, bias=False
             ),
             batch_norm(channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         ]
         in_channels = channels
     return nn.Sequential(*layers)
