@@ -49,34 +49,23 @@ def _shift_max(src, dst, n, s):
 
 
 @_inline
+def _larger(a, b):
+    return b if b > a else a
+
+
+@_inline
 def _max16(row, b):
-    """max(row[b : b + 16]) as 8 independent running maxima folded in a tree (short dependency
+    """max(row[b : b + 16]) folded as a tree: 8 independent pairs, then 4, 2, 1 (short dependency
     chains, unlike one running maximum)."""
-    a0, a1, a2, a3 = row[b], row[b + 1], row[b + 2], row[b + 3]
-    a4, a5, a6, a7 = row[b + 4], row[b + 5], row[b + 6], row[b + 7]
-    v = row[b + 8]
-    a0 = v if v > a0 else a0
-    v = row[b + 9]
-    a1 = v if v > a1 else a1
-    v = row[b + 10]
-    a2 = v if v > a2 else a2
-    v = row[b + 11]
-    a3 = v if v > a3 else a3
-    v = row[b + 12]
-    a4 = v if v > a4 else a4
-    v = row[b + 13]
-    a5 = v if v > a5 else a5
-    v = row[b + 14]
-    a6 = v if v > a6 else a6
-    v = row[b + 15]
-    a7 = v if v > a7 else a7
-    a0 = a4 if a4 > a0 else a0
-    a1 = a5 if a5 > a1 else a1
-    a2 = a6 if a6 > a2 else a2
-    a3 = a7 if a7 > a3 else a3
-    a0 = a2 if a2 > a0 else a0
-    a1 = a3 if a3 > a1 else a1
-    return a1 if a1 > a0 else a0
+    a0 = _larger(row[b], row[b + 8])
+    a1 = _larger(row[b + 1], row[b + 9])
+    a2 = _larger(row[b + 2], row[b + 10])
+    a3 = _larger(row[b + 3], row[b + 11])
+    a4 = _larger(row[b + 4], row[b + 12])
+    a5 = _larger(row[b + 5], row[b + 13])
+    a6 = _larger(row[b + 6], row[b + 14])
+    a7 = _larger(row[b + 7], row[b + 15])
+    return _larger(_larger(_larger(a0, a4), _larger(a2, a6)), _larger(_larger(a1, a5), _larger(a3, a7)))
 
 
 @_jit
