@@ -32,6 +32,24 @@ def normal_init_(module: nn.Module, *, std: float = 0.001) -> None:
             nn.init.zeros_(m.bias)
 
 
+def kaiming_init_(module: nn.Module, *, heads: Iterable[str] = (), head_std: float = 0.001) -> None:
+    """Init for training from scratch: Conv2d / ConvTranspose2d weights Kaiming-normal (fan_out,
+    ReLU gain, as torchvision's ResNets), biases 0, BatchNorm 1 / 0; the prediction layers named in
+    `heads` (attribute names of `module`) N(0, head_std) with zero biases, so that the network
+    starts by predicting about zero, as with the official init."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for name in heads:
+        if hasattr(module, name):
+            normal_init_(getattr(module, name), std=head_std)
+
+
 def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
     """Accept a bare state_dict or {"state_dict" | "model": state_dict}; strip "module."."""
     state = checkpoint

@@ -18,6 +18,10 @@ from omegaconf import OmegaConf
 
 from src.data.keypoint_info import get_keypoint_info
 from src.metrics.coco_metric import COCOKeypointMetric
+from src.models.weights import kaiming_init_
+
+#: Attribute names of the networks' prediction layers (heatmaps, tags), kept near zero by init="kaiming".
+PREDICTION_LAYERS = ("final_layer", "final_layers", "score")
 
 
 def to_plain(value: Any) -> Any:
@@ -45,7 +49,9 @@ class PoseModule(LightningModule):
         pretrained: local path of ImageNet weights for the backbone, or None.
         init: "official" (the official initialisation, e.g. N(0, 0.001) convolutions, then the
             ``pretrained`` file) or "pytorch" (PyTorch's default Kaiming-uniform init, better when
-            training from scratch without ImageNet weights; ``pretrained`` must then be None).
+            training from scratch without ImageNet weights; ``pretrained`` must then be None) or
+            "kaiming" (from scratch: Kaiming-normal convolutions and N(0, 0.001) prediction layers,
+            `kaiming_init_`; ``pretrained`` must be None).
         channels_last: run the network in channels_last memory format.
         extra: further plain hyperparameters of the subclass.
     """
@@ -73,10 +79,10 @@ class PoseModule(LightningModule):
         super().__init__()
         if paradigm != self.paradigm:
             raise ValueError(f"{type(self).__name__} trains {self.paradigm} models, got paradigm={paradigm!r}")
-        if init not in ("official", "pytorch"):
-            raise ValueError(f"init must be 'official' or 'pytorch', got {init!r}")
-        if init == "pytorch" and pretrained:
-            raise ValueError("init='pytorch' trains from scratch; it cannot be combined with pretrained weights")
+        if init not in ("official", "pytorch", "kaiming"):
+            raise ValueError(f"init must be 'official', 'pytorch' or 'kaiming', got {init!r}")
+        if init != "official" and pretrained:
+            raise ValueError(f"init={init!r} trains from scratch; it cannot be combined with pretrained weights")
         hparams = {
             "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
             "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
@@ -88,6 +94,8 @@ class PoseModule(LightningModule):
         self.net = instantiate(hparams["net"])
         if init == "official" and hasattr(self.net, "init_weights"):
             self.net.init_weights(pretrained)
+        elif init == "kaiming":
+            kaiming_init_(self.net, heads=PREDICTION_LAYERS)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = instantiate(hparams["codec"])

@@ -266,3 +266,36 @@ def test_checkpoint_without_matching_keys_is_an_error(tmp_path: Path, factory: C
     torch.save({"encoder.weight": torch.zeros(2, 2)}, path)
     with pytest.raises(ValueError, match="none of its 1 tensors"):
         factory().init_weights(pretrained=str(path))
+
+
+# --------------------------------------------------------------------------- init="kaiming"
+
+
+def test_kaiming_init_for_training_from_scratch(tmp_path: Path) -> None:
+    """Convolutions Kaiming-normal (fan_out), BN 1 / 0, prediction layers N(0, 0.001); it
+    refuses a pretrained file like init='pytorch'."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    overrides = [
+        "model=higherhrnet", "model.init=kaiming", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]",
+        "model.net.num_blocks=1", "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1",
+    ]
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        cfg = compose("train", overrides=overrides)
+    torch.manual_seed(0)
+    net = instantiate(cfg.model, _recursive_=False).net
+    conv = net.stage4[0].branches[3][0].conv1  # 64 -> 64, 3x3: std sqrt(2 / (64 * 9))
+    assert conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
+    for head in net.final_layers:
+        assert head.weight.std().item() < 0.002
+    for head in net.final_layers:
+        assert head.bias.eq(0).all()
+    bn = net.stage4[0].branches[3][0].bn2
+    assert bn.weight.eq(1).all() and bn.bias.eq(0).all()
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        bad = compose("train", overrides=[*overrides, f"model.pretrained={tmp_path / 'w.pth'}"])
+    with pytest.raises(InstantiationException, match="from scratch"):
+        instantiate(bad.model, _recursive_=False)
