@@ -60,6 +60,17 @@ def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
         train(bad)
 
 
+def test_fast_dev_run_bottomup_quickstart(tmp_path, data_dir):
+    """The bottom-up quickstart experiment as configured (Kaiming init, shared tag map, cosine
+    schedule), at a small input on a tiny multi-person dataset."""
+    overrides = ["experiment=quickstart_bottomup", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
+                 *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    cfg = compose_run("train", overrides, tmp_path, data_dir)
+    assert cfg.model.init == "kaiming" and cfg.model.codec.tag_per_joint is False
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and "val/AP" in metrics
+
+
 def test_tags_at_both_outputs(tmp_path, data_dir):
     """with_ae_loss on both outputs (an official option): the loss follows the network, training
     runs, and inference groups with the tags of both outputs (L = 2 outputs x flip = 4)."""

@@ -49,6 +49,10 @@ class BasicBlock(nn.Module):
         self.bn2 = batch_norm(channels)
         self.downsample = downsample
 
+    def residual_norm(self) -> nn.BatchNorm2d:
+        """The BN whose output is added to the shortcut."""
+        return self.bn2
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, C_in, H, W) -> (N, channels, H / stride, W / stride)."""
         identity = x if self.downsample is None else self.downsample(x)
@@ -82,6 +86,10 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1, bias=False)
         self.bn3 = batch_norm(out_channels)
         self.downsample = downsample
+
+    def residual_norm(self) -> nn.BatchNorm2d:
+        """The BN whose output is added to the shortcut."""
+        return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, C_in, H, W) -> (N, 4 * channels, H / stride, W / stride)."""

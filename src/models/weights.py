@@ -32,11 +32,15 @@ def normal_init_(module: nn.Module, *, std: float = 0.001) -> None:
             nn.init.zeros_(m.bias)
 
 
-def kaiming_init_(module: nn.Module, *, heads: Iterable[str] = (), head_std: float = 0.001) -> None:
+def kaiming_init_(
+    module: nn.Module, *, heads: Iterable[str] = (), head_std: float = 0.001, zero_residual: bool = False
+) -> None:
     """Init for training from scratch: Conv2d / ConvTranspose2d weights Kaiming-normal (fan_out,
     ReLU gain, as torchvision's ResNets), biases 0, BatchNorm 1 / 0; the prediction layers named in
     `heads` (attribute names of `module`) N(0, head_std) with zero biases, so that the network
-    starts by predicting about zero, as with the official init."""
+    starts by predicting about zero, as with the official init. With `zero_residual`, the last
+    BatchNorm of every residual block (`residual_norm()`) starts with weight 0, so that each block
+    starts as its shortcut."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -48,6 +52,10 @@ def kaiming_init_(module: nn.Module, *, heads: Iterable[str] = (), head_std: flo
     for name in heads:
         if hasattr(module, name):
             normal_init_(getattr(module, name), std=head_std)
+    if zero_residual:
+        for m in module.modules():
+            if hasattr(m, "residual_norm"):
+                nn.init.zeros_(m.residual_norm().weight)
 
 
 def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:

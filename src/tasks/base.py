@@ -53,6 +53,8 @@ class PoseModule(LightningModule):
             "kaiming" (from scratch: Kaiming-normal convolutions and N(0, 0.001) prediction layers,
             `kaiming_init_`; ``pretrained`` must be None).
         channels_last: run the network in channels_last memory format.
+        zero_init_residual: with init="kaiming", every residual block starts as its shortcut (the
+            weight of its last BN is 0).
         extra: further plain hyperparameters of the subclass.
     """
 
@@ -74,6 +76,7 @@ class PoseModule(LightningModule):
         pretrained: str | None,
         channels_last: bool,
         init: str = "official",
+        zero_init_residual: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__()
@@ -83,19 +86,21 @@ class PoseModule(LightningModule):
             raise ValueError(f"init must be 'official', 'pytorch' or 'kaiming', got {init!r}")
         if init != "official" and pretrained:
             raise ValueError(f"init={init!r} trains from scratch; it cannot be combined with pretrained weights")
+        if zero_init_residual and init != "kaiming":
+            raise ValueError(f"zero_init_residual is an option of init='kaiming', not of init={init!r}")
         hparams = {
             "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
             "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
             "evaluation": {**self.default_evaluation, **(to_plain(evaluation) or {})},
             "keypoint_info": keypoint_info, "pretrained": pretrained, "channels_last": channels_last,
-            "init": init, **{k: to_plain(v) for k, v in extra.items()},
+            "init": init, "zero_init_residual": zero_init_residual, **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
         self.net = instantiate(hparams["net"])
         if init == "official" and hasattr(self.net, "init_weights"):
             self.net.init_weights(pretrained)
         elif init == "kaiming":
-            kaiming_init_(self.net, heads=PREDICTION_LAYERS)
+            kaiming_init_(self.net, heads=PREDICTION_LAYERS, zero_residual=zero_init_residual)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = instantiate(hparams["codec"])

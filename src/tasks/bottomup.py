@@ -49,12 +49,14 @@ class BottomUpPoseModule(PoseModule):
         pretrained: str | None = None,
         channels_last: bool = False,
         init: str = "official",
+        zero_init_residual: bool = False,
         color_rgb: bool = True,
     ) -> None:
         super().__init__(
             name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
             scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last, init=init, color_rgb=color_rgb,
+            pretrained=pretrained, channels_last=channels_last, init=init, zero_init_residual=zero_init_residual,
+            color_rgb=color_rgb,
         )
         net_per_joint = bool(net.get("tag_per_joint", True))
         if net_per_joint != self.codec.tag_per_joint:

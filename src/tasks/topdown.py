@@ -54,11 +54,12 @@ class TopDownPoseModule(PoseModule):
         pretrained: str | None = None,
         channels_last: bool = False,
         init: str = "official",
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__(
             name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
             scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last, init=init,
+            pretrained=pretrained, channels_last=channels_last, init=init, zero_init_residual=zero_init_residual,
         )
 
     def metric_options(self) -> dict[str, Any]:

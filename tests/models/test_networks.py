@@ -272,8 +272,9 @@ def test_checkpoint_without_matching_keys_is_an_error(tmp_path: Path, factory: C
 
 
 def test_kaiming_init_for_training_from_scratch(tmp_path: Path) -> None:
-    """Convolutions Kaiming-normal (fan_out), BN 1 / 0, prediction layers N(0, 0.001); it
-    refuses a pretrained file like init='pytorch'."""
+    """Convolutions Kaiming-normal (fan_out), BN 1 / 0, prediction layers N(0, 0.001), with
+    zero_init_residual the last BN of each residual block 0; it refuses a pretrained file like
+    init='pytorch'."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -295,6 +296,11 @@ def test_kaiming_init_for_training_from_scratch(tmp_path: Path) -> None:
         assert head.bias.eq(0).all()
     bn = net.stage4[0].branches[3][0].bn2
     assert bn.weight.eq(1).all() and bn.bias.eq(0).all()
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        zero = compose("train", overrides=[*overrides, "model.zero_init_residual=true"])
+    net = instantiate(zero.model, _recursive_=False).net
+    assert net.stage4[0].branches[3][0].bn2.weight.eq(0).all() and net.layer1[0].bn3.weight.eq(0).all()
+    assert net.stage4[0].branches[3][0].bn1.weight.eq(1).all() and net.deconv_layers[0][0][1].weight.eq(1).all()
     with initialize_config_dir(config_dir=str(conf), version_base=None):
         bad = compose("train", overrides=[*overrides, f"model.pretrained={tmp_path / 'w.pth'}"])
     with pytest.raises(InstantiationException, match="from scratch"):
