@@ -16,6 +16,7 @@ official COCO checkpoints load by name, and W32 / W48 have 28,645,331 / 63,827,1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -50,6 +51,9 @@ class HigherHRNet(HRNetBackbone):
             (official (True, False): tags only at stride 4).
         final_conv_kernel: kernel of the prediction convs, 1 (official) or 3.
     """
+
+    #: the layers that output heatmaps / tags (kept near zero by `kaiming_init_`)
+    prediction_layers: ClassVar[tuple[str, ...]] = ("final_layers",)
 
     def __init__(
         self,

@@ -14,6 +14,8 @@ One deliberate difference: the hourglass upsamples to the exact size of its skip
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -111,6 +113,9 @@ class HourglassNet(nn.Module):
         num_feats: F; hourglass features are 2F wide (128 -> 256). Must be even.
         depth: hourglass levels (4); input H, W should be multiples of 4 * 2^depth.
     """
+
+    #: the layers that output heatmaps / tags (kept near zero by `kaiming_init_`)
+    prediction_layers: ClassVar[tuple[str, ...]] = ("score",)
 
     def __init__(
         self, *, num_stacks: int = 8, num_blocks: int = 1, num_joints: int = 16, num_feats: int = 128, depth: int = 4

@@ -15,6 +15,8 @@ identical when H and W are multiples of 32; ours also accepts other input sizes.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -223,6 +225,9 @@ class PoseHighResolutionNet(HRNetBackbone):
         width, stage_num_modules, num_blocks, stem_channels: see `HRNetBackbone`.
         final_conv_kernel: 1 (official) or 3.
     """
+
+    #: the layers that output heatmaps / tags (kept near zero by `kaiming_init_`)
+    prediction_layers: ClassVar[tuple[str, ...]] = ("final_layer",)
 
     def __init__(
         self,

@@ -10,6 +10,8 @@ keys are `backbone.*` and `head.deconv_layers.*` / `head.final_layer.*`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,6 +127,9 @@ class DeconvHead(nn.Module):
         final_conv_kernel: 1 (official) or 3.
     """
 
+    #: the layers that output heatmaps / tags (kept near zero by `kaiming_init_`)
+    prediction_layers: ClassVar[tuple[str, ...]] = ("final_layer",)
+
     def __init__(
         self,
         *,
@@ -161,6 +166,9 @@ class PoseResNet(ResNetBackbone):
         deconv_kernel: 4 (official), 3 or 2.
         final_conv_kernel: 1 (official) or 3.
     """
+
+    #: the layers that output heatmaps / tags (kept near zero by `kaiming_init_`)
+    prediction_layers: ClassVar[tuple[str, ...]] = ("final_layer",)
 
     def __init__(
         self,

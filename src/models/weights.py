@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -19,39 +19,36 @@ log = logging.getLogger(__name__)
 _WRAPPER_KEYS = ("state_dict", "model")
 
 
+def _init_convs_and_norms(module: nn.Module, init_weight: Callable[[torch.Tensor], object]) -> None:
+    """Conv2d / ConvTranspose2d weights by `init_weight`, their biases 0; BatchNorm weight 1, bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            init_weight(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def normal_init_(module: nn.Module, *, std: float = 0.001) -> None:
     """Official HRNet / SimpleBaseline init for every submodule of `module`:
     Conv2d and ConvTranspose2d weights ~ N(0, std), their biases 0; BatchNorm weight 1, bias 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    _init_convs_and_norms(module, lambda weight: nn.init.normal_(weight, std=std))
 
 
-def kaiming_init_(
-    module: nn.Module, *, heads: Iterable[str] = (), head_std: float = 0.001, zero_residual: bool = False
-) -> None:
+def kaiming_init_(module: nn.Module, *, head_std: float = 0.001, zero_residual: bool = False) -> None:
     """Init for training from scratch: Conv2d / ConvTranspose2d weights Kaiming-normal (fan_out,
-    ReLU gain, as torchvision's ResNets), biases 0, BatchNorm 1 / 0; the prediction layers named in
-    `heads` (attribute names of `module`) N(0, head_std) with zero biases, so that the network
-    starts by predicting about zero, as with the official init. With `zero_residual`, the last
-    BatchNorm of every residual block (`residual_norm()`) starts with weight 0, so that each block
-    starts as its shortcut."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    for name in heads:
-        if hasattr(module, name):
-            normal_init_(getattr(module, name), std=head_std)
+    ReLU gain, as torchvision's ResNets), biases 0, BatchNorm 1 / 0; the prediction layers (named
+    by the `prediction_layers` attribute of the networks in `module`) N(0, head_std) with zero
+    biases, so that the network starts by predicting about zero, as with the official init.
+    With `zero_residual`, the last BatchNorm of every residual block that has one
+    (`residual_norm()`: BasicBlock, Bottleneck; not the hourglass's pre-activation blocks) starts
+    with weight 0, so that the block starts as its shortcut."""
+    _init_convs_and_norms(module, lambda weight: nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu"))
+    for owner in module.modules():  # a network's own heads, and those of networks nested in it
+        for name in getattr(owner, "prediction_layers", ()):
+            normal_init_(owner.get_submodule(name), std=head_std)
     if zero_residual:
         for m in module.modules():
             if hasattr(m, "residual_norm"):

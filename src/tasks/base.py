@@ -20,9 +20,6 @@ from src.data.keypoint_info import get_keypoint_info
 from src.metrics.coco_metric import COCOKeypointMetric
 from src.models.weights import kaiming_init_
 
-#: Attribute names of the networks' prediction layers (heatmaps, tags), kept near zero by init="kaiming".
-PREDICTION_LAYERS = ("final_layer", "final_layers", "score")
-
 
 def to_plain(value: Any) -> Any:
     """DictConfig / ListConfig -> dict / list (resolved); everything else unchanged."""
@@ -100,7 +97,7 @@ class PoseModule(LightningModule):
         if init == "official" and hasattr(self.net, "init_weights"):
             self.net.init_weights(pretrained)
         elif init == "kaiming":
-            kaiming_init_(self.net, heads=PREDICTION_LAYERS, zero_residual=zero_init_residual)
+            kaiming_init_(self.net, zero_residual=zero_init_residual)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = instantiate(hparams["codec"])

@@ -305,3 +305,27 @@ def test_kaiming_init_for_training_from_scratch(tmp_path: Path) -> None:
         bad = compose("train", overrides=[*overrides, f"model.pretrained={tmp_path / 'w.pth'}"])
     with pytest.raises(InstantiationException, match="from scratch"):
         instantiate(bad.model, _recursive_=False)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: PoseHighResolutionNet(width=8, stage_num_modules=(1, 1, 1), num_blocks=1, stem_channels=16),
+        lambda: PoseResNet(depth=50, num_deconv_layers=1, deconv_channels=16),
+        lambda: HourglassNet(num_stacks=2, num_blocks=1),
+        lambda: DeconvHead(in_channels=32, out_channels=17, num_deconv_layers=1, deconv_channels=16),
+    ],
+)
+def test_kaiming_init_keeps_every_network_heads_near_zero(factory: Callable[[], nn.Module]) -> None:
+    """Each network names its prediction layers (`prediction_layers`); `kaiming_init_` finds them."""
+    from src.models.weights import kaiming_init_
+
+    torch.manual_seed(0)
+    model = factory()
+    kaiming_init_(model)
+    heads = [model.get_submodule(name) for name in model.prediction_layers]
+    for conv in (m for head in heads for m in head.modules() if isinstance(m, nn.Conv2d)):
+        assert conv.weight.std().item() < 0.002 and conv.bias.eq(0).all()
+    in_heads = {id(m) for head in heads for m in head.modules()}
+    others = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in in_heads]
+    assert others and all(m.weight.std().item() > 0.005 for m in others)  # Kaiming: sqrt(2 / fan_out) >= 0.0078 here
