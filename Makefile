@@ -7,7 +7,7 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install install-base quickstart test test-fast bench synthetic clean
+.PHONY: install install-base quickstart test test-fast lint format bench synthetic clean
 
 # everything: the package, the test tools, loggers, sweepers and notebook support
 install: $(STAMP)
@@ -30,8 +30,17 @@ $(STAMP): $(STAMP_BASE)
 quickstart: install-base
 	$(BIN)/python -m src.train experiment=quickstart
 
-test: install
+# lint and formatting first (seconds), then the suite
+test: install lint
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

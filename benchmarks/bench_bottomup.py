@@ -38,8 +38,16 @@ def time_inference(*, width: int, input_size: int, images: int, rounds: int, see
         for flip in (True, False) if r % 2 == 0 else (False, True):
             for picture in pictures:
                 start = time.perf_counter()
-                infer_batch(net, [picture], input_size=input_size, test_scales=[1.0], flip_test=flip,
-                            flip_index=COCO17.flip_index, parser=parser, normalize=normalize_image)
+                infer_batch(
+                    net,
+                    [picture],
+                    input_size=input_size,
+                    test_scales=[1.0],
+                    flip_test=flip,
+                    flip_index=COCO17.flip_index,
+                    parser=parser,
+                    normalize=normalize_image,
+                )
                 if r > 0:
                     times[flip].append(time.perf_counter() - start)
     return {f"flip_{'on' if f else 'off'}_s_per_image": statistics.median(t) for f, t in times.items()}
@@ -56,10 +64,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--grouping-args", default="", help="arguments passed on to bench_grouping")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    print(f"HigherHRNet-W{args.width} at {args.input_size}, 640x480 images, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    figures = time_inference(width=args.width, input_size=args.input_size, images=args.images,
-                             rounds=args.rounds, seed=args.seed)
+    print(
+        f"HigherHRNet-W{args.width} at {args.input_size}, 640x480 images, torch threads {torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    figures = time_inference(
+        width=args.width, input_size=args.input_size, images=args.images, rounds=args.rounds, seed=args.seed
+    )
     for flip in ("on", "off"):
         seconds = figures[f"flip_{flip}_s_per_image"]
         figures[f"flip_{flip}_images_per_s"] = 1.0 / seconds

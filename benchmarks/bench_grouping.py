@@ -97,13 +97,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     rng = np.random.default_rng(args.seed)
     dim = 2 if args.flip else 1
-    images = [make_inputs(rng, size=args.size, num_joints=args.joints, dim=dim, stress=args.stress)
-              for _ in range(args.images)]
+    images = [
+        make_inputs(rng, size=args.size, num_joints=args.joints, dim=dim, stress=args.stress)
+        for _ in range(args.images)
+    ]
     hp = HeatmapParser(num_joints=args.joints)
     as_tensors = [(torch.from_numpy(d)[None], torch.from_numpy(t)[None]) for d, t, _ in images]
 
-    stats: dict[str, list[float]] = {k: [] for k in ("parse_refine", "parse_no_refine", "candidates", "match",
-                                                     "adjust", "refine", "refine_dense")}
+    stats: dict[str, list[float]] = {
+        k: [] for k in ("parse_refine", "parse_no_refine", "candidates", "match", "adjust", "refine", "refine_dense")
+    }
     found, true_people, candidates, pairs = [], [], [], []
     for (det, tag, n), (det_t, tag_t) in zip(images, as_tensors):
         hp.parse(det_t, tag_t)  # warm-up
@@ -125,13 +128,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         pairs.append(int(((adjusted[:, :, 2] == 0) & detected.any(axis=1, keepdims=True)).sum()))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"HeatmapParser.parse on {args.images} synthetic images: {args.joints} joints, {args.size}x{args.size} maps, "
-          f"L={dim}, {'stress' if args.stress else 'typical'} scenario, torch threads 1, "
-          f"load average {load:.1f} on {os.cpu_count()} CPUs")
-    print(f"  candidates above threshold per image: median {np.median(candidates):.0f} "
-          f"({np.median(candidates) / args.joints:.1f} per joint); people: true median {np.median(true_people):.0f}, "
-          f"grouped median {np.median(found):.0f}; (person, missing joint) pairs to refine: median "
-          f"{np.median(pairs):.0f}")
+    print(
+        f"HeatmapParser.parse on {args.images} synthetic images: {args.joints} joints, {args.size}x{args.size} maps, "
+        f"L={dim}, {'stress' if args.stress else 'typical'} scenario, torch threads 1, "
+        f"load average {load:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  candidates above threshold per image: median {np.median(candidates):.0f} "
+        f"({np.median(candidates) / args.joints:.1f} per joint); people: true median {np.median(true_people):.0f}, "
+        f"grouped median {np.median(found):.0f}; (person, missing joint) pairs to refine: median "
+        f"{np.median(pairs):.0f}"
+    )
     medians = {k: float(np.median(v)) for k, v in stats.items()}
     print(f"  parse(), refine on : {medians['parse_refine']:7.2f} ms / image (median)")
     print(f"  parse(), refine off: {medians['parse_no_refine']:7.2f} ms / image (median)")

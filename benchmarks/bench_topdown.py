@@ -207,8 +207,9 @@ def forward_gflops_per_image(*, width: int, image_size: tuple[int, int], num_joi
 class _TrainVariant:
     """One model + optimiser + fixed random batch, trained in one configuration."""
 
-    def __init__(self, name: str, base: nn.Module, *, batch: int, image_size: tuple[int, int], num_joints: int,
-                 seed: int) -> None:
+    def __init__(
+        self, name: str, base: nn.Module, *, batch: int, image_size: tuple[int, int], num_joints: int, seed: int
+    ) -> None:
         self.name = name
         self.channels_last, self.bf16, self.label = VARIANTS[name]
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -243,8 +244,19 @@ class _TrainVariant:
 
 
 def measure_training(
-    *, variants: list[str], width: int, image_size: tuple[int, int], batch: int, warmup: int, iters: int,
-    num_joints: int, train_gflop_per_image: float, peak: dict[str, Any], threads: int, seed: int = 0, log=print,
+    *,
+    variants: list[str],
+    width: int,
+    image_size: tuple[int, int],
+    batch: int,
+    warmup: int,
+    iters: int,
+    num_joints: int,
+    train_gflop_per_image: float,
+    peak: dict[str, Any],
+    threads: int,
+    seed: int = 0,
+    log=print,
 ) -> dict[str, Any]:
     """Median images/s of each variant; ``cpu_utilisation`` = process CPU time / (wall time x threads)
     of the timed steps (well below 1 means the threads waited for cores taken by other processes)."""
@@ -257,7 +269,7 @@ def measure_training(
     del base
     total = warmup + iters
     for r in range(total):
-        order = runs[r % len(runs):] + runs[: r % len(runs)]  # rotate the starting variant
+        order = runs[r % len(runs) :] + runs[: r % len(runs)]  # rotate the starting variant
         step_s = {}
         for run in order:
             step_s[run.name], cpu_s = run.step()
@@ -288,7 +300,7 @@ def measure_training(
             "cpu_utilisation": sum(run.cpu_s) / (sum(run.times_s) * threads),
             "final_loss": run.losses[-1],
         }
-    for name, res in results.items():
+    for res in results.values():
         res["speedup_vs_fp32"] = (
             res["images_per_s"] / results[BASELINE]["images_per_s"] if BASELINE in results else None
         )
@@ -453,7 +465,12 @@ def _stage_timers(dataset: TopDownDataset, stages: dict[str, float]):
 
 
 def measure_data(
-    *, num_images: int, passes: int, image_size: tuple[int, int], keypoint_info: KeypointInfo, seed: int = 0,
+    *,
+    num_images: int,
+    passes: int,
+    image_size: tuple[int, int],
+    keypoint_info: KeypointInfo,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """samples/s of ``TopDownDataset.__getitem__`` in one process with one thread (= one worker)."""
     h, w = image_size
@@ -543,48 +560,74 @@ def report(result: dict[str, Any], log=print) -> None:
     cfg, cpu, peak, train, data = (result[k] for k in ("config", "cpu", "peak", "train", "data"))
     log("")
     log("=" * 100)
-    log(f"Top-down pose benchmark  (torch {cfg['torch_version']}, {cfg['threads']} threads, "
-        f"{'quick' if cfg['quick'] else 'full'} run)")
+    log(
+        f"Top-down pose benchmark  (torch {cfg['torch_version']}, {cfg['threads']} threads, "
+        f"{'quick' if cfg['quick'] else 'full'} run)"
+    )
     log(f"CPU: {cpu['model']}  ({cpu['logical_cpus']} logical CPUs, torch capability {cpu['torch_cpu_capability']})")
-    log("bf16 flags: " + ", ".join(f"{k} {'yes' if cpu['flags'][k] else 'NO'}" for k in
-                                   ("avx512f", "avx512_bf16", "amx_bf16")))
-    log(f"Load average before: {result['load_average']['before']}  after: {result['load_average']['after']}"
-        "  (shared machine: compare ratios within this run)")
+    log(
+        "bf16 flags: "
+        + ", ".join(f"{k} {'yes' if cpu['flags'][k] else 'NO'}" for k in ("avx512f", "avx512_bf16", "amx_bf16"))
+    )
+    log(
+        f"Load average before: {result['load_average']['before']}  after: {result['load_average']['after']}"
+        "  (shared machine: compare ratios within this run)"
+    )
     before = result["load_average"]["before"]
     if before and cpu["logical_cpus"] and before[0] > cpu["logical_cpus"] - 0.5 and cfg["threads"] > 1:
-        log(f"WARNING: load average {before[0]} with {cpu['logical_cpus']} CPUs: other processes compete for the "
+        log(
+            f"WARNING: load average {before[0]} with {cpu['logical_cpus']} CPUs: other processes compete for the "
             f"cores, so {cfg['threads']}-thread timings include OpenMP barrier waits for descheduled threads "
-            "(small operations suffer most); --threads 1 is less sensitive to this.")
+            "(small operations suffer most); --threads 1 is less sensitive to this."
+        )
     log("=" * 100)
 
     log(f"\n[1] Convolution peak: 3x3 conv C->C, forward, no_grad, best of {peak['reps']}")
     _table(
         ["dtype", "input NCHW", "memory format", "GFLOP", "best ms", "GFLOP/s"],
         [
-            [r["dtype"], "x".join(map(str, r["shape"])), r["memory_format"], f"{r['gflop']:.1f}",
-             f"{1000 * r['best_s']:.1f}", f"{r['gflops']:.1f}"]
+            [
+                r["dtype"],
+                "x".join(map(str, r["shape"])),
+                r["memory_format"],
+                f"{r['gflop']:.1f}",
+                f"{1000 * r['best_s']:.1f}",
+                f"{r['gflops']:.1f}",
+            ]
             for r in peak["runs"]
         ],
         log,
     )
-    log(f"fp32 conv peak: {peak['fp32_gflops']:.1f} GFLOP/s    bf16 conv peak: {peak['bf16_gflops']:.1f} GFLOP/s "
-        f"(bf16/fp32 = {peak['bf16_gflops'] / peak['fp32_gflops']:.2f}x)")
+    log(
+        f"fp32 conv peak: {peak['fp32_gflops']:.1f} GFLOP/s    bf16 conv peak: {peak['bf16_gflops']:.1f} GFLOP/s "
+        f"(bf16/fp32 = {peak['bf16_gflops'] / peak['fp32_gflops']:.2f}x)"
+    )
 
     m = result["model"]
-    log(f"\n[2] Training: HRNet-W{cfg['width']} {cfg['image_size'][0]}x{cfg['image_size'][1]}, batch "
+    log(
+        f"\n[2] Training: HRNet-W{cfg['width']} {cfg['image_size'][0]}x{cfg['image_size'][1]}, batch "
         f"{cfg['batch_size']}, Adam, JointsMSELoss; median of {cfg['iters']} steps after {cfg['warmup']} warm-up "
-        "round(s), variants round-robin")
+        "round(s), variants round-robin"
+    )
     ref = f" (reference {m['reference_gflops_per_image']:.3f})" if m["reference_gflops_per_image"] else ""
-    log(f"forward {m['forward_gflops_per_image']:.3f} GFLOPs/image{ref}; a training step is counted as "
+    log(
+        f"forward {m['forward_gflops_per_image']:.3f} GFLOPs/image{ref}; a training step is counted as "
         f"{TRAIN_FLOP_FACTOR:.0f}x forward = {m['train_gflop_per_image']:.3f} GFLOP/image "
-        "(forward + backward w.r.t. inputs and weights)")
+        "(forward + backward w.r.t. inputs and weights)"
+    )
     _table(
         ["variant", "step s", "images/s", "GFLOP/s", "% fp32 peak", "% bf16 peak", "vs fp32", "CPU use"],
         [
-            [f"{name}: {v['label']}", f"{v['median_step_s']:.2f}", f"{v['images_per_s']:.2f}",
-             f"{v['achieved_gflops']:.1f}", _pct(v["pct_of_fp32_peak"]), _pct(v["pct_of_bf16_peak"]),
-             "-" if v["speedup_vs_fp32"] is None else f"{v['speedup_vs_fp32']:.2f}x",
-             f"{100 * v['cpu_utilisation']:.0f}%"]
+            [
+                f"{name}: {v['label']}",
+                f"{v['median_step_s']:.2f}",
+                f"{v['images_per_s']:.2f}",
+                f"{v['achieved_gflops']:.1f}",
+                _pct(v["pct_of_fp32_peak"]),
+                _pct(v["pct_of_bf16_peak"]),
+                "-" if v["speedup_vs_fp32"] is None else f"{v['speedup_vs_fp32']:.2f}x",
+                f"{100 * v['cpu_utilisation']:.0f}%",
+            ]
             for name, v in train["variants"].items()
         ],
         log,
@@ -592,27 +635,47 @@ def report(result: dict[str, Any], log=print) -> None:
     if train["speedup"] is not None:
         verdict = "MET" if train["aim_met"] else "NOT met"
         log(f"optimised ({OPTIMISED}) / fp32 = {train['speedup']:.2f}x; aim >= {AIM_SPEEDUP:.1f}x: {verdict}")
-        log(f"cross-check with each variant's fastest step instead of the median (less sensitive to load "
-            f"spikes): {OPTIMISED} / fp32 = {train['speedup_from_min_step']:.2f}x")
+        log(
+            f"cross-check with each variant's fastest step instead of the median (less sensitive to load "
+            f"spikes): {OPTIMISED} / fp32 = {train['speedup_from_min_step']:.2f}x"
+        )
     if train.get("best_variant"):
         best = train["variants"][train["best_variant"]]
-        log(f"fastest variant: {train['best_variant']} ({best['label']}), {best['speedup_vs_fp32']:.2f}x fp32"
-            if best["speedup_vs_fp32"] is not None else f"fastest variant: {train['best_variant']}")
+        log(
+            f"fastest variant: {train['best_variant']} ({best['label']}), {best['speedup_vs_fp32']:.2f}x fp32"
+            if best["speedup_vs_fp32"] is not None
+            else f"fastest variant: {train['best_variant']}"
+        )
     ratio = peak["bf16_gflops"] / peak["fp32_gflops"]
-    log(f"hardware: {train['hardware_note']} Measured here: bf16 conv peak / fp32 conv peak = {ratio:.2f}x"
-        + (" (bf16 convolutions are slower than fp32 on this CPU, so no bf16 path can reach the aim)."
-           if ratio < 1 else "."))
-    log("CPU use = process CPU time / (wall time x threads) over the timed steps; well below 100% means the "
-        "threads waited for cores held by other processes.")
+    log(
+        f"hardware: {train['hardware_note']} Measured here: bf16 conv peak / fp32 conv peak = {ratio:.2f}x"
+        + (
+            " (bf16 convolutions are slower than fp32 on this CPU, so no bf16 path can reach the aim)."
+            if ratio < 1
+            else "."
+        )
+    )
+    log(
+        "CPU use = process CPU time / (wall time x threads) over the timed steps; well below 100% means the "
+        "threads waited for cores held by other processes."
+    )
 
-    log(f"\n[3] Data pipeline: TopDownDataset(training=True) __getitem__, one process, 1 thread (= 1 worker), "
+    log(
+        f"\n[3] Data pipeline: TopDownDataset(training=True) __getitem__, one process, 1 thread (= 1 worker), "
         f"{data['num_images']} JPEGs {IMAGE_W}x{IMAGE_H} q90 (~{data['mean_jpeg_kb']:.0f} KB), "
-        f"{data['num_records']} person records, {data['samples_timed']} samples timed")
+        f"{data['num_records']} person records, {data['samples_timed']} samples timed"
+    )
     _table(
         ["stage", "samples/s", "ms/sample"],
         [["__getitem__ (timed passes)", f"{data['samples_per_s_per_worker']:.1f}", f"{data['ms_per_sample']:.2f}"]]
-        + [[_STAGES.get(k, "other (augment draws, cvtColor, joints, tensors)"), f"{1000 / v:.1f}" if v > 0 else "-",
-            f"{v:.2f}"] for k, v in data["stage_ms_per_sample"].items()],
+        + [
+            [
+                _STAGES.get(k, "other (augment draws, cvtColor, joints, tensors)"),
+                f"{1000 / v:.1f}" if v > 0 else "-",
+                f"{v:.2f}",
+            ]
+            for k, v in data["stage_ms_per_sample"].items()
+        ],
         log,
     )
     log("(the stage rows come from separate instrumented passes over the same samples)")
@@ -624,13 +687,31 @@ def report(result: dict[str, Any], log=print) -> None:
         ["bf16 conv peak (GFLOP/s)", f"{peak['bf16_gflops']:.1f}", "-", "-"],
     ]
     for name, v in train["variants"].items():
-        rows.append([f"train {name} (images/s)", f"{v['images_per_s']:.2f}", "-",
-                     f"{v['achieved_gflops']:.1f} GFLOP/s = {v['pct_of_fp32_peak']:.1f}% fp32 peak"])
+        rows.append(
+            [
+                f"train {name} (images/s)",
+                f"{v['images_per_s']:.2f}",
+                "-",
+                f"{v['achieved_gflops']:.1f} GFLOP/s = {v['pct_of_fp32_peak']:.1f}% fp32 peak",
+            ]
+        )
     if train["speedup"] is not None:
-        rows.append([f"{OPTIMISED} / fp32 speed-up", f"{train['speedup']:.2f}x", f">= {AIM_SPEEDUP:.1f}x",
-                     "met" if train["aim_met"] else "not met"])
-    rows.append(["data samples/s per worker", f"{data['samples_per_s_per_worker']:.1f}",
-                 f">= {AIM_SAMPLES_PER_S:.0f}", "met" if data["aim_met"] else "not met"])
+        rows.append(
+            [
+                f"{OPTIMISED} / fp32 speed-up",
+                f"{train['speedup']:.2f}x",
+                f">= {AIM_SPEEDUP:.1f}x",
+                "met" if train["aim_met"] else "not met",
+            ]
+        )
+    rows.append(
+        [
+            "data samples/s per worker",
+            f"{data['samples_per_s_per_worker']:.1f}",
+            f">= {AIM_SAMPLES_PER_S:.0f}",
+            "met" if data["aim_met"] else "not met",
+        ]
+    )
     _table(["figure", "measured", "aim", "note"], rows, log)
 
 
@@ -655,16 +736,21 @@ def _variants(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_topdown", description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="short run: batch 2, 1 timed step, smaller peak convolutions, 8 images")
+    p.add_argument(
+        "--quick", action="store_true", help="short run: batch 2, 1 timed step, smaller peak convolutions, 8 images"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: os.cpu_count())")
     p.add_argument("--iters", type=int, default=None, help="timed training steps per variant (default 3, quick 1)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up rounds (one step per variant each), default 1")
     p.add_argument("--batch-size", type=int, default=None, help="training batch (default 8, quick 2)")
     p.add_argument("--width", type=int, default=32, help="HRNet width (default 32)")
     p.add_argument("--image-size", type=_image_size, default=(256, 192), help="HxW input (default 256x192)")
-    p.add_argument("--variants", type=_variants, default=list(VARIANTS),
-                   help=f"comma-separated training variants (default {','.join(VARIANTS)})")
+    p.add_argument(
+        "--variants",
+        type=_variants,
+        default=list(VARIANTS),
+        help=f"comma-separated training variants (default {','.join(VARIANTS)})",
+    )
     p.add_argument("--peak-batch", type=int, default=None, help="batch of the peak convolutions (default 8, quick 2)")
     p.add_argument("--peak-reps", type=int, default=None, help="timed calls per peak convolution (default 3, quick 2)")
     p.add_argument("--data-images", type=int, default=None, help="synthetic JPEGs (default 32, quick 8)")
@@ -684,11 +770,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     peak_reps = args.peak_reps if args.peak_reps is not None else (2 if quick else 3)
     data_images = args.data_images if args.data_images is not None else (8 if quick else 32)
     data_passes = args.data_passes if args.data_passes is not None else (1 if quick else 3)
-    for name, value, low in (("--iters", iters, 1), ("--warmup", args.warmup, 0), ("--batch-size", batch, 1),
-                             ("--peak-reps", peak_reps, 1), ("--peak-batch", peak_batch, 1),
-                             ("--data-images", data_images, 1),
-                             ("--data-passes", data_passes, 1), ("--threads", args.threads, 0),
-                             ("--width", args.width, 1)):
+    for name, value, low in (
+        ("--iters", iters, 1),
+        ("--warmup", args.warmup, 0),
+        ("--batch-size", batch, 1),
+        ("--peak-reps", peak_reps, 1),
+        ("--peak-batch", peak_batch, 1),
+        ("--data-images", data_images, 1),
+        ("--data-passes", data_passes, 1),
+        ("--threads", args.threads, 0),
+        ("--width", args.width, 1),
+    ):
         if value < low:
             raise SystemExit(f"{name} must be >= {low}, got {value}")
     threads = args.threads or os.cpu_count() or 1
@@ -725,13 +817,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         peak = measure_conv_peak(batch=peak_batch, reps=peak_reps)
         peak["seconds"] = time.perf_counter() - t0
 
-        log(f"[2/3] training HRNet-W{args.width} {image_size[0]}x{image_size[1]} batch {batch}: "
-            f"{', '.join(args.variants)}; {args.warmup} warm-up + {iters} timed rounds ...")
+        log(
+            f"[2/3] training HRNet-W{args.width} {image_size[0]}x{image_size[1]} batch {batch}: "
+            f"{', '.join(args.variants)}; {args.warmup} warm-up + {iters} timed rounds ..."
+        )
         t0 = time.perf_counter()
         variants = measure_training(
-            variants=args.variants, width=args.width, image_size=image_size, batch=batch, warmup=args.warmup,
-            iters=iters, num_joints=num_joints, train_gflop_per_image=model_info["train_gflop_per_image"],
-            peak=peak, threads=threads, seed=args.seed, log=log,
+            variants=args.variants,
+            width=args.width,
+            image_size=image_size,
+            batch=batch,
+            warmup=args.warmup,
+            iters=iters,
+            num_joints=num_joints,
+            train_gflop_per_image=model_info["train_gflop_per_image"],
+            peak=peak,
+            threads=threads,
+            seed=args.seed,
+            log=log,
         )
         speedup = speedup_min = None
         if BASELINE in variants and OPTIMISED in variants:
@@ -753,7 +856,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(f"[3/3] data pipeline ({data_images} images, {data_passes} passes) ...")
         t0 = time.perf_counter()
         data = measure_data(
-            num_images=data_images, passes=data_passes, image_size=image_size, keypoint_info=keypoint_info,
+            num_images=data_images,
+            passes=data_passes,
+            image_size=image_size,
+            keypoint_info=keypoint_info,
             seed=args.seed,
         )
         data["seconds"] = time.perf_counter() - t0
@@ -762,10 +868,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     result = {
         "config": {
-            "quick": quick, "threads": threads, "iters": iters, "warmup": args.warmup, "batch_size": batch,
-            "width": args.width, "image_size": list(image_size), "variants": args.variants,
-            "peak_batch": peak_batch, "peak_reps": peak_reps, "data_images": data_images,
-            "data_passes": data_passes, "seed": args.seed, "torch_version": torch.__version__,
+            "quick": quick,
+            "threads": threads,
+            "iters": iters,
+            "warmup": args.warmup,
+            "batch_size": batch,
+            "width": args.width,
+            "image_size": list(image_size),
+            "variants": args.variants,
+            "peak_batch": peak_batch,
+            "peak_reps": peak_reps,
+            "data_images": data_images,
+            "data_passes": data_passes,
+            "seed": args.seed,
+            "torch_version": torch.__version__,
             "python": platform.python_version(),
         },
         "cpu": cpu,

@@ -58,9 +58,7 @@ class JointsMSELoss(nn.Module):
             return sum(self._single(o, target, target_weight) for o in output)
         return self._single(output, target, target_weight)
 
-    def per_joint_loss(
-        self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor
-    ) -> torch.Tensor:
+    def per_joint_loss(self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
         """(N, K) loss per sample and joint: 0.5 * mean over pixels of the weighted squared error."""
         n, k = output.shape[:2]
         pred = output.reshape(n, k, -1)
@@ -70,9 +68,7 @@ class JointsMSELoss(nn.Module):
             pred, gt = pred * weight, gt * weight
         return 0.5 * (pred - gt).pow(2).mean(dim=-1)
 
-    def _single(
-        self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor
-    ) -> torch.Tensor:
+    def _single(self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
         loss = self.per_joint_loss(output, target, target_weight)  # (N, K)
         if not self.ohkm:
             return loss.mean()

@@ -22,12 +22,12 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from src.data.geometry import box_xywh_to_center_scale
 from src.data.image_io import read_image
 from src.data.topdown_dataset import TopDownDataset
-from src.eval import load_module
+from src.geometry import box_xywh_to_center_scale
 from src.metrics.coco_eval import build_coco_results, select_instances
 from src.metrics.rescoring import rescore_instances
+from src.tasks.loading import load_task
 from src.utils.drawing import draw_keypoint_info
 from src.utils.run_io import write_json_atomic
 
@@ -81,7 +81,9 @@ def load_boxes(boxes_file: str | Path, images: list[Path]) -> dict[str, list[tup
     return boxes
 
 
-def predict_topdown(model, images: list[Path], boxes_file: str, *, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def predict_topdown(
+    model, images: list[Path], boxes_file: str, *, batch_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Crops from the person boxes -> rescored, OKS-NMS-filtered people per image."""
     boxes = load_boxes(boxes_file, images)
     input_w, input_h = model.codec.input_size
@@ -90,12 +92,22 @@ def predict_topdown(model, images: list[Path], boxes_file: str, *, batch_size: i
     for image_id, path in enumerate(images):
         for bbox, score in boxes.get(path.name, []):
             center, scale = box_xywh_to_center_scale(np.asarray(bbox, np.float32), aspect_ratio=input_w / input_h)
-            records.append({
-                "sample_id": len(records), "image_id": image_id, "image_file": str(path), "center": center,
-                "scale": scale, "area": float(np.prod(scale) * 200.0**2), "box_score": score,
-                "keypoints": np.zeros((k, 2), np.float32), "visible": np.zeros(k, np.float32),
-            })
-    per_image: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, k, 3), np.float32), np.zeros(0, np.float32))] * len(images)
+            records.append(
+                {
+                    "sample_id": len(records),
+                    "image_id": image_id,
+                    "image_file": str(path),
+                    "center": center,
+                    "scale": scale,
+                    "area": float(np.prod(scale) * 200.0**2),
+                    "box_score": score,
+                    "keypoints": np.zeros((k, 2), np.float32),
+                    "visible": np.zeros(k, np.float32),
+                }
+            )
+    per_image: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, k, 3), np.float32), np.zeros(0, np.float32))] * len(
+        images
+    )
     if not records:
         log.warning("no person boxes matched the input images")
         return per_image
@@ -111,8 +123,9 @@ def predict_topdown(model, images: list[Path], boxes_file: str, *, batch_size: i
     box_scores = np.array([r["box_score"] for r in records], np.float32)
     scores = rescore_instances(kpts[:, :, 2], box_scores, in_vis_thr=ev["in_vis_thr"]) if ev["rescore"] else box_scores
     areas = np.array([r["area"] for r in records], np.float32)
-    keep = select_instances(ids, kpts, areas, scores, sigmas=model.keypoint_info.sigmas,
-                            oks_thr=ev["oks_thr"], use_nms=ev["use_nms"])
+    keep = select_instances(
+        ids, kpts, areas, scores, sigmas=model.keypoint_info.sigmas, oks_thr=ev["oks_thr"], use_nms=ev["use_nms"]
+    )
     for image_id in range(len(images)):
         chosen = [i for i in keep if ids[i] == image_id]
         per_image[image_id] = (kpts[chosen], scores[chosen])
@@ -125,10 +138,10 @@ def predict(cfg: DictConfig) -> Path:
     if not cfg.get("input"):
         raise ValueError("python -m src.predict needs input=FOLDER_OR_IMAGE")
     output_dir = Path(cfg.paths.output_dir)
-    model = load_module(cfg.ckpt_path).eval()
+    model = load_task(cfg.ckpt_path).eval()
     images = list_images(cfg.input)
     with torch.no_grad():
-        if model.hparams.paradigm == "bottomup":
+        if not model.needs_boxes:
             per_image = predict_bottomup(model, images, batch_size=int(cfg.batch_size))
         elif cfg.get("boxes"):
             per_image = predict_topdown(model, images, cfg.boxes, batch_size=int(cfg.batch_size))
@@ -147,7 +160,11 @@ def predict(cfg: DictConfig) -> Path:
     pictures.mkdir(parents=True, exist_ok=True)
     for path, (people, _) in list(zip(images, per_image))[: int(cfg.max_pictures)]:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        drawn = draw_keypoint_info(image, people, model.keypoint_info, score_thr=float(cfg.score_thr)) if len(people) else image
+        drawn = (
+            draw_keypoint_info(image, people, model.keypoint_info, score_thr=float(cfg.score_thr))
+            if len(people)
+            else image
+        )
         cv2.imwrite(str(pictures / f"{path.stem}.jpg"), drawn)
     log.info("%d people in %d images; results in %s", len(results), len(images), output_dir)
     print(f"{len(results)} people in {len(images)} images -> {output_dir / 'results.json'}, pictures in {pictures}")

@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     model = instantiate(cfg.model, _recursive_=False)
     model.num_visualized = int(cfg.get("num_visualized", 0))
-    datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.hparams.paradigm)
+    datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.paradigm)
     trainer = build_trainer(cfg)
     try:
         for logger in trainer.loggers:  # resolved config, git commit and package versions
@@ -63,7 +63,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json_atomic(output_dir / "metrics.json", metrics)
     if model.visualized and trainer.is_global_zero:
         picture = save_prediction_picture(
-            output_dir / "predictions.jpg", datamodule.val_dataset.image_files(), model.visualized,
+            output_dir / "predictions.jpg",
+            datamodule.val_dataset.image_files(),
+            model.visualized,
             keypoint_info=model.keypoint_info,
         )
         log.info("predicted skeletons on validation images: %s", picture)
@@ -75,8 +77,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def keep_logged_history(cfg: DictConfig, ckpt_path: str) -> None:
     """Let the CSV logger of a resumed run keep its rows up to the checkpoint's step."""
     loggers = cfg.get("logger") or {}
-    targets = [k for k, node in loggers.items() if isinstance(node, DictConfig) and
-               str(node.get("_target_", "")).endswith("ResumableCSVLogger")]
+    targets = [
+        k
+        for k, node in loggers.items()
+        if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith("ResumableCSVLogger")
+    ]
     if not targets:
         return
     step = int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))

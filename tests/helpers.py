@@ -13,7 +13,11 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 # A tiny synthetic dataset shared by the end-to-end tests (generated once per session).
-TINY_SYNTHETIC = ["data.synthetic.num_train=12", "data.synthetic.num_val=6", "data.synthetic.seed=3"]
+TINY_SYNTHETIC = [
+    "data.reader.synthetic.num_train=12",
+    "data.reader.synthetic.num_val=6",
+    "data.reader.synthetic.seed=3",
+]
 
 
 def compose_run(config_name: str, overrides: list[str], run_dir: Path, data_dir: Path) -> DictConfig:
@@ -50,4 +54,38 @@ def layout_real_coco(root: Path) -> Path:
         (root / "annotations" / f"person_keypoints_{split}.json").symlink_to(REAL_COCO / "test_coco.json")
         for image in REAL_COCO.glob("*.jpg"):
             (root / "images" / split / image.name).symlink_to(image)
+    return root
+
+
+REAL_MPII = CONF_DIR.parent.parent / "shared" / "data" / "real_samples" / "mpii"
+
+
+def layout_real_mpii(root: Path) -> Path:
+    """Lay the real MPII samples of ../shared out as an MPII root: symlinked images, their JSON as
+    train.json and valid.json, and a gt_valid.mat built from their joints (the samples carry no
+    head boxes: each is a square centred between head top and upper neck, side = their distance)."""
+    import json
+
+    import numpy as np
+
+    from src.data.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
+
+    (root / "annot").mkdir(parents=True)
+    (root / "images").mkdir()
+    for image in REAL_MPII.glob("*.jpg"):
+        (root / "images" / image.name).symlink_to(image.resolve())
+    for name in ("train.json", "valid.json"):
+        (root / "annot" / name).symlink_to((REAL_MPII / "test_mpii.json").resolve())
+    entries = json.loads((REAL_MPII / "test_mpii.json").read_text())
+    joints = np.array([e["joints"] for e in entries], dtype=np.float64)  # (N, 16, 2), 1-based
+    middle = 0.5 * (joints[:, 9] + joints[:, 8])
+    half = 0.5 * np.linalg.norm(joints[:, 9] - joints[:, 8], axis=-1, keepdims=True)
+    write_mpii_ground_truth(
+        root / "annot" / "gt_valid.mat",
+        MPIIGroundTruth(
+            positions=joints,
+            missing=np.array([e["joints_vis"] for e in entries]) == 0,
+            headboxes=np.stack([middle - half, middle + half], axis=1),
+        ),
+    )
     return root

@@ -56,8 +56,14 @@ def test_training_fields_and_percentages(result):
         channels_last, bf16, _ = bench_topdown.VARIANTS[name]
         assert (v["channels_last"], v["bf16"]) == (channels_last, bf16)
         assert len(v["times_s"]) == result["config"]["iters"] == 1
-        for key in ("median_step_s", "images_per_s", "achieved_gflops", "pct_of_fp32_peak", "cpu_utilisation",
-                    "final_loss"):
+        for key in (
+            "median_step_s",
+            "images_per_s",
+            "achieved_gflops",
+            "pct_of_fp32_peak",
+            "cpu_utilisation",
+            "final_loss",
+        ):
             assert _positive(v[key]), (name, key, v[key])
         assert v["images_per_s"] == pytest.approx(batch / v["median_step_s"])
         assert v["achieved_gflops"] == pytest.approx(model["train_gflop_per_image"] * v["images_per_s"])

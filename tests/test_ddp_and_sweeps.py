@@ -25,10 +25,13 @@ QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "callbac
 
 def run_cli(module: str, args: list[str], tmp_path: Path, *, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "POSE_ROOT": str(tmp_path), "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
@@ -42,16 +45,31 @@ def shared_root(tmp_path_factory) -> Path:
 def test_ddp_training_and_evaluation_equal_single_process(shared_root: Path) -> None:
     common = ["model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=4", *QUIET]
     # 2 processes x 2 batches of 4 per epoch; validation pads the 6 images' people to an even count
-    run_cli("src.train", [*common, *CPU_DDP, "run_name=ddp", "trainer.max_epochs=1", "data.batch_size=4",
-                          "trainer.limit_train_batches=2", "evaluate_best=false", "num_visualized=0"], shared_root)
+    run_cli(
+        "src.train",
+        [
+            *common,
+            *CPU_DDP,
+            "run_name=ddp",
+            "trainer.max_epochs=1",
+            "data.batch_size=4",
+            "trainer.limit_train_batches=2",
+            "evaluate_best=false",
+            "num_visualized=0",
+        ],
+        shared_root,
+    )
     run = shared_root / "logs" / "train" / "ddp"
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     trained = json.loads((run / "metrics.json").read_text())
 
     run_cli("src.eval", [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "run_name=one"], shared_root)
-    run_cli("src.eval", [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=4",
-                         "run_name=two", *CPU_DDP], shared_root)
+    run_cli(
+        "src.eval",
+        [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=4", "run_name=two", *CPU_DDP],
+        shared_root,
+    )
     one = json.loads((shared_root / "logs" / "eval" / "one" / "metrics.json").read_text())
     two = json.loads((shared_root / "logs" / "eval" / "two" / "metrics.json").read_text())
     stats = [k for k in one if k.startswith("val/") and not k.endswith(("loss", "acc"))]
@@ -73,17 +91,38 @@ trainer:
 """
 
 
-TINY_HIGHERHRNET = ["model=higherhrnet", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]",
-                    "model.net.num_blocks=1", "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1",
-                    "model.codec.input_size=64", "model.codec.output_sizes=[16,32]"]
+TINY_HIGHERHRNET = [
+    "model=higherhrnet",
+    "model.net.width=8",
+    "model.net.stage_num_modules=[1,1,1]",
+    "model.net.num_blocks=1",
+    "model.net.stem_channels=16",
+    "model.net.num_deconv_basic_blocks=1",
+    "model.codec.input_size=64",
+    "model.codec.output_sizes=[16,32]",
+]
 
 
 @pytest.mark.slow
 def test_bottomup_ddp_evaluation_equals_single_process(shared_root: Path) -> None:
     """HigherHRNet: whole images of different sizes, grouped people, padding duplicates dropped."""
-    run_cli("src.train", [*TINY_HIGHERHRNET, *TINY_SYNTHETIC, "data.num_workers=0", "data.batch_size=2", *QUIET,
-                          "run_name=bottomup", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                          "trainer.limit_val_batches=1", "evaluate_best=false", "num_visualized=0"], shared_root)
+    run_cli(
+        "src.train",
+        [
+            *TINY_HIGHERHRNET,
+            *TINY_SYNTHETIC,
+            "data.num_workers=0",
+            "data.batch_size=2",
+            *QUIET,
+            "run_name=bottomup",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "evaluate_best=false",
+            "num_visualized=0",
+        ],
+        shared_root,
+    )
     ckpt = shared_root / "logs" / "train" / "bottomup" / "checkpoints" / "last.ckpt"
     common = [f"ckpt_path={ckpt}", *TINY_SYNTHETIC, "data.num_workers=0", "data.val_batch_size=2"]
     run_cli("src.eval", [*common, "run_name=bu_one"], shared_root)
@@ -98,8 +137,9 @@ def test_slurm_launcher_config_composes() -> None:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher.tasks_per_node == 1 and launcher.gpus_per_node == 1 and launcher.timeout_min == 4320
@@ -112,13 +152,21 @@ def test_multirun_sweep_runs_each_combination_in_its_own_folder(shared_root: Pat
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "tiny_sweep.yaml").write_text(TINY_SWEEP_EXPERIMENT)
     sweep = shared_root / "sweep"
-    args = ["-m", f"--config-dir={tmp_path / 'conf'}", "experiment=tiny_sweep", "model=hrnet,simplebaseline",
-            "data.sigma=2,3", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        f"--config-dir={tmp_path / 'conf'}",
+        "experiment=tiny_sweep",
+        "model=hrnet,simplebaseline",
+        "data.sigma=2,3",
+        f"hydra.sweep.dir={sweep}",
+    ]
     run_cli("src.train", args, shared_root)
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [p.name for p in jobs] == [
-        "0_data.sigma=2,model=hrnet", "1_data.sigma=3,model=hrnet",
-        "2_data.sigma=2,model=simplebaseline", "3_data.sigma=3,model=simplebaseline",
+        "0_data.sigma=2,model=hrnet",
+        "1_data.sigma=3,model=hrnet",
+        "2_data.sigma=2,model=simplebaseline",
+        "3_data.sigma=3,model=simplebaseline",
     ]
     for job in jobs:
         info = json.loads((job / "run_info.json").read_text())
@@ -138,8 +186,12 @@ def test_long_override_lists_make_valid_folder_names() -> None:
 
 @pytest.mark.slow
 def test_local_ddp_inside_a_multirun_is_refused(shared_root: Path) -> None:
-    proc = run_cli("src.train", ["-m", "data.sigma=2,3", *CPU_DDP, *TINY_SYNTHETIC,
-                                 f"hydra.sweep.dir={shared_root / 'refused'}"], shared_root, check=False)
+    proc = run_cli(
+        "src.train",
+        ["-m", "data.sigma=2,3", *CPU_DDP, *TINY_SYNTHETIC, f"hydra.sweep.dir={shared_root / 'refused'}"],
+        shared_root,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "hydra/launcher=slurm" in proc.stderr + proc.stdout
 
@@ -148,14 +200,30 @@ def test_local_ddp_inside_a_multirun_is_refused(shared_root: Path) -> None:
 def test_optuna_search_returns_the_metric_to_the_sweeper(shared_root: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep = shared_root / "optuna"
-    args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
-            "model=hrnet", *[o for o in TINY_HRNET if not o.startswith("data.sigma")], *TINY_SYNTHETIC,
-            "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-            "data.batch_size=4", "data.num_workers=0", "num_visualized=0", "evaluate_best=false", *QUIET,
-            f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "model=hrnet",
+        *[o for o in TINY_HRNET if not o.startswith("data.sigma")],
+        *TINY_SYNTHETIC,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "num_visualized=0",
+        "evaluate_best=false",
+        *QUIET,
+        f"hydra.sweep.dir={sweep}",
+    ]
     run_cli("src.train", args, shared_root)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna"
     assert 0.0 <= float(results["best_value"]) <= 1.0
-    assert set(results["best_params"]) == {"model.optimizer.lr", "data.sigma", "data.augmentation.rotation_factor",
-                                           "data.augmentation.scale_factor"}
+    assert set(results["best_params"]) == {
+        "model.optimizer.lr",
+        "data.sigma",
+        "data.augmentation.rotation_factor",
+        "data.augmentation.scale_factor",
+    }

@@ -27,9 +27,18 @@ def test_all_loggers_get_metrics_run_info_and_pictures(tmp_path, offline_wandb) 
     from src.utils.loggers import wandb_logged_in
 
     assert not wandb_logged_in()
-    overrides = ["model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "logger=many", "trainer.max_epochs=2",
-                 "trainer.limit_train_batches=2", "data.batch_size=4", "evaluate_best=false",
-                 "callbacks.prediction_pictures.every_n_epochs=1", "callbacks.prediction_pictures.num_images=3"]
+    overrides = [
+        "model=hrnet",
+        *TINY_HRNET,
+        *TINY_SYNTHETIC,
+        "logger=many",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=2",
+        "data.batch_size=4",
+        "evaluate_best=false",
+        "callbacks.prediction_pictures.every_n_epochs=1",
+        "callbacks.prediction_pictures.num_images=3",
+    ]
     run = tmp_path / "run"
     train(compose_run("train", overrides, run, tmp_path / "data"))
 

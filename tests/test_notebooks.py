@@ -31,8 +31,9 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path, monkeypatch) -> 
     monkeypatch.setenv("NOTEBOOK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("CKPT", raising=False)
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

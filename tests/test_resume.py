@@ -23,10 +23,21 @@ class CrashInSecondEpoch(Callback):
             raise RuntimeError("simulated crash")
 
 
-RUN = ["model=hrnet", *TINY_HRNET, *TINY_SYNTHETIC, "trainer.max_epochs=3", "trainer.deterministic=true",
-       "data.batch_size=4", "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1",
-       "num_visualized=0", "evaluate_best=false", "model.scheduler.milestones=[1]", "seed=5",
-       "data.augmentation.half_body_prob=0.5"]
+RUN = [
+    "model=hrnet",
+    *TINY_HRNET,
+    *TINY_SYNTHETIC,
+    "trainer.max_epochs=3",
+    "trainer.deterministic=true",
+    "data.batch_size=4",
+    "trainer.limit_train_batches=3",
+    "trainer.log_every_n_steps=1",
+    "num_visualized=0",
+    "evaluate_best=false",
+    "model.scheduler.milestones=[1]",
+    "seed=5",
+    "data.augmentation.half_body_prob=0.5",
+]
 CRASH = ["+callbacks.crash._target_=tests.test_resume.CrashInSecondEpoch"]
 
 

@@ -31,14 +31,29 @@ def data_dir(tmp_path_factory):
 
 
 def test_every_model_config_is_tested():
-    assert {"hrnet", "hrnet_w48", "simplebaseline", "simplebaseline_r101", "simplebaseline_r152",
-            "hourglass", "hourglass_s2", "higherhrnet", "higherhrnet_w48"} <= set(MODEL_CONFIGS)
+    assert {
+        "hrnet",
+        "hrnet_w48",
+        "simplebaseline",
+        "simplebaseline_r101",
+        "simplebaseline_r152",
+        "hourglass",
+        "hourglass_s2",
+        "higherhrnet",
+        "higherhrnet_w48",
+    } <= set(MODEL_CONFIGS)
 
 
 @pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_fast_dev_run(model, tmp_path, data_dir):
-    overrides = [f"model={model}", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
-                 *SMALL_INPUT[paradigm_of(model)], *TINY_SYNTHETIC]
+    overrides = [
+        f"model={model}",
+        "debug=fast_dev_run",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        *SMALL_INPUT[paradigm_of(model)],
+        *TINY_SYNTHETIC,
+    ]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
@@ -49,8 +64,15 @@ def test_fast_dev_run(model, tmp_path, data_dir):
 
 def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
     """HigherHRNet with one tag map (tag_per_joint=false on the network; the codec follows)."""
-    overrides = ["model=higherhrnet", "model.net.tag_per_joint=false", "debug=fast_dev_run", "data.batch_size=2",
-                 "data.val_batch_size=2", *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    overrides = [
+        "model=higherhrnet",
+        "model.net.tag_per_joint=false",
+        "debug=fast_dev_run",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        *SMALL_INPUT["bottomup"],
+        *TINY_SYNTHETIC,
+    ]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
     assert cfg.model.codec.tag_per_joint is False
     metrics = train(cfg)
@@ -63,8 +85,14 @@ def test_fast_dev_run_shared_tag_map(tmp_path, data_dir):
 def test_fast_dev_run_bottomup_quickstart(tmp_path, data_dir):
     """The bottom-up quickstart experiment as configured (Kaiming init, shared tag map, cosine
     schedule), at a small input on a tiny multi-person dataset."""
-    overrides = ["experiment=quickstart_bottomup", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
-                 *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    overrides = [
+        "experiment=quickstart_bottomup",
+        "debug=fast_dev_run",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        *SMALL_INPUT["bottomup"],
+        *TINY_SYNTHETIC,
+    ]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
     assert cfg.model.init == "kaiming" and cfg.model.codec.tag_per_joint is False
     metrics = train(cfg)
@@ -74,8 +102,15 @@ def test_fast_dev_run_bottomup_quickstart(tmp_path, data_dir):
 def test_tags_at_both_outputs(tmp_path, data_dir):
     """with_ae_loss on both outputs (an official option): the loss follows the network, training
     runs, and inference groups with the tags of both outputs (L = 2 outputs x flip = 4)."""
-    overrides = ["model=higherhrnet", "model.net.with_ae_loss=[true,true]", "debug=fast_dev_run",
-                 "data.batch_size=2", "data.val_batch_size=2", *SMALL_INPUT["bottomup"], *TINY_SYNTHETIC]
+    overrides = [
+        "model=higherhrnet",
+        "model.net.with_ae_loss=[true,true]",
+        "debug=fast_dev_run",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        *SMALL_INPUT["bottomup"],
+        *TINY_SYNTHETIC,
+    ]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
     assert list(cfg.model.loss.with_ae_loss) == [True, True]
     metrics = train(cfg)
@@ -97,16 +132,27 @@ def test_tags_at_both_outputs(tmp_path, data_dir):
 def test_fast_dev_run_mixed_precision(model, tmp_path, data_dir):
     """bf16-mixed for every model (on a CPU, Lightning runs 16-mixed as bf16; fp16 with dynamic loss
     scaling needs a GPU): losses stay finite and the metric is computed."""
-    overrides = [f"model={model}", "debug=fast_dev_run", "data.batch_size=2", "data.val_batch_size=2",
-                 "trainer.precision=bf16-mixed", *SMALL_INPUT[paradigm_of(model)], *TINY_SYNTHETIC]
+    overrides = [
+        f"model={model}",
+        "debug=fast_dev_run",
+        "data.batch_size=2",
+        "data.val_batch_size=2",
+        "trainer.precision=bf16-mixed",
+        *SMALL_INPUT[paradigm_of(model)],
+        *TINY_SYNTHETIC,
+    ]
     metrics = train(compose_run("train", overrides, tmp_path, data_dir))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
     assert "val/AP" in metrics
 
 
 TINY_HRNET = [
-    "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1",
-    "model.net.stem_channels=16", "model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]",
+    "model.net.width=8",
+    "model.net.stage_num_modules=[1,1,1]",
+    "model.net.num_blocks=1",
+    "model.net.stem_channels=16",
+    "model.codec.input_size=[48,64]",
+    "model.codec.heatmap_size=[12,16]",
     "data.sigma=1",
 ]
 
@@ -114,11 +160,27 @@ TINY_HRNET = [
 def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
     """Loss on a few fixed crops (no augmentation) must fall far below its start; the saved
     checkpoint then loads with weights_only=True and evaluates through src.eval."""
-    no_aug = ["data.augmentation.scale_factor=0", "data.augmentation.rotation_prob=0",
-              "data.augmentation.flip=false", "data.augmentation.half_body_prob=0"]
-    overrides = ["model=hrnet", *TINY_HRNET, *no_aug, *TINY_SYNTHETIC, "debug=overfit",
-                 "trainer.overfit_batches=1", "trainer.log_every_n_steps=1", "trainer.max_epochs=150", "trainer.check_val_every_n_epoch=150",
-                 "data.batch_size=4", "model.optimizer.lr=5e-3", "model.scheduler=null", "num_visualized=2"]
+    no_aug = [
+        "data.augmentation.scale_factor=0",
+        "data.augmentation.rotation_prob=0",
+        "data.augmentation.flip=false",
+        "data.augmentation.half_body_prob=0",
+    ]
+    overrides = [
+        "model=hrnet",
+        *TINY_HRNET,
+        *no_aug,
+        *TINY_SYNTHETIC,
+        "debug=overfit",
+        "trainer.overfit_batches=1",
+        "trainer.log_every_n_steps=1",
+        "trainer.max_epochs=150",
+        "trainer.check_val_every_n_epoch=150",
+        "data.batch_size=4",
+        "model.optimizer.lr=5e-3",
+        "model.scheduler=null",
+        "num_visualized=2",
+    ]
     cfg = compose_run("train", overrides, tmp_path / "train", data_dir)
     metrics = train(cfg)
     history = (tmp_path / "train" / "csv" / "metrics.csv").read_text().splitlines()
@@ -149,8 +211,9 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
     images = sorted((data_dir / "synthetic" / "images" / "val2017").glob("*.jpg"))[:2]
     boxes = tmp_path / "boxes.json"
     boxes.write_text(_json.dumps([{"file_name": p.name, "bbox": [10, 10, 80, 120], "score": 0.9} for p in images]))
-    pcfg = compose_run("predict", [f"ckpt_path={ckpt}", f"input={images[0].parent}", f"boxes={boxes}"],
-                       tmp_path / "predict", data_dir)
+    pcfg = compose_run(
+        "predict", [f"ckpt_path={ckpt}", f"input={images[0].parent}", f"boxes={boxes}"], tmp_path / "predict", data_dir
+    )
     out = predict(pcfg)
     results = _json.loads((out / "results.json").read_text())
     assert {r["file_name"] for r in results} == {p.name for p in images}
@@ -164,10 +227,25 @@ def test_tiny_model_overfits_and_checkpoint_evaluates(tmp_path, data_dir):
 def test_bottomup_checkpoint_evaluates_with_test_scales(tmp_path, data_dir):
     """A bottom-up checkpoint evaluates at the scales given by the top-level `test_scales` option
     (recorded in metrics.json); `model.*` overrides are reported as having no effect."""
-    tiny = ["model=higherhrnet", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1",
-            "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1", *SMALL_INPUT["bottomup"]]
-    overrides = [*tiny, *TINY_SYNTHETIC, "data.batch_size=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                 "trainer.limit_val_batches=1", "evaluate_best=false", "num_visualized=0"]
+    tiny = [
+        "model=higherhrnet",
+        "model.net.width=8",
+        "model.net.stage_num_modules=[1,1,1]",
+        "model.net.num_blocks=1",
+        "model.net.stem_channels=16",
+        "model.net.num_deconv_basic_blocks=1",
+        *SMALL_INPUT["bottomup"],
+    ]
+    overrides = [
+        *tiny,
+        *TINY_SYNTHETIC,
+        "data.batch_size=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "evaluate_best=false",
+        "num_visualized=0",
+    ]
     train(compose_run("train", overrides, tmp_path / "train", data_dir))
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     for scales, expected in (([], [1.0]), (["test_scales=[1.0,2.0]"], [1.0, 2.0])):
@@ -175,7 +253,9 @@ def test_bottomup_checkpoint_evaluates_with_test_scales(tmp_path, data_dir):
         evaluate(compose_run("eval", [f"ckpt_path={ckpt}", *scales, *TINY_SYNTHETIC], eval_dir, data_dir))
         assert json.loads((eval_dir / "metrics.json").read_text())["test_scales"] == expected
     assert model_overrides(["test_scales=[2.0]", "model.evaluation.test_scales=[2.0]", "+model.x=1", "data=coco"]) == [
-        "model.evaluation.test_scales=[2.0]", "+model.x=1"]
+        "model.evaluation.test_scales=[2.0]",
+        "+model.x=1",
+    ]
 
 
 @pytest.mark.parametrize(("model", "floor"), [("hrnet", 0.99), ("higherhrnet", 0.95)])

@@ -1,8 +1,9 @@
 """Associative-embedding codec of bottom-up models (HigherHRNet).
 
 One object holds what both sides must agree on: the input size, the output resolutions and
-sigma of the training targets (read by the bottom-up dataset), and the grouping that turns
-aggregated heatmaps and tags back into people (used by the module at test time).
+the training targets (`encode`, called by the bottom-up dataset with the joints it has mapped to
+every output resolution), and the grouping that turns aggregated heatmaps and tags back into
+people (`decode`, used by the module at test time).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from src.codecs.bottomup_targets import HeatmapGenerator, JointsGenerator
 from src.codecs.grouping import HeatmapParser
 
 
@@ -59,10 +61,48 @@ class AssociativeEmbedding:
         self.tag_per_joint = tag_per_joint
         self.scale_aware_sigma = scale_aware_sigma
         self.parser = HeatmapParser(
-            num_joints=num_joints, max_num_people=max_num_people, detection_threshold=detection_threshold,
-            tag_threshold=tag_threshold, use_detection_val=use_detection_val, ignore_too_much=ignore_too_much,
-            nms_kernel=nms_kernel, nms_padding=nms_padding, adjust=adjust, refine=refine,
+            num_joints=num_joints,
+            max_num_people=max_num_people,
+            detection_threshold=detection_threshold,
+            tag_threshold=tag_threshold,
+            use_detection_val=use_detection_val,
+            ignore_too_much=ignore_too_much,
+            nms_kernel=nms_kernel,
+            nms_padding=nms_padding,
+            adjust=adjust,
+            refine=refine,
         )
+        self._heatmap_generators = [
+            HeatmapGenerator(
+                output_size=s, num_joints=num_joints, sigma=self.sigma, scale_aware_sigma=scale_aware_sigma
+            )
+            for s in self.output_sizes
+        ]
+        self._joints_generators = [
+            JointsGenerator(
+                max_num_people=self.max_num_people, num_joints=num_joints, output_size=s, tag_per_joint=tag_per_joint
+            )
+            for s in self.output_sizes
+        ]
+
+    def encode(self, joints: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The codec protocol: people mapped to each output resolution -> the targets of a sample.
+
+        Args:
+            joints: per output resolution i, (M, K, 3) x, y, v in that resolution's pixels (a 4th
+                column holds each person's sigma with ``scale_aware_sigma``).
+
+        Returns:
+            {"heatmaps_i": (K, S_i, S_i) float32, "joints_i": (P, K, 2) int64 tag indices and flags}
+            for every i (official HeatmapGenerator and JointsGenerator, see ``bottomup_targets``).
+        """
+        if len(joints) != len(self.output_sizes):
+            raise ValueError(f"joints for {len(joints)} resolutions, the codec has {len(self.output_sizes)}")
+        targets: dict[str, np.ndarray] = {}
+        for i, people in enumerate(joints):
+            targets[f"heatmaps_{i}"] = np.asarray(self._heatmap_generators[i](people), dtype=np.float32)
+            targets[f"joints_{i}"] = np.asarray(self._joints_generators[i](people), dtype=np.int64)
+        return targets
 
     def decode(self, heatmaps: torch.Tensor, tags: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Aggregated heatmaps (1, K, H, W) and tags (1, K, H, W, L) -> people (P, K, 3 + L), scores (P,)."""

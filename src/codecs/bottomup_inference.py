@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.codecs.grouping import HeatmapParser
-from src.data.geometry import PIXEL_STD, affine_transform_points, get_affine_transform
+from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform
 
 
 def multi_scale_size(
@@ -277,14 +277,25 @@ def infer_batch(
                         geometry[c] = (center, scale)  # the last (smallest) scale's, as official
                         inputs.append(_as_input(normalize, resized))
                     heatmaps, tags = get_multi_stage_outputs(
-                        net, torch.stack(inputs).to(device), flip_test=flip_test, flip_index=flip_index,
-                        project2image=project2image, size_projected=base_size, num_joints=num_joints,
-                        with_heatmaps=with_heatmaps, with_ae=with_ae,
+                        net,
+                        torch.stack(inputs).to(device),
+                        flip_test=flip_test,
+                        flip_index=flip_index,
+                        project2image=project2image,
+                        size_projected=base_size,
+                        num_joints=num_joints,
+                        with_heatmaps=with_heatmaps,
+                        with_ae=with_ae,
                     )
                     for c in range(len(chunk)):
                         finals[c], tag_lists[c] = aggregate_results(
-                            s, finals[c], tag_lists[c], [hm[c : c + 1] for hm in heatmaps],
-                            [t[c : c + 1] for t in tags], test_scales=scales, project2image=project2image,
+                            s,
+                            finals[c],
+                            tag_lists[c],
+                            [hm[c : c + 1] for hm in heatmaps],
+                            [t[c : c + 1] for t in tags],
+                            test_scales=scales,
+                            project2image=project2image,
                             flip_test=flip_test,
                         )
                 for c, i in enumerate(chunk):
@@ -317,7 +328,16 @@ def infer_image(
         people (P, K, 3) float32 [x, y, value] in image pixels, scores (P,) float32.
     """
     return infer_batch(
-        net, [image_rgb], input_size=input_size, test_scales=test_scales, flip_test=flip_test,
-        flip_index=flip_index, parser=parser, normalize=normalize, project2image=project2image,
-        with_heatmaps=with_heatmaps, with_ae=with_ae, device=device,
+        net,
+        [image_rgb],
+        input_size=input_size,
+        test_scales=test_scales,
+        flip_test=flip_test,
+        flip_index=flip_index,
+        parser=parser,
+        normalize=normalize,
+        project2image=project2image,
+        with_heatmaps=with_heatmaps,
+        with_ae=with_ae,
+        device=device,
     )[0]

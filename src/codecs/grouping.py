@@ -245,8 +245,9 @@ class HeatmapParser:
             top = self.top_k(det, tag)
             return (top["tag_k"], top["loc_k"], top["val_k"]), None
         k, h, w = det.shape
-        val_k, pix_k, *scan = kernels.nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding,
-                                                     self.max_num_people, self._strong())
+        val_k, pix_k, *scan = kernels.nms_candidates(
+            det, np.float32(self.detection_threshold), self.nms_padding, self.max_num_people, self._strong()
+        )
         loc_k = np.stack([pix_k % w, pix_k // w], axis=2)
         tag_k = _TagTable(tag)[pix_k + np.arange(k)[:, None] * (h * w)]
         return (tag_k, loc_k, val_k), tuple(scan)
@@ -296,17 +297,30 @@ class HeatmapParser:
                     continue
                 width = max(num_added, grouped)  # 1e10 padding columns
                 if dim < 8:
-                    cost, dist = kernels.match_costs(joints, state.running, state.num_tags, grouped,
-                                                     self.use_detection_val, width)
+                    cost, dist = kernels.match_costs(
+                        joints, state.running, state.num_tags, grouped, self.use_detection_val, width
+                    )
                 else:  # numpy's pairwise sum over a long tag axis
                     diff = joints[:, None, 3:] - state.mean_tags(grouped)[None].astype(np.float64)
                     dist = np.sqrt(np.add.reduce(diff * diff, axis=2))  # (A, G), as np.linalg.norm
                     cost = np.full((num_added, width), _PAD_COST)
                     cost[:, :grouped] = np.round(dist) * 100 - joints[:, 2:3] if self.use_detection_val else dist
                 person = np.asarray(linear_sum_assignment(cost)[1], dtype=np.int64)  # rows come back as 0..A-1
-            count, accepted = kernels.commit_joint(state.joints, state.running, state.partial, state.num_tags,
-                                                   state.keys, state.count, idx, joints, tags, person, dist,
-                                                   grouped, self.tag_threshold)
+            count, accepted = kernels.commit_joint(
+                state.joints,
+                state.running,
+                state.partial,
+                state.num_tags,
+                state.keys,
+                state.count,
+                idx,
+                joints,
+                tags,
+                person,
+                dist,
+                grouped,
+                self.tag_threshold,
+            )
             if count < 0:  # a new key equals an existing one: official dict order, row by row (rare)
                 state.assign_in_order(idx, joints, tags, accepted, person)
             else:
@@ -355,8 +369,9 @@ class HeatmapParser:
         det, tag = self._prepare(heatmaps, tags)
         return self._refine(people, det, tag, method)
 
-    def _refine(self, people: np.ndarray, det: np.ndarray, tag: np.ndarray, method: str,
-                scan: tuple | None = None) -> np.ndarray:
+    def _refine(
+        self, people: np.ndarray, det: np.ndarray, tag: np.ndarray, method: str, scan: tuple | None = None
+    ) -> np.ndarray:
         """`refine` on prepared (K, H, W) / (K, H, W, L) arrays; `scan`: from `_candidates` in `parse`."""
         if method not in ("auto", "dense"):
             raise ValueError(f"unknown refine method {method!r}")
@@ -375,8 +390,9 @@ class HeatmapParser:
         else:
             if scan is None:
                 scan = tuple(kernels.nms_candidates(det, np.float32(np.inf), 0, 0, self._strong())[2:])
-            flat_pos = kernels.refine_argmax(det, _unshared(tag), means[pair_person], pair_joint.astype(np.int64),
-                                             *scan, self._strong())
+            flat_pos = kernels.refine_argmax(
+                det, _unshared(tag), means[pair_person], pair_joint.astype(np.int64), *scan, self._strong()
+            )
             if people.dtype == np.float32 and people.flags.c_contiguous:
                 kernels.fill_refined(people, det, pair_person, pair_joint, flat_pos)
                 return people
@@ -439,8 +455,13 @@ class _People:
 
     def _add_tags(self, persons: np.ndarray, tags: np.ndarray) -> None:
         """Append one tag to each of the distinct `persons` (tags (n, L) float32)."""
-        kernels.add_tags(self.running, self.partial, self.num_tags, persons.astype(np.int64),
-                         np.ascontiguousarray(tags, dtype=np.float32))
+        kernels.add_tags(
+            self.running,
+            self.partial,
+            self.num_tags,
+            persons.astype(np.int64),
+            np.ascontiguousarray(tags, dtype=np.float32),
+        )
 
     def _restart(self, p: int, tag: np.ndarray) -> None:
         self.num_tags[p] = 0

@@ -445,8 +445,20 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
             continue
         # 2. the pairs left: the whole map, skipping blocks, tiles and runs their bounds rule out
         # (run boxes are computed for a tile the first time a pair enters it)
-        _band_boxes(tag, jt, maxima, n_chunks, scratch[0], scratch[1], scratch[2], scratch[3], tile_box, tile_max,
-                    sb_box, sb_max)
+        _band_boxes(
+            tag,
+            jt,
+            maxima,
+            n_chunks,
+            scratch[0],
+            scratch[1],
+            scratch[2],
+            scratch[3],
+            tile_box,
+            tile_max,
+            sb_box,
+            sb_max,
+        )
         tile_boxed[:] = False
         for t in range(n_active):
             i = active[t]
@@ -543,8 +555,9 @@ def add_tags(running, partial, num_tags, persons, tags):
 
 
 @_jit
-def commit_joint(people, running, partial, num_tags, keys, count, joint, joints, tags, person, dist, grouped,
-                 tag_threshold):
+def commit_joint(
+    people, running, partial, num_tags, keys, count, joint, joints, tags, person, dist, grouped, tag_threshold
+):
     """One joint type of the official matching after the Hungarian step, unless keys collide.
 
     A candidate joins its assigned person if that is one of the `grouped` persons and the tag

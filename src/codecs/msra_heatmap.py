@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from src.data.geometry import heatmap_to_image_coords
+from src.geometry import heatmap_to_image_coords
 
 REFINE_MODES = ("quarter", "dark", "none")
 
@@ -76,7 +76,20 @@ class MSRAHeatmap:
         c = np.float32(self._window_center)
         return np.exp(-((x - c) ** 2 + (y - c) ** 2) / np.float32(2 * self.sigma**2)).astype(np.float32)
 
-    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> dict[str, np.ndarray]:
+        """The codec protocol: keypoints in input-crop pixels -> the targets a sample carries.
+
+        Args:
+            keypoints: (K, 2) x, y in input-crop pixels.
+            visible: (K,) visibility in {0, 1}.
+
+        Returns:
+            {"heatmaps": (K, H, W) float32, "target_weight": (K,) float32} (see `encode_heatmaps`).
+        """
+        heatmaps, weight = self.encode_heatmaps(keypoints, visible)
+        return {"heatmaps": heatmaps, "target_weight": weight}
+
+    def encode_heatmaps(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints in input-crop pixels -> Gaussian heatmaps and target weights.
 
         Args:
@@ -97,10 +110,7 @@ class MSRAHeatmap:
         upper_left = np.trunc(mu - self._tmp_size).astype(np.int64)  # (K, 2)
         bottom_right = np.trunc(mu + self._tmp_size + 1).astype(np.int64)  # (K, 2), exclusive
         outside = (
-            (upper_left[:, 0] >= w)
-            | (upper_left[:, 1] >= h)
-            | (bottom_right[:, 0] < 0)
-            | (bottom_right[:, 1] < 0)
+            (upper_left[:, 0] >= w) | (upper_left[:, 1] >= h) | (bottom_right[:, 0] < 0) | (bottom_right[:, 1] < 0)
         )
         weight[outside] = 0.0
 
@@ -185,7 +195,7 @@ class MSRAHeatmap:
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
         if visible is None:
             visible = np.ones(len(keypoints), dtype=np.float32)
-        heatmaps, _ = self.encode(keypoints, visible)
+        heatmaps, _ = self.encode_heatmaps(keypoints, visible)
         coords, _ = self.decode(torch.from_numpy(heatmaps)[None])
         return coords[0].double().numpy() * self.stride
 
@@ -359,9 +369,7 @@ def dark_refine(
     return coords + offset * ok[..., None].to(offset.dtype)
 
 
-def flip_heatmaps_back(
-    heatmaps: torch.Tensor, flip_index: Sequence[int], shift: bool | float = True
-) -> torch.Tensor:
+def flip_heatmaps_back(heatmaps: torch.Tensor, flip_index: Sequence[int], shift: bool | float = True) -> torch.Tensor:
     """Official ``flip_back`` (+ SHIFT_HEATMAP) for heatmaps predicted on a mirrored crop.
 
     Mirror along W, reorder channels with ``flip_index`` (new[k] = old[flip_index[k]]), and shift

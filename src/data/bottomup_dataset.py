@@ -14,8 +14,8 @@ then RandomHorizontalFlip; ``lib/dataset/COCOKeypoints.py``):
   and thresholded at 0.5; joints are mapped with the same matrices;
 * then, with probability ``flip``, the crop and the masks are mirrored, joint channels are
   re-indexed with ``keypoint_info.flip_index`` and x <- res - 1 - x at every resolution;
-* targets per output resolution: ``HeatmapGenerator`` (joints with v > 0 inside [0, res) only)
-  and ``JointsGenerator`` tag indices.
+* targets: the codec's ``encode`` of the joints at every output resolution (heatmaps of the
+  joints with v > 0 inside [0, res), tag indices).
 
 The image is read in OpenCV's BGR order and only the crop is converted to RGB (warping and
 colour conversion commute). Validation items are the whole image as read (no resizing: the
@@ -34,13 +34,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from src.codecs.bottomup_targets import HeatmapGenerator, JointsGenerator
 from src.data.coco_bottomup import decode_ignore_mask
 from src.data.image_io import read_image
-from src.data.randomness import WorkerSeededRandom
 from src.data.keypoint_info import KeypointInfo
+from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
 
 __all__ = ["BottomUpDataset", "bottomup_affine", "collate_bottomup_val"]
@@ -95,24 +93,23 @@ def collate_bottomup_val(batch: Sequence[dict]) -> dict[str, list]:
     return {key: [item[key] for item in batch] for key in batch[0]}
 
 
-class BottomUpDataset(WorkerSeededRandom, Dataset):
+class BottomUpDataset(PoseDataset):
     """Whole-image samples with HigherHRNet heatmap / tag targets and loss masks.
 
     Args:
         records: image records from ``load_coco_images`` (image_id, image_file, width, height,
             joints (M, K, 3), box_sizes (M,), ignore_rle).
+        codec: the associative-embedding codec shared with the model: its ``input_size`` (side of
+            the square network input), ``output_sizes``, ``scale_aware_sigma`` and ``encode`` (the
+            heatmap and tag targets; P = its ``max_num_people``).
         keypoint_info: keypoint layout (K, flip_index).
-        input_size: side of the square network input (512 / 640).
-        output_sizes: side of each output resolution (input / 4, input / 2).
-        sigma: Gaussian sigma of the heatmaps, the same at every resolution.
-        max_num_people: P, the person slots of the tag targets (people beyond P get no tag target).
-        tag_per_joint: tag indices into K tag maps (official) or into one shared map.
         training: random augmentation and targets; otherwise whole images for evaluation.
         max_rotation, min_scale, max_scale, scale_type ("short" | "long"), max_translate: the
             random affine (see the module docstring).
         flip: probability of the horizontal flip.
-        scale_aware_sigma: per-person sigma = max(box w, h) / 256 * 2 / scale jitter (official
-            option, off in the released configs); joints then carry it as a 4th column.
+            With the codec's ``scale_aware_sigma``, each person's sigma = max(box w, h) / 256 * 2 /
+            scale jitter (official option, off in the released configs) goes to the codec as a 4th
+            joint column.
         color_rgb: feed RGB (official) instead of OpenCV's BGR.
         photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the training
             crop; if it has ``reseed(int)`` it is reseeded from the item's generator.
@@ -129,16 +126,29 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         Batch them with ``collate_bottomup_val``.
     """
 
+    #: Keys of the data config's ``bottomup_augmentation`` (all but photometric are constructor arguments).
+    AUGMENTATION_KEYS = ("max_rotation", "min_scale", "max_scale", "scale_type", "max_translate", "flip", "photometric")
+
+    @classmethod
+    def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
+        """Whole-image records (every person, ignore regions) of the reader's split."""
+        if not hasattr(reader, "load_images"):
+            raise ValueError(
+                f"data={reader.name} annotates single people, not every person of an image: it has no "
+                "whole-image records for bottom-up models"
+            )
+        return reader.load_images("train" if training else "val", keypoint_info=keypoint_info, training=training)
+
+    def collate_fn(self) -> Callable[[Sequence[dict]], dict] | None:
+        """Validation images keep their own sizes: they travel as lists (`collate_bottomup_val`)."""
+        return None if self.training else collate_bottomup_val
+
     def __init__(
         self,
         records: list[dict],
         *,
+        codec: Any,
         keypoint_info: KeypointInfo,
-        input_size: int = 512,
-        output_sizes: tuple[int, ...] = (128, 256),
-        sigma: float = 2.0,
-        max_num_people: int = 30,
-        tag_per_joint: bool = True,
         training: bool,
         max_rotation: float = 30.0,
         min_scale: float = 0.75,
@@ -146,7 +156,6 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         scale_type: str = "short",
         max_translate: float = 40.0,
         flip: float = 0.5,
-        scale_aware_sigma: bool = False,
         color_rgb: bool = True,
         photometric: Callable[[np.ndarray], np.ndarray] | None = None,
         seed: int | None = None,
@@ -158,14 +167,16 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
             raise ValueError(f"flip is a probability in [0, 1], got {flip!r}")
         if not 0 < float(min_scale) <= float(max_scale):
             raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale!r}, {max_scale!r}")
-        if int(input_size) <= 0 or not output_sizes or any(int(s) <= 0 for s in output_sizes):
-            raise ValueError(f"sizes must be positive, got input {input_size!r}, outputs {output_sizes!r}")
+        if codec.num_joints != keypoint_info.num_keypoints:
+            raise ValueError(
+                f"the codec encodes {codec.num_joints} joints, layout {keypoint_info.name!r} has "
+                f"{keypoint_info.num_keypoints}"
+            )
+        self.codec = codec
         self.keypoint_info = keypoint_info
-        self.input_size = int(input_size)
-        self.output_sizes = tuple(int(s) for s in output_sizes)
-        self.sigma = float(sigma)
-        self.max_num_people = int(max_num_people)
-        self.tag_per_joint = bool(tag_per_joint)
+        self.input_size = int(codec.input_size)
+        self.output_sizes = tuple(int(s) for s in codec.output_sizes)
+        self.scale_aware_sigma = bool(codec.scale_aware_sigma)
         self.training = bool(training)
         self.max_rotation = float(max_rotation)
         self.min_scale = float(min_scale)
@@ -173,22 +184,10 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         self.scale_type = scale_type
         self.max_translate = float(max_translate)
         self.flip = float(flip)
-        self.scale_aware_sigma = bool(scale_aware_sigma)
         self.color_rgb = bool(color_rgb)
         self.photometric = photometric
         self.seed = seed
-        k = keypoint_info.num_keypoints
         self._flip_index = np.asarray(keypoint_info.flip_index, dtype=np.int64)
-        self._heatmap_generators = [
-            HeatmapGenerator(output_size=s, num_joints=k, sigma=self.sigma, scale_aware_sigma=self.scale_aware_sigma)
-            for s in self.output_sizes
-        ]
-        self._joints_generators = [
-            JointsGenerator(
-                max_num_people=self.max_num_people, num_joints=k, output_size=s, tag_per_joint=self.tag_per_joint
-            )
-            for s in self.output_sizes
-        ]
         self._store(records)
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
@@ -214,7 +213,8 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
         self._person_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._joints = (
             np.concatenate([np.asarray(r["joints"], np.float32) for r in records])
-            if n else np.zeros((0, k, 3), np.float32)
+            if n
+            else np.zeros((0, k, 3), np.float32)
         ).reshape(-1, k, 3)
         self._box_sizes = np.zeros(len(self._joints), dtype=np.float32)
         for i, r in enumerate(records):
@@ -309,6 +309,7 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
             joints = joints[:, self._flip_index]
 
         item: dict[str, Any] = {}
+        per_resolution = []
         for i, res in enumerate(self.output_sizes):
             mat = bottomup_affine(center, scale, rotation, res)
             mask = cv2.warpAffine(keep, mat, (res, res), flags=cv2.INTER_LINEAR)
@@ -318,11 +319,9 @@ class BottomUpDataset(WorkerSeededRandom, Dataset):
             joints_i[..., :2] = _transform(joints[..., :2], mat)
             if flipped:
                 joints_i[..., 0] = res - 1 - joints_i[..., 0]
-            heatmaps = self._heatmap_generators[i](joints_i)
-            tags = self._joints_generators[i](joints_i)
-            item[f"heatmaps_{i}"] = torch.from_numpy(np.asarray(heatmaps, dtype=np.float32))
+            per_resolution.append(joints_i)
             item[f"masks_{i}"] = torch.from_numpy((mask > 127).astype(np.float32))  # /255 > 0.5
-            item[f"joints_{i}"] = torch.from_numpy(np.asarray(tags, dtype=np.int64))
+        item.update({key: torch.from_numpy(value) for key, value in self.codec.encode(per_resolution).items()})
 
         mat = bottomup_affine(center, scale, rotation, self.input_size)
         crop = cv2.warpAffine(image, mat, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR)

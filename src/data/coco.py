@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.geometry import PIXEL_STD, box_xywh_to_center_scale
 from src.data.keypoint_info import KeypointInfo
+from src.geometry import PIXEL_STD, box_xywh_to_center_scale
 
 COCO_URLS = {
     "annotations": "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
@@ -52,12 +52,9 @@ def _read_json(path: Path, what: str) -> Any:
         with open(path, "rb") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise AnnotationError(
-            f"{path}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-        ) from err
+        raise AnnotationError(f"{path}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not a UTF-8 JSON file ({err})") from err
-
 
 
 def _read_coco_json(ann_file: Path) -> dict:
@@ -69,6 +66,7 @@ def _read_coco_json(ann_file: Path) -> dict:
         if key not in data:
             raise AnnotationError(f"{ann_file}: missing top-level key '{key}' (not a COCO annotation file?)")
     return data
+
 
 def _numeric_array(values: list, path: Path, field: str, ids: Sequence, width: int, what: str) -> np.ndarray:
     """Stack per-entry lists of length ``width`` into an (M, width) float64 array.
@@ -146,8 +144,16 @@ def _check_categories(data: dict, path: Path, keypoint_info: KeypointInfo) -> se
 
 
 def _make_record(
-    sample_id: int, image_id: int, image_file: str, box: np.ndarray, *, aspect_ratio: float,
-    padding: float, box_score: float, keypoints: np.ndarray, visible: np.ndarray,
+    sample_id: int,
+    image_id: int,
+    image_file: str,
+    box: np.ndarray,
+    *,
+    aspect_ratio: float,
+    padding: float,
+    box_score: float,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
 ) -> dict:
     center, scale = box_xywh_to_center_scale(box, aspect_ratio=aspect_ratio, padding=padding)
     return {
@@ -164,8 +170,13 @@ def _make_record(
 
 
 def _gt_records(
-    data: dict, path: Path, images: dict, image_dir: Path, keypoint_info: KeypointInfo,
-    aspect_ratio: float, padding: float,
+    data: dict,
+    path: Path,
+    images: dict,
+    image_dir: Path,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    padding: float,
 ) -> list[dict]:
     anns = data["annotations"]
     if not isinstance(anns, list):
@@ -218,17 +229,29 @@ def _gt_records(
         image_id = int(image_ids[i])
         records.append(
             _make_record(
-                len(records), image_id, prefix + images[image_id][0], clean[i],
-                aspect_ratio=aspect_ratio, padding=padding, box_score=1.0,
-                keypoints=joints[i], visible=visible[i],
+                len(records),
+                image_id,
+                prefix + images[image_id][0],
+                clean[i],
+                aspect_ratio=aspect_ratio,
+                padding=padding,
+                box_score=1.0,
+                keypoints=joints[i],
+                visible=visible[i],
             )
         )
     return records
 
 
 def _det_records(
-    det_file: Path, images: dict, image_dir: Path, ann_file: Path, keypoint_info: KeypointInfo,
-    aspect_ratio: float, padding: float, det_score_thr: float,
+    det_file: Path,
+    images: dict,
+    image_dir: Path,
+    ann_file: Path,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    padding: float,
+    det_score_thr: float,
 ) -> list[dict]:
     dets = _read_json(det_file, "detection file")
     if not isinstance(dets, list):
@@ -254,9 +277,15 @@ def _det_records(
             )
         records.append(
             _make_record(
-                len(records), int(image_id), prefix + images[image_id][0], boxes[i],
-                aspect_ratio=aspect_ratio, padding=padding, box_score=float(scores[i]),
-                keypoints=np.zeros((k, 2), dtype=np.float32), visible=np.zeros(k, dtype=np.float32),
+                len(records),
+                int(image_id),
+                prefix + images[image_id][0],
+                boxes[i],
+                aspect_ratio=aspect_ratio,
+                padding=padding,
+                box_score=float(scores[i]),
+                keypoints=np.zeros((k, 2), dtype=np.float32),
+                visible=np.zeros(k, dtype=np.float32),
             )
         )
     return records
@@ -345,7 +374,7 @@ def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | P
         *(f"  {url}" for url in COCO_URLS.values()),
         "",
         "Point to another location with e.g. data.root=/path/to/coco, or per file with",
-        "data.train_ann=... data.val_ann=... data.train_images=... data.val_images=...",
+        "data.reader.train_ann=... data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...",
         "No data at hand? data=synthetic generates a small COCO-format dataset offline.",
     ]
     raise DatasetNotFoundError("\n".join(lines))

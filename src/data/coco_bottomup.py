@@ -61,9 +61,7 @@ def _segmentation_rles(seg: Any, height: int, width: int, path: Path, ann_id: An
             rles.append(_rle(part, height, width, where))
         elif isinstance(part, list):
             if not all(_is_number(v) for v in part) or len(part) % 2:
-                raise AnnotationError(
-                    f"{where} has a segmentation polygon that is not an even-length list of numbers"
-                )
+                raise AnnotationError(f"{where} has a segmentation polygon that is not an even-length list of numbers")
             if len(part) >= 6:  # fewer than three points: no area
                 polygons.append([float(v) for v in part])
         else:
@@ -191,7 +189,11 @@ def load_coco_images(
         ids.append(ann_id)
     with_kpts = [j for j, ann in enumerate(kept) if "keypoints" in ann]
     kpts_all = _numeric_array(
-        [kept[j]["keypoints"] for j in with_kpts], ann_file, "keypoints", [ids[j] for j in with_kpts], 3 * k,
+        [kept[j]["keypoints"] for j in with_kpts],
+        ann_file,
+        "keypoints",
+        [ids[j] for j in with_kpts],
+        3 * k,
         "annotation",
     ).reshape(-1, k, 3)
     kpts_of = dict(zip(with_kpts, kpts_all))

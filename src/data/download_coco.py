@@ -21,7 +21,7 @@ with ``zipfile.testzip`` (CRC of every member) instead. Of the annotation zip on
 
 Sizes: annotations_trainval2017.zip ~241 MB, val2017.zip ~778 MB, train2017.zip ~18 GB.
 Person detections for evaluation with detector boxes (COCO_val2017_detections_AP_H_56_person.json)
-are distributed by the HRNet authors, not by COCO: download them by hand and set data.det_file.
+are distributed by the HRNet authors, not by COCO: download them by hand and set data.reader.det_file.
 """
 
 from __future__ import annotations
@@ -312,8 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         download_coco(
-            args.root, splits=tuple(args.splits), annotations_only=args.annotations_only,
-            delete_zips=args.delete_zips, retries=args.retries, timeout=args.timeout, quiet=args.quiet,
+            args.root,
+            splits=tuple(args.splits),
+            annotations_only=args.annotations_only,
+            delete_zips=args.delete_zips,
+            retries=args.retries,
+            timeout=args.timeout,
+            quiet=args.quiet,
         )
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -20,31 +20,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.geometry import (
+from src.data.image_io import read_image
+from src.data.keypoint_info import KeypointInfo
+from src.data.pose_dataset import PoseDataset
+from src.data.transforms import normalize_image
+from src.geometry import (
     affine_transform_points,
     flip_joints,
     get_affine_transform,
     half_body_center_scale,
 )
-from src.data.image_io import read_image
-from src.data.randomness import WorkerSeededRandom
-from src.data.keypoint_info import KeypointInfo
-from src.data.transforms import normalize_image
 
 
-class TopDownDataset(WorkerSeededRandom, Dataset):
+class TopDownDataset(PoseDataset):
     """Person crops with Gaussian heatmap targets for top-down pose estimation.
 
     Args:
         records: person records from ``load_coco_records`` (or any reader with the same keys).
-        codec: the heatmap codec; its ``input_size`` is the crop size and ``encode`` makes targets.
+        codec: the codec shared with the model: its ``input_size`` is the crop size and
+            ``encode(keypoints, visible)`` returns the targets merged into each item.
         keypoint_info: keypoint layout (flip pairs, upper / lower body ids, K).
         training: apply the random augmentation; otherwise the plain box crop.
         scale_factor: sf of the scale jitter (official HRNet 0.35, SimpleBaseline 0.3).
@@ -59,7 +59,8 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
         seed: base seed of the augmentation random numbers (see ``_generator``).
 
     Items are dicts of tensors:
-        image (3, h, w) float32 normalised; heatmaps (K, H, W) float32; target_weight (K,) float32;
+        image (3, h, w) float32 normalised; the codec's targets (MSRAHeatmap: heatmaps (K, H, W)
+        float32, target_weight (K,) float32);
         sample_id () int64; image_id () int64; center (2,) float32 and scale (2,) float32 of the crop
         actually used (after half-body / scale jitter / flip; rotation is not part of them);
         area () float32 padded box area (200 s_x)(200 s_y) of the record; box_score () float32;
@@ -68,11 +69,32 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
         are the annotation as read.
     """
 
+    #: Keys of the data config's ``augmentation`` (all but photometric are constructor arguments).
+    AUGMENTATION_KEYS = (
+        "scale_factor",
+        "rotation_factor",
+        "rotation_prob",
+        "flip",
+        "half_body_prob",
+        "half_body_min_joints",
+        "photometric",
+    )
+
+    @classmethod
+    def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
+        """Person records (one crop each) of the reader's split."""
+        return reader.load_records(
+            "train" if training else "val",
+            keypoint_info=keypoint_info,
+            aspect_ratio=codec.input_size[0] / codec.input_size[1],
+            training=training,
+        )
+
     def __init__(
         self,
         records: list[dict],
         *,
-        codec: MSRAHeatmap,
+        codec: Any,
         keypoint_info: KeypointInfo,
         training: bool,
         scale_factor: float = 0.35,
@@ -133,7 +155,6 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
         """{sample_id: image path} of every sample (used to draw predictions on the images)."""
         return {int(sid): os.fsdecode(f) for sid, f in zip(self._sample_ids, self._image_files)}
 
-
     def _augment(
         self, joints: np.ndarray, visible: np.ndarray, center: np.ndarray, scale: np.ndarray, image_width: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, bool]:
@@ -146,14 +167,14 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
             joints (K, 2), visible (K,), center (2,), scale (2,), rotation (degrees), flipped.
         """
         rng = self._generator()
-        if (
-            self.half_body_prob > 0
-            and visible.sum() > self.half_body_min_joints
-            and rng.random() < self.half_body_prob
-        ):
+        if self.half_body_prob > 0 and visible.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob:
             half = half_body_center_scale(
-                joints, visible, upper_ids=self.keypoint_info.upper_body_ids,
-                lower_ids=self.keypoint_info.lower_body_ids, aspect_ratio=self.aspect_ratio, rng=rng,
+                joints,
+                visible,
+                upper_ids=self.keypoint_info.upper_body_ids,
+                lower_ids=self.keypoint_info.lower_body_ids,
+                aspect_ratio=self.aspect_ratio,
+                rng=rng,
             )
             if half is not None:
                 center, scale = half
@@ -197,15 +218,14 @@ class TopDownDataset(WorkerSeededRandom, Dataset):
             crop = self.photometric(crop)
 
         crop_joints = affine_transform_points(joints, trans)
-        heatmaps, target_weight = self.codec.encode(crop_joints, visible)
+        targets = self.codec.encode(crop_joints, visible)
 
         gt = np.empty((len(joints), 3), dtype=np.float32)
         gt[:, :2] = joints
         gt[:, 2] = visible
         return {
             "image": normalize_image(crop),
-            "heatmaps": torch.from_numpy(heatmaps),
-            "target_weight": torch.from_numpy(np.asarray(target_weight, dtype=np.float32)),
+            **{key: torch.from_numpy(np.asarray(value)) for key, value in targets.items()},
             "sample_id": torch.tensor(self._sample_ids[index], dtype=torch.int64),
             "image_id": torch.tensor(self._image_ids[index], dtype=torch.int64),
             "center": torch.tensor(center, dtype=torch.float32),

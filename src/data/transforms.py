@@ -100,6 +100,22 @@ class PhotometricAugment:
         return self._compose(image=image)["image"]
 
 
+def split_augmentation(
+    options: dict | None, known: Sequence[str], *, training: bool
+) -> tuple[dict[str, Any], PhotometricAugment | None]:
+    """A dataset's augmentation options -> (geometric keyword arguments, photometric callable or None).
+
+    Unknown keys raise a ValueError that lists the known ones; the photometric part is built for
+    training only.
+    """
+    options = dict(options or {})
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ValueError(f"unknown augmentation keys {sorted(unknown)}; known: {list(known)}")
+    photometric = options.pop("photometric", None)
+    return options, (build_photometric(photometric) if training else None)
+
+
 def build_photometric(config: dict | None) -> PhotometricAugment | None:
     """``None`` or an empty dict -> no augmentation; otherwise ``PhotometricAugment(**config)``."""
     if not config:

@@ -12,6 +12,18 @@ from src.metrics.coco_eval import (
 )
 from src.metrics.coco_metric import COCOKeypointMetric
 from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
+from src.metrics.pck import (
+    bbox_size,
+    end_point_error,
+    head_size,
+    mpii_pckh,
+    mpii_pckh_per_joint,
+    pck,
+    pck_auc,
+    pck_curve,
+    torso_size,
+)
+from src.metrics.pckh_metric import PCKH_KEYS, PCKhMetric
 from src.metrics.rescoring import rescore_instances
 
 __all__ = [
@@ -29,4 +41,15 @@ __all__ = [
     "select_instances",
     "soft_oks_nms",
     "write_results_json",
+    "PCKH_KEYS",
+    "PCKhMetric",
+    "bbox_size",
+    "end_point_error",
+    "head_size",
+    "mpii_pckh",
+    "mpii_pckh_per_joint",
+    "pck",
+    "pck_auc",
+    "pck_curve",
+    "torso_size",
 ]

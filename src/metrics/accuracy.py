@@ -27,9 +27,7 @@ def heatmap_argmax(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return coords, maxvals
 
 
-def heatmap_accuracy(
-    output: torch.Tensor, target: torch.Tensor, thr: float = 0.5
-) -> tuple[torch.Tensor, float, int]:
+def heatmap_accuracy(output: torch.Tensor, target: torch.Tensor, thr: float = 0.5) -> tuple[torch.Tensor, float, int]:
     """Official HRNet `accuracy` (hm_type "gaussian"): PCK of the heatmap peaks.
 
     Peaks of output and target are compared after dividing coordinates by norm = (H/10, W/10).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -65,13 +65,16 @@ def first_occurrences(sample_ids: np.ndarray, instance_index: np.ndarray) -> np.
 class COCOKeypointMetric(Metric):
     """COCO keypoint AP/AR over a validation epoch, DDP-safe.
 
-    Every `update` call appends N instances. Rows are identified by (sample id, position among
+    `update(predictions, batch)` is the metric protocol of the tasks; `add_instances` takes the
+    columns directly. Every call appends N instances. Rows are identified by (sample id, position among
     this call's rows with that sample id): top-down samples give one instance each, bottom-up
     samples may give several. Under DDP the padded sampler repeats samples on other ranks; after
     the gather only the first copy of each row identity is kept.
 
     Args:
         ann_file: COCO keypoint ground-truth JSON (loaded lazily on the first `compute`, then cached).
+        keypoint_info: the keypoint layout of the predictions; its OKS sigmas are used unless
+            ``sigmas`` is given (a layout without sigmas has no COCO AP).
         sigmas: K per-keypoint OKS sigmas (used by OKS-NMS and by COCOeval).
         rescore: instance score = mean joint score above in_vis_thr x box score (official); when False
             the given box_scores are used as the instance scores unchanged (e.g. bottom-up scores).
@@ -88,12 +91,17 @@ class COCOKeypointMetric(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    #: The metric protocol: the key a trainer monitors, its direction, the task options it takes.
+    monitor: ClassVar[str] = "AP"
+    mode: ClassVar[str] = "max"
+    submission_options: ClassVar[tuple[str, ...]] = ("rescore", "in_vis_thr", "use_nms", "oks_thr")
 
     def __init__(
         self,
         *,
         ann_file: str,
-        sigmas: Sequence[float],
+        keypoint_info: Any = None,
+        sigmas: Sequence[float] | None = None,
         rescore: bool = True,
         in_vis_thr: float = 0.2,
         use_nms: bool = True,
@@ -102,7 +110,11 @@ class COCOKeypointMetric(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if len(sigmas) == 0:
+        if sigmas is None and keypoint_info is not None:
+            if keypoint_info.sigmas is None:
+                raise ValueError(f"keypoint layout {keypoint_info.name!r} has no OKS sigmas; COCO AP is undefined")
+            sigmas = keypoint_info.sigmas
+        if not sigmas:
             raise ValueError("sigmas must list one OKS sigma per keypoint")
         self.ann_file = str(ann_file)
         self.sigmas = tuple(float(s) for s in sigmas)
@@ -121,7 +133,29 @@ class COCOKeypointMetric(Metric):
     def num_keypoints(self) -> int:
         return len(self.sigmas)
 
-    def update(
+    def update(self, predictions: dict, batch: dict) -> None:
+        """Add the instances of one batch.
+
+        Args:
+            predictions: keypoints (N, K, 3) [x, y, score] in image pixels; optionally the
+                per-instance sample_id, image_id, area and box_score (N,) when the model found
+                the instances itself (bottom-up).
+            batch: the dataset batch; the instance fields not in ``predictions`` come from it
+                (top-down: one instance per crop).
+        """
+
+        def field(name: str) -> Any:
+            return predictions[name] if name in predictions else batch[name]
+
+        self.add_instances(
+            sample_ids=field("sample_id"),
+            image_ids=field("image_id"),
+            keypoints=predictions["keypoints"],
+            areas=field("area"),
+            box_scores=field("box_score"),
+        )
+
+    def add_instances(
         self,
         sample_ids: torch.Tensor,
         image_ids: torch.Tensor,
@@ -173,8 +207,14 @@ class COCOKeypointMetric(Metric):
             scores = data["box_scores"].astype(np.float64)
         scores = _finite_or_zero(scores)
         kept = select_instances(
-            data["image_ids"], keypoints, data["areas"], scores,
-            sigmas=self.sigmas, oks_thr=self.oks_thr, use_nms=self.use_nms, soft_nms=self.soft_nms,
+            data["image_ids"],
+            keypoints,
+            data["areas"],
+            scores,
+            sigmas=self.sigmas,
+            oks_thr=self.oks_thr,
+            use_nms=self.use_nms,
+            soft_nms=self.soft_nms,
         )
         self.last_results = build_coco_results(data["image_ids"][kept], keypoints[kept], scores[kept])
         stats, self.summary_text = coco_keypoint_eval(self._get_coco_gt(), self.last_results, self.sigmas)

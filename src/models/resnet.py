@@ -92,9 +92,7 @@ class ResNetBackbone(nn.Module):
         )
 
 
-def make_deconv_layers(
-    in_channels: int, *, num_layers: int, channels: int, kernel: int
-) -> nn.Sequential:
+def make_deconv_layers(in_channels: int, *, num_layers: int, channels: int, kernel: int) -> nn.Sequential:
     """num_layers x [ConvTranspose2d (stride 2, no bias) -> BN -> ReLU] as one flat
     Sequential (keys 0, 1, 3, 4, 6, 7, ...). (N, in_channels, h, w) -> (N, channels, h 2^L, w 2^L)."""
     if kernel not in _DECONV_PADDING:

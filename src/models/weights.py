@@ -110,9 +110,7 @@ def load_pretrained(
     matched = {
         k: v
         for k, v in state.items()
-        if k in own
-        and tuple(v.shape) == tuple(own[k].shape)
-        and (allowed is None or k.split(".", 1)[0] in allowed)
+        if k in own and tuple(v.shape) == tuple(own[k].shape) and (allowed is None or k.split(".", 1)[0] in allowed)
     }
     if not matched:
         sample = ", ".join(list(state)[:5])
@@ -123,6 +121,10 @@ def load_pretrained(
     model.load_state_dict(matched, strict=False)
     log.info(
         "loaded %d / %d tensors from %s (%d checkpoint tensors skipped, %d model tensors keep their init)",
-        len(matched), len(own), file, len(state) - len(matched), len(own) - len(matched),
+        len(matched),
+        len(own),
+        file,
+        len(state) - len(matched),
+        len(own) - len(matched),
     )
     return sorted(matched)

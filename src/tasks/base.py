@@ -1,13 +1,16 @@
 """What every pose LightningModule shares: plain hyperparameters, network construction,
-optimiser and schedule, and the COCO metric's life cycle.
+optimiser and schedule, the evaluation metric's life cycle and test-time options.
 
-Subclasses set ``paradigm`` and ``default_evaluation`` and implement the steps.
+Subclasses set ``paradigm`` (a name of `src.paradigms`), ``default_evaluation`` and
+``test_options`` (which evaluation keys may change at test time), and implement the steps. The
+metric comes from the datamodule (the data config chooses it); the task only says which
+submission options it has (`submission`).
 """
 
 from __future__ import annotations
 
-import math
-
+import inspect
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,8 +20,10 @@ from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
 
 from src.data.keypoint_info import get_keypoint_info
-from src.metrics.coco_metric import COCOKeypointMetric
 from src.models.weights import kaiming_init_
+
+#: Checkpoint key holding the class path of the task that wrote it (read by `load_task`).
+TASK_CLASS_KEY = "task_class"
 
 
 def to_plain(value: Any) -> Any:
@@ -29,18 +34,21 @@ def to_plain(value: Any) -> Any:
 
 
 class PoseModule(LightningModule):
-    """Base of the paradigm modules.
+    """Base of the paradigm modules; its arguments are those of every task.
 
     Args:
         name: model name used in run folders and logs.
-        paradigm: must equal the subclass's ``paradigm`` (the configs state it for the data pipeline).
         net: config of the network (a ``_target_`` dict), built with Hydra.
         codec: config of the codec; the data pipeline builds the same codec from it.
         loss: config of the loss.
         optimizer: config of the optimiser, without ``params`` (e.g. ``_target_: torch.optim.Adam``).
-        scheduler: ``{type: multistep, milestones, gamma}`` (the official schedules, stepped once per
-            epoch; ``type`` may be left out), ``{type: cosine, warmup_epochs, min_lr_ratio}`` (linear
-            warm-up then cosine decay, stepped every optimiser step), or None for a constant LR.
+        scheduler: config of the LR schedule, a ``_target_`` with ``_partial_: true`` that takes the
+            optimiser (e.g. ``torch.optim.lr_scheduler.MultiStepLR`` with milestones and gamma, the
+            official schedules); ``interval`` (epoch | step) says how often it is stepped and is not
+            passed on. A schedule that needs the run's length declares ``total_steps`` and / or
+            ``steps_per_epoch`` parameters and receives them (`src.tasks.schedules`). Keys set to
+            null are left out, so a recipe can switch a model's schedule by nulling the old keys.
+            None: a constant LR.
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: keypoint layout name ("coco17", ...).
         pretrained: local path of ImageNet weights for the backbone, or None.
@@ -52,32 +60,38 @@ class PoseModule(LightningModule):
         channels_last: run the network in channels_last memory format.
         zero_init_residual: with init="kaiming", every residual block starts as its shortcut (the
             weight of its last BN is 0).
+        paradigm: accepted for checkpoints written before the task class was recorded; must equal
+            the class's ``paradigm`` when given.
         extra: further plain hyperparameters of the subclass.
     """
 
     paradigm: ClassVar[str]
     default_evaluation: ClassVar[dict[str, Any]] = {}
+    #: Evaluation keys that `set_test_options` may change (besides ``refine``, see there).
+    test_options: ClassVar[tuple[str, ...]] = ()
+    #: Whether prediction on images needs person boxes (top-down crops) or finds the people itself.
+    needs_boxes: ClassVar[bool] = False
 
     def __init__(
         self,
         *,
         name: str,
-        paradigm: str,
         net: dict,
         codec: dict,
         loss: dict,
         optimizer: dict,
-        scheduler: dict | None,
-        evaluation: dict | None,
-        keypoint_info: str,
-        pretrained: str | None,
-        channels_last: bool,
+        scheduler: dict | None = None,
+        evaluation: dict | None = None,
+        keypoint_info: str = "coco17",
+        pretrained: str | None = None,
+        channels_last: bool = False,
         init: str = "official",
         zero_init_residual: bool = False,
+        paradigm: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__()
-        if paradigm != self.paradigm:
+        if paradigm not in (None, self.paradigm):
             raise ValueError(f"{type(self).__name__} trains {self.paradigm} models, got paradigm={paradigm!r}")
         if init not in ("official", "pytorch", "kaiming"):
             raise ValueError(f"init must be 'official', 'pytorch' or 'kaiming', got {init!r}")
@@ -86,11 +100,19 @@ class PoseModule(LightningModule):
         if zero_init_residual and init != "kaiming":
             raise ValueError(f"zero_init_residual is an option of init='kaiming', not of init={init!r}")
         hparams = {
-            "name": name, "paradigm": paradigm, "net": to_plain(net), "codec": to_plain(codec),
-            "loss": to_plain(loss), "optimizer": to_plain(optimizer), "scheduler": to_plain(scheduler),
+            "name": name,
+            "net": to_plain(net),
+            "codec": to_plain(codec),
+            "loss": to_plain(loss),
+            "optimizer": to_plain(optimizer),
+            "scheduler": to_plain(scheduler),
             "evaluation": {**self.default_evaluation, **(to_plain(evaluation) or {})},
-            "keypoint_info": keypoint_info, "pretrained": pretrained, "channels_last": channels_last,
-            "init": init, "zero_init_residual": zero_init_residual, **{k: to_plain(v) for k, v in extra.items()},
+            "keypoint_info": keypoint_info,
+            "pretrained": pretrained,
+            "channels_last": channels_last,
+            "init": init,
+            "zero_init_residual": zero_init_residual,
+            **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
         self.net = instantiate(hparams["net"])
@@ -103,27 +125,61 @@ class PoseModule(LightningModule):
         self.codec = instantiate(hparams["codec"])
         self.loss_fn = instantiate(hparams["loss"])
         self.keypoint_info = get_keypoint_info(keypoint_info)
-        self.val_metric: COCOKeypointMetric | None = None
+        self.val_metric: Any = None
         # Predictions of the last validation epoch for a few samples, drawn after training.
         self.visualized: dict[int, np.ndarray] = {}
         self.num_visualized = 0
 
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the task class, so a checkpoint loads without knowing its paradigm."""
+        checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    # ------------------------------------------------------------------ test-time options
+    def set_test_options(self, **options: Any) -> None:
+        """Change test-time options (flip test, test scales, ...); None values keep the current one.
+
+        Keys are this task's ``test_options`` and ``refine`` (the codec's refinement, see
+        `set_refine`); others raise a ValueError that lists the valid ones.
+        """
+        options = {k: v for k, v in options.items() if v is not None}
+        valid = (*self.test_options, "refine")
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no test-time option {unknown}; its options: {list(valid)}")
+        if "refine" in options:
+            self.set_refine(options.pop("refine"))
+        self.hparams.evaluation.update(options)
+
+    def set_refine(self, refine: Any) -> None:
+        raise ValueError(f"{type(self).__name__} has no refinement option")
+
+    def current_test_options(self) -> dict[str, Any]:
+        """The test-time options in force (recorded with evaluation results)."""
+        return {k: self.hparams.evaluation[k] for k in self.test_options if k in self.hparams.evaluation}
+
     # ------------------------------------------------------------------ metric
-    def metric_options(self) -> dict[str, Any]:
-        """Keyword arguments of COCOKeypointMetric besides the annotation file and sigmas."""
+    @classmethod
+    def submission(cls, evaluation: Mapping[str, Any]) -> dict[str, Any]:
+        """How this paradigm submits predictions to a metric (e.g. COCO rescoring and OKS-NMS)."""
         return {}
 
     def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        self.check_layout(datamodule.keypoint_info, getattr(datamodule, "name", "the data"))
         if stage in ("fit", "validate", "test") and self.val_metric is None:
-            self.attach_metric(self.trainer.datamodule.val_ann_file)
+            self.val_metric = datamodule.build_metric(self.submission(self.hparams.evaluation))
 
-    def attach_metric(self, ann_file: str) -> None:
-        """Create the COCO metric for the given ground-truth annotation file."""
-        if self.keypoint_info.sigmas is None:
-            raise ValueError(f"keypoint layout {self.keypoint_info.name!r} has no OKS sigmas; COCO AP is undefined")
-        self.val_metric = COCOKeypointMetric(
-            ann_file=str(ann_file), sigmas=self.keypoint_info.sigmas, **self.metric_options()
-        )
+    def check_layout(self, info: Any, data_name: str) -> None:
+        """Refuse data annotated in another keypoint layout than the one this model predicts."""
+        if info.name != self.keypoint_info.name:
+            raise ValueError(
+                f"{self.hparams.name} predicts the {self.keypoint_info.name!r} layout "
+                f"({self.keypoint_info.num_keypoints} keypoints), but data={data_name} is annotated in "
+                f"{info.name!r} ({info.num_keypoints} keypoints); evaluate it on data of its own layout"
+            )
 
     def remember_for_picture(self, key: int, keypoints: np.ndarray) -> None:
         if len(self.visualized) < self.num_visualized or key in self.visualized:
@@ -138,8 +194,9 @@ class PoseModule(LightningModule):
     def log_metric(self, prefix: str) -> None:
         results = self.val_metric.compute()
         self.val_metric.reset()
+        monitor = getattr(self.val_metric, "monitor", None)
         for key, value in results.items():
-            self.log(f"{prefix}/{key}", value, prog_bar=key == "AP", rank_zero_only=False)
+            self.log(f"{prefix}/{key}", value, prog_bar=key == monitor, rank_zero_only=False)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
@@ -147,38 +204,23 @@ class PoseModule(LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
-        sched = self.hparams.scheduler
-        if not sched:
+        config = {k: v for k, v in (self.hparams.scheduler or {}).items() if v is not None}
+        if not config:
             return optimizer
-        kind = sched.get("type", "multistep")
-        if kind == "multistep":
-            scheduler = torch.optim.lr_scheduler.MultiStepLR(
-                optimizer, milestones=list(sched["milestones"]), gamma=sched["gamma"]
+        if "_target_" not in config:
+            raise ValueError(
+                f"model.scheduler needs a _target_ (e.g. torch.optim.lr_scheduler.MultiStepLR with _partial_: true), "
+                f"got keys {sorted(config)}"
             )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-        if kind == "cosine":
+        interval = config.pop("interval", "epoch")
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"model.scheduler.interval must be 'epoch' or 'step', got {interval!r}")
+        factory = instantiate({**config, "_partial_": True})
+        run_length: dict[str, int] = {}
+        wanted = inspect.signature(factory.func).parameters
+        if "total_steps" in wanted or "steps_per_epoch" in wanted:
             total = int(self.trainer.estimated_stepping_batches)
-            steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-            factor = cosine_with_warmup(
-                total_steps=total,
-                warmup_steps=int(round(float(sched.get("warmup_epochs", 0.0)) * steps_per_epoch)),
-                min_ratio=float(sched.get("min_lr_ratio", 0.0)),
-            )
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        raise ValueError(f"model.scheduler.type must be 'multistep' or 'cosine', got {kind!r}")
-
-
-def cosine_with_warmup(*, total_steps: int, warmup_steps: int, min_ratio: float):
-    """LR factor per optimiser step: linear warm-up from ~0 to 1, then a half cosine down to min_ratio."""
-    if total_steps <= 0:
-        raise ValueError(f"a cosine schedule needs a positive number of steps, got {total_steps}")
-    warmup_steps = min(max(0, warmup_steps), total_steps - 1)
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
+            per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+            run_length = {k: v for k, v in (("total_steps", total), ("steps_per_epoch", per_epoch)) if k in wanted}
+        scheduler = factory(optimizer, **run_length)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -8,6 +8,7 @@ multi-scale test, grouping by tags, COCO AP without rescoring or OKS-NMS.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import cv2
@@ -18,6 +19,7 @@ from src.codecs.associative_embedding import AssociativeEmbedding
 from src.codecs.bottomup_inference import get_multi_stage_outputs, infer_batch, resize_align_multi_scale
 from src.data.transforms import normalize_image
 from src.tasks.base import PoseModule
+from src.tasks.oracle import bottomup_oracle
 from src.utils.drawing import draw_keypoint_info
 from src.utils.pictures import heatmap_overlay
 
@@ -32,32 +34,12 @@ class BottomUpPoseModule(PoseModule):
 
     paradigm = "bottomup"
     default_evaluation = {"flip_test": True, "test_scales": [1.0], "project2image": True}
+    test_options = ("flip_test", "test_scales")
     codec: AssociativeEmbedding
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        paradigm: str = "bottomup",
-        net: dict,
-        codec: dict,
-        loss: dict,
-        optimizer: dict,
-        scheduler: dict | None = None,
-        evaluation: dict | None = None,
-        keypoint_info: str = "coco17",
-        pretrained: str | None = None,
-        channels_last: bool = False,
-        init: str = "official",
-        zero_init_residual: bool = False,
-        color_rgb: bool = True,
-    ) -> None:
-        super().__init__(
-            name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
-            scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last, init=init, zero_init_residual=zero_init_residual,
-            color_rgb=color_rgb,
-        )
+    def __init__(self, *, color_rgb: bool = True, **common: Any) -> None:
+        super().__init__(color_rgb=color_rgb, **common)
+        net = self.hparams.net
         net_per_joint = bool(net.get("tag_per_joint", True))
         if net_per_joint != self.codec.tag_per_joint:
             raise ValueError(
@@ -72,9 +54,34 @@ class BottomUpPoseModule(PoseModule):
                 "the AE loss must be applied to the outputs that carry tag maps"
             )
 
-    def metric_options(self) -> dict[str, Any]:
+    @classmethod
+    def submission(cls, evaluation: Mapping[str, Any]) -> dict[str, Any]:
         """Every grouped person is submitted with its grouping score (official: no rescoring, no NMS)."""
         return {"rescore": False, "use_nms": False}
+
+    def set_refine(self, refine: Any) -> None:
+        """true | false: the grouping's refine step."""
+        self.codec.parser.refine_default = bool(refine)
+
+    def set_test_options(self, **options: Any) -> None:
+        if options.get("test_scales") is not None:
+            options["test_scales"] = [float(v) for v in options["test_scales"]]
+        super().set_test_options(**options)
+
+    @staticmethod
+    def oracle(
+        codec: AssociativeEmbedding, batches: Iterable[dict]
+    ) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
+        """The codec ceiling: per image, (predictions, batch, pictures) with the ground truth
+        rendered to heatmaps and tags and grouped, in place of a network's output."""
+        for batch in batches:
+            for image_id, joints, width, height in zip(
+                batch["image_id"], batch["joints"], batch["width"], batch["height"]
+            ):
+                people, scores = bottomup_oracle(codec, joints, int(width), int(height))
+                if len(people) == 0:
+                    continue
+                yield _people_predictions(int(image_id), people, scores), batch, {int(image_id): people}
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -93,9 +100,16 @@ class BottomUpPoseModule(PoseModule):
         """RGB images (H, W, 3) uint8 -> per image (people (P, K, 3) [x, y, score] in image px, scores (P,))."""
         ev = self.hparams.evaluation
         return infer_batch(
-            self, images, input_size=self.codec.input_size, test_scales=list(ev["test_scales"]),
-            flip_test=ev["flip_test"], flip_index=self.keypoint_info.flip_index, parser=self.codec.parser,
-            normalize=self._normalize, project2image=ev["project2image"], with_ae=self.tag_outputs,
+            self,
+            images,
+            input_size=self.codec.input_size,
+            test_scales=list(ev["test_scales"]),
+            flip_test=ev["flip_test"],
+            flip_index=self.keypoint_info.flip_index,
+            parser=self.codec.parser,
+            normalize=self._normalize,
+            project2image=ev["project2image"],
+            with_ae=self.tag_outputs,
         )
 
     # ------------------------------------------------------------------ steps
@@ -118,13 +132,9 @@ class BottomUpPoseModule(PoseModule):
         for image_id, (people, scores) in zip(batch["image_id"], self.predict_people(batch["image"])):
             if len(people) == 0:
                 continue
-            ids = torch.full((len(people),), int(image_id), dtype=torch.long)
-            keypoints = np.ascontiguousarray(people[:, :, :3], dtype=np.float32)
-            self.val_metric.update(
-                sample_ids=ids, image_ids=ids, keypoints=torch.from_numpy(keypoints),
-                areas=torch.ones(len(people)), box_scores=torch.from_numpy(scores.astype(np.float32)),
-            )
-            self.remember_for_picture(int(image_id), keypoints)
+            predictions = _people_predictions(int(image_id), people, scores)
+            self.val_metric.update(predictions, batch)
+            self.remember_for_picture(int(image_id), predictions["keypoints"].numpy())
 
     @torch.no_grad()
     def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:
@@ -138,8 +148,12 @@ class BottomUpPoseModule(PoseModule):
             drawn = draw_keypoint_info(bgr, kpts[:, :, :3], self.keypoint_info, score_thr=0.1) if len(kpts) else bgr
             resized, _, _ = resize_align_multi_scale(image, self.codec.input_size, 1.0, 1.0)
             heatmaps, _ = get_multi_stage_outputs(
-                self, self._normalize(resized)[None].to(self.device), flip_test=False,
-                flip_index=self.keypoint_info.flip_index, project2image=False, size_projected=None,
+                self,
+                self._normalize(resized)[None].to(self.device),
+                flip_test=False,
+                flip_index=self.keypoint_info.flip_index,
+                project2image=False,
+                size_projected=None,
                 num_joints=self.keypoint_info.num_keypoints,
             )
             overlay = heatmap_overlay(cv2.resize(bgr, (resized.shape[1], resized.shape[0])), heatmaps[0][0])
@@ -153,3 +167,16 @@ class BottomUpPoseModule(PoseModule):
             {"image_id": int(image_id), "image_file": image_file, "people": people[:, :, :3], "scores": scores}
             for image_id, image_file, (people, scores) in zip(batch["image_id"], batch["image_file"], predictions)
         ]
+
+
+def _people_predictions(image_id: int, people: np.ndarray, scores: np.ndarray) -> dict[str, torch.Tensor]:
+    """The people (P, K, 3+) found in one image as metric predictions: keypoints (P, K, 3), and
+    per person the image id (also its sample id), unit area and grouping score."""
+    ids = torch.full((len(people),), image_id, dtype=torch.long)
+    return {
+        "keypoints": torch.from_numpy(np.ascontiguousarray(people[:, :, :3], dtype=np.float32)),
+        "sample_id": ids,
+        "image_id": ids,
+        "area": torch.ones(len(people)),
+        "box_score": torch.from_numpy(np.asarray(scores, dtype=np.float32)),
+    }

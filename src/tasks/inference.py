@@ -44,7 +44,5 @@ def decode_keypoints(
 
     centers, scales: (N, 2) crop boxes as produced by the dataset (scale in units of 200 px).
     """
-    coords, maxvals = codec.decode_to_image(
-        heatmaps.detach().float(), centers.cpu().numpy(), scales.cpu().numpy()
-    )
+    coords, maxvals = codec.decode_to_image(heatmaps.detach().float(), centers.cpu().numpy(), scales.cpu().numpy())
     return np.concatenate([coords, maxvals[..., None]], axis=-1).astype(np.float32)

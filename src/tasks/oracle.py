@@ -15,7 +15,7 @@ from src.codecs.associative_embedding import AssociativeEmbedding
 from src.codecs.bottomup_inference import final_keypoints, multi_scale_size
 from src.codecs.bottomup_targets import HeatmapGenerator
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.geometry import affine_transform_points, get_affine_transform
+from src.geometry import affine_transform_points, get_affine_transform
 from src.tasks.inference import decode_keypoints
 
 #: Tag spacing between people in the oracle's tag maps: above the grouping's tag threshold (1.0).
@@ -28,9 +28,7 @@ def topdown_oracle(codec: MSRAHeatmap, batches: Iterable[dict]) -> Iterator[tupl
         yield batch, decode_keypoints(codec, batch["heatmaps"], batch["center"], batch["scale"])
 
 
-def render_people(
-    joints: np.ndarray, size: tuple[int, int], *, sigma: float
-) -> tuple[np.ndarray, np.ndarray]:
+def render_people(joints: np.ndarray, size: tuple[int, int], *, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (K, h, w) and tag maps (K, h, w, 1) of people (M, K, 3) in heatmap pixels.
 
     Heatmaps are the official per-person Gaussians merged by maximum; each pixel's tag is
@@ -49,7 +47,9 @@ def render_people(
     return heat, tags[..., None]
 
 
-def bottomup_oracle(codec: AssociativeEmbedding, image_joints: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def bottomup_oracle(
+    codec: AssociativeEmbedding, image_joints: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """One image's people (M, K, 3) [x, y, v] -> grouped keypoints (P, K, 3) in image px, scores (P,).
 
     The image is mapped to the single-scale test resolution exactly as at inference (short side

@@ -7,6 +7,7 @@ Hyperparameters are kept as plain data so checkpoints load with ``torch.load(wei
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import cv2
@@ -17,12 +18,13 @@ from src.codecs.msra_heatmap import MSRAHeatmap
 from src.metrics.accuracy import heatmap_accuracy
 from src.tasks.base import PoseModule
 from src.tasks.inference import decode_keypoints, last_output, topdown_heatmaps
+from src.tasks.oracle import topdown_oracle
 from src.utils.drawing import draw_keypoint_info
 from src.utils.pictures import denormalize, heatmap_overlay
 
 
 class TopDownPoseModule(PoseModule):
-    """Top-down 2D pose: crops in, heatmaps out, COCO keypoint AP on validation.
+    """Top-down 2D pose: crops in, heatmaps out, the data's metric (COCO AP, PCKh) on validation.
 
     Arguments are those of `PoseModule`; ``codec`` configures an MSRAHeatmap and
     ``evaluation`` holds flip_test, shift_heatmap, rescore, in_vis_thr, use_nms, oks_thr.
@@ -37,35 +39,28 @@ class TopDownPoseModule(PoseModule):
         "use_nms": True,
         "oks_thr": 0.9,
     }
+    test_options = ("flip_test", "shift_heatmap")
+    needs_boxes = True
     codec: MSRAHeatmap
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        paradigm: str = "topdown",
-        net: dict,
-        codec: dict,
-        loss: dict,
-        optimizer: dict,
-        scheduler: dict | None = None,
-        evaluation: dict | None = None,
-        keypoint_info: str = "coco17",
-        pretrained: str | None = None,
-        channels_last: bool = False,
-        init: str = "official",
-        zero_init_residual: bool = False,
-    ) -> None:
-        super().__init__(
-            name=name, paradigm=paradigm, net=net, codec=codec, loss=loss, optimizer=optimizer,
-            scheduler=scheduler, evaluation=evaluation, keypoint_info=keypoint_info,
-            pretrained=pretrained, channels_last=channels_last, init=init, zero_init_residual=zero_init_residual,
-        )
+    @classmethod
+    def submission(cls, evaluation: Mapping[str, Any]) -> dict[str, Any]:
+        """Official COCO submission of crops: rescoring and OKS-NMS, as configured."""
+        return {k: evaluation[k] for k in ("rescore", "in_vis_thr", "use_nms", "oks_thr")}
 
-    def metric_options(self) -> dict[str, Any]:
-        ev = self.hparams.evaluation
-        return {"rescore": ev["rescore"], "in_vis_thr": ev["in_vis_thr"], "use_nms": ev["use_nms"],
-                "oks_thr": ev["oks_thr"]}
+    def set_refine(self, refine: Any) -> None:
+        """quarter | dark | none: the codec's sub-pixel refinement."""
+        if refine not in ("quarter", "dark", "none"):
+            raise ValueError(f"refine must be quarter, dark or none for {type(self).__name__}, got {refine!r}")
+        self.codec.refine = refine
+
+    @staticmethod
+    def oracle(codec: MSRAHeatmap, batches: Iterable[dict]) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
+        """The codec ceiling: per batch, (predictions, batch, pictures) with the target heatmaps
+        decoded to image keypoints in place of a network's output (see `src.tasks.oracle`)."""
+        for batch, keypoints in topdown_oracle(codec, batches):
+            pictures = dict(zip(batch["sample_id"].tolist(), keypoints))
+            yield {"keypoints": torch.from_numpy(keypoints)}, batch, pictures
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
@@ -77,8 +72,11 @@ class TopDownPoseModule(PoseModule):
         """Heatmaps (N, K, H, W) used for decoding, with the configured flip test."""
         ev = self.hparams.evaluation
         return topdown_heatmaps(
-            self, images, flip_index=self.keypoint_info.flip_index,
-            flip_test=ev["flip_test"], shift_heatmap=ev["shift_heatmap"],
+            self,
+            images,
+            flip_index=self.keypoint_info.flip_index,
+            flip_test=ev["flip_test"],
+            shift_heatmap=ev["shift_heatmap"],
         )
 
     def decode(self, heatmaps: torch.Tensor, batch: dict) -> np.ndarray:
@@ -103,10 +101,7 @@ class TopDownPoseModule(PoseModule):
         self.log("val/loss", loss, batch_size=n, sync_dist=True)
         self.log("val/acc", acc, batch_size=n, sync_dist=True)
         keypoints = self.decode(heatmaps, batch)
-        self.val_metric.update(
-            sample_ids=batch["sample_id"], image_ids=batch["image_id"],
-            keypoints=torch.from_numpy(keypoints), areas=batch["area"], box_scores=batch["box_score"],
-        )
+        self.val_metric.update({"keypoints": torch.from_numpy(keypoints)}, batch)
         for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
             self.remember_for_picture(sid, kpts)
 
@@ -118,7 +113,10 @@ class TopDownPoseModule(PoseModule):
         heatmaps = self.predict_heatmaps(images).float()
         coords, maxvals = self.codec.decode(heatmaps)
         stride = torch.tensor(
-            [self.codec.input_size[0] / self.codec.heatmap_size[0], self.codec.input_size[1] / self.codec.heatmap_size[1]]
+            [
+                self.codec.input_size[0] / self.codec.heatmap_size[0],
+                self.codec.input_size[1] / self.codec.heatmap_size[1],
+            ]
         )
         points = coords.cpu() * stride  # heatmap -> crop pixels, as the targets were made
         keypoints = torch.cat([points, maxvals.cpu()[..., None]], dim=-1).numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
@@ -21,10 +21,16 @@ TARGET_KEYS = ("sigma", "num_keypoints")
 
 
 def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
-    """Instantiate the datamodule of ``data_cfg`` for a model of ``paradigm`` sharing ``codec``."""
-    from src.data.keypoint_info import get_keypoint_info
+    """Instantiate the datamodule of ``data_cfg`` for a model of ``paradigm`` sharing ``codec``.
 
-    supported = list(data_cfg.get("paradigms", ["topdown", "bottomup"]))
+    The paradigm (`src.paradigms`) chooses the dataset class and which of the data config's
+    augmentation blocks it receives; the data config chooses the reader and the metric.
+    """
+    from src.data.keypoint_info import get_keypoint_info
+    from src.paradigms import PARADIGMS, get_paradigm
+
+    chosen = get_paradigm(paradigm)
+    supported = list(data_cfg.get("paradigms", list(PARADIGMS)))
     if paradigm not in supported:
         raise ValueError(
             f"data={data_cfg.get('name')} provides pipelines for {supported}, but the model is {paradigm!r}"
@@ -38,8 +44,12 @@ def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
     if "sigma" in data_cfg and getattr(codec, "sigma", data_cfg.sigma) != data_cfg.sigma:
         raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={data_cfg.sigma}")
     resolved = OmegaConf.to_container(data_cfg, resolve=True)
-    kwargs = {k: v for k, v in resolved.items() if k not in (*TARGET_KEYS, "paradigms")}
-    return instantiate(kwargs, codec=codec, paradigm=paradigm, _convert_="all")
+    augmentation = resolved.get(chosen.augmentation)
+    dropped = {*TARGET_KEYS, "paradigms", "root", *(p.augmentation for p in PARADIGMS.values())}
+    kwargs = {k: v for k, v in resolved.items() if k not in dropped}
+    return instantiate(
+        kwargs, codec=codec, dataset=get_class(chosen.dataset), augmentation=augmentation, _convert_="all"
+    )
 
 
 def instantiate_group(group_cfg: DictConfig | None) -> list[Any]:

@@ -76,8 +76,9 @@ class PredictionPictures(Callback):
             return
         indices = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
         with torch.inference_mode():
-            tiles = pl_module.prediction_pictures([dataset[int(i)] for i in indices],
-                                                  color_rgb=bool(getattr(datamodule, "color_rgb", True)))
+            tiles = pl_module.prediction_pictures(
+                [dataset[int(i)] for i in indices], color_rgb=bool(getattr(datamodule, "color_rgb", True))
+            )
         path = save_image_grid(tiles, self.dirpath / f"epoch_{trainer.current_epoch:03d}.jpg", ncols=self.ncols)
         self.written.append(path)
         rgb = cv2.cvtColor(make_image_grid(tiles, self.ncols), cv2.COLOR_BGR2RGB)

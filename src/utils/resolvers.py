@@ -19,9 +19,39 @@ def safe_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
     return f"{name[: limit - 11]}~{digest}"
 
 
+def _metric_class(target: str) -> type:
+    from hydra.utils import get_class
+
+    return get_class(target)
+
+
+def metric_monitor(target: str, prefix: str = "val") -> str:
+    """The logged key that a metric class declares as its headline, e.g. ``val/AP`` or ``val/PCKh``."""
+    return f"{prefix}/{_metric_class(target).monitor}"
+
+
+def metric_mode(target: str) -> str:
+    """``max`` or ``min``: the direction in which the metric class's headline improves."""
+    return _metric_class(target).mode
+
+
+def metric_direction(target: str) -> str:
+    """The metric's direction in the words of sweepers such as Optuna: maximize / minimize."""
+    return {"max": "maximize", "min": "minimize"}[metric_mode(target)]
+
+
+RESOLVERS = {
+    "safe_dirname": safe_dirname,
+    "metric_monitor": metric_monitor,
+    "metric_mode": metric_mode,
+    "metric_direction": metric_direction,
+}
+
+
 def register() -> None:
-    if not OmegaConf.has_resolver("safe_dirname"):
-        OmegaConf.register_new_resolver("safe_dirname", safe_dirname)
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
 
 
 register()

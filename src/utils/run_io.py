@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import IO, Any
 
 TRACKED_PACKAGES = (
-    "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "albumentations",
-    "pycocotools", "numpy", "opencv-python-headless", "scipy", "wandb",
+    "torch",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "torchmetrics",
+    "albumentations",
+    "pycocotools",
+    "numpy",
+    "opencv-python-headless",
+    "scipy",
+    "wandb",
 )
 
 
@@ -65,6 +74,7 @@ def package_versions() -> dict[str, str]:
 
 def git_state(cwd: str | Path | None = None) -> dict[str, str | bool | None]:
     """Commit hash and whether the work tree has uncommitted changes (None outside git)."""
+
     def run(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)

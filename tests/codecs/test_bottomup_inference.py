@@ -54,8 +54,9 @@ def test_resize_align_maps_short_side_and_centre():
     expected = ((50 - center[0]) * k + 384 / 2, (100 - center[1]) * k + 256 / 2)
     y, x = np.unravel_index(np.argmax(resized[..., 0]), resized.shape[:2])
     assert abs(x - expected[0]) <= 1 and abs(y - expected[1]) <= 1
-    np.testing.assert_allclose(final_keypoints(np.array([[[*expected, 1.0]]]), center, scale, (384, 256))[0, 0, :2],
-                               (50, 100), atol=1e-4)
+    np.testing.assert_allclose(
+        final_keypoints(np.array([[[*expected, 1.0]]]), center, scale, (384, 256))[0, 0, :2], (50, 100), atol=1e-4
+    )
 
 
 class ChannelNet(nn.Module):
@@ -71,11 +72,13 @@ class ChannelNet(nn.Module):
 
 def test_get_multi_stage_outputs_stages_and_flip():
     x = torch.rand(2, 3, 32, 48)
-    heatmaps, tags = get_multi_stage_outputs(ChannelNet(), x, flip_test=True, flip_index=FLIP, project2image=False,
-                                             size_projected=None)
+    heatmaps, tags = get_multi_stage_outputs(
+        ChannelNet(), x, flip_test=True, flip_index=FLIP, project2image=False, size_projected=None
+    )
     assert len(heatmaps) == 2 and len(tags) == 2
-    up = nn.functional.interpolate(nn.functional.avg_pool2d(x[:, :1], 4), size=(16, 24), mode="bilinear",
-                                   align_corners=False)
+    up = nn.functional.interpolate(
+        nn.functional.avg_pool2d(x[:, :1], 4), size=(16, 24), mode="bilinear", align_corners=False
+    )
     p2 = nn.functional.avg_pool2d(x[:, :1], 2)
     ks = torch.arange(K, dtype=x.dtype).view(1, K, 1, 1)
     torch.testing.assert_close(heatmaps[0], (up + ks + p2 + 100 * ks) / 2)
@@ -84,22 +87,26 @@ def test_get_multi_stage_outputs_stages_and_flip():
     kf = torch.tensor(FLIP, dtype=x.dtype).view(1, K, 1, 1)
     torch.testing.assert_close(heatmaps[1], (up + kf + p2 + 100 * kf) / 2, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(tags[1], up * 10 + kf, atol=1e-5, rtol=1e-5)
-    projected, projected_tags = get_multi_stage_outputs(ChannelNet(), x, flip_test=False, flip_index=FLIP,
-                                                        project2image=True, size_projected=(48, 32))
+    projected, projected_tags = get_multi_stage_outputs(
+        ChannelNet(), x, flip_test=False, flip_index=FLIP, project2image=True, size_projected=(48, 32)
+    )
     assert len(projected) == 1 and projected[0].shape == (2, K, 32, 48) and projected_tags[0].shape == (2, K, 32, 48)
 
 
 def test_aggregate_results_official_rules():
     ones = torch.ones(1, K, 8, 8)
-    final, tags = aggregate_results(1.0, None, [], [ones, 3 * ones], [ones, 2 * ones], test_scales=(1.0, 0.5),
-                                    project2image=False, flip_test=True)
+    final, tags = aggregate_results(
+        1.0, None, [], [ones, 3 * ones], [ones, 2 * ones], test_scales=(1.0, 0.5), project2image=False, flip_test=True
+    )
     assert torch.equal(final, 2 * ones) and [t.shape for t in tags] == [(1, K, 8, 8, 1)] * 2
     small = torch.ones(1, K, 4, 4)
-    final, tags = aggregate_results(0.5, final, tags, [small, small], [small, small], test_scales=(1.0, 0.5),
-                                    project2image=False, flip_test=True)
+    final, tags = aggregate_results(
+        0.5, final, tags, [small, small], [small, small], test_scales=(1.0, 0.5), project2image=False, flip_test=True
+    )
     assert torch.equal(final, 3 * ones) and len(tags) == 2  # upsampled sum; tags only from scale 1
-    final, tags = aggregate_results(2.0, None, [], [small], [small], test_scales=(2.0,), project2image=True,
-                                    flip_test=False)
+    final, tags = aggregate_results(
+        2.0, None, [], [small], [small], test_scales=(2.0,), project2image=True, flip_test=False
+    )
     assert torch.equal(final, small) and len(tags) == 1  # a single scale keeps its tags
 
 
@@ -127,8 +134,9 @@ class SceneNet(nn.Module):
             x_in = (w_in - 1 - x_in)[:, FLIP]
             y_in = y_in[:, FLIP]
         h, w = h_in // stride, w_in // stride
-        yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
-                                indexing="ij")
+        yy, xx = torch.meshgrid(
+            torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+        )
         heat = torch.zeros(K, h, w, dtype=torch.float64)
         tag = torch.zeros(K, h, w, dtype=torch.float64)
         for p in range(joints.shape[0]):
@@ -151,9 +159,20 @@ class SceneNet(nn.Module):
 
 
 def make_scene(rng, w, h, num_people=2):
-    joints = np.stack([np.stack([rng.uniform(0.15 * w + 0.4 * w * p, 0.45 * w + 0.4 * w * p, K)
-                                 if num_people == 2 else rng.uniform(0.1 * w, 0.9 * w, K),
-                                 rng.uniform(0.1 * h, 0.9 * h, K)], axis=1) for p in range(num_people)])
+    joints = np.stack(
+        [
+            np.stack(
+                [
+                    rng.uniform(0.15 * w + 0.4 * w * p, 0.45 * w + 0.4 * w * p, K)
+                    if num_people == 2
+                    else rng.uniform(0.1 * w, 0.9 * w, K),
+                    rng.uniform(0.1 * h, 0.9 * h, K),
+                ],
+                axis=1,
+            )
+            for p in range(num_people)
+        ]
+    )
     image = np.zeros((h, w, 3), dtype=np.uint8)
     image[2 : h // 4, 2 : w // 4] = 255  # flip marker (top-left)
     return image, joints, np.arange(num_people) * 3.0 + 1.0
@@ -172,8 +191,16 @@ def test_round_trip_single_scale(flip_test):
     rng = np.random.default_rng(int(flip_test))
     image, joints, tags = make_scene(rng, 320, 256)
     net = SceneNet({"landscape": (320, 256, joints, tags)})
-    people, scores = infer_image(net, image, input_size=256, test_scales=(1,), flip_test=flip_test, flip_index=FLIP,
-                                 parser=HeatmapParser(), normalize=normalize_image)
+    people, scores = infer_image(
+        net,
+        image,
+        input_size=256,
+        test_scales=(1,),
+        flip_test=flip_test,
+        flip_index=FLIP,
+        parser=HeatmapParser(),
+        normalize=normalize_image,
+    )
     assert net.batch_sizes == [2 if flip_test else 1]  # original + mirrored in one batch
     assert_recovered(people, scores, joints, atol=1.5)
 
@@ -196,8 +223,14 @@ def test_infer_batch_groups_equal_sizes_and_matches_single_images():
     image_a, joints_a, tags_a = make_scene(rng, 320, 256)
     image_b, joints_b, tags_b = make_scene(rng, 192, 256)
     scenes = {"landscape": (320, 256, joints_a, tags_a), "portrait": (192, 256, joints_b, tags_b)}
-    kwargs = dict(input_size=256, test_scales=(1,), flip_test=True, flip_index=FLIP, parser=HeatmapParser(),
-                  normalize=normalize_image)
+    kwargs = dict(
+        input_size=256,
+        test_scales=(1,),
+        flip_test=True,
+        flip_index=FLIP,
+        parser=HeatmapParser(),
+        normalize=normalize_image,
+    )
     net = SceneNet(scenes)
     results = infer_batch(net, [image_a, image_b, image_a], **kwargs)
     assert sorted(net.batch_sizes) == [2, 4]  # the two landscape images together (x2 for flip)

@@ -11,7 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from src.codecs import grouping_kernels
-from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser, _max_filter, _person_mean_tags, _TagTable
+from src.codecs.grouping import COCO_JOINT_ORDER, HeatmapParser, _person_mean_tags, _TagTable
 
 VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
 K = 17
@@ -20,8 +20,18 @@ K = 17
 # ----------------------------------------------------------------------------------------------
 # Plain transcription of the official algorithm (HigherHRNet lib/core/group.py), loops and all,
 # with scipy's Hungarian solver on the official padded matrix.
-def official_match_by_tag(tag_k, loc_k, val_k, *, joint_order=COCO_JOINT_ORDER, detection_threshold=0.1,
-                          tag_threshold=1.0, max_num_people=30, use_detection_val=True, ignore_too_much=False):
+def official_match_by_tag(
+    tag_k,
+    loc_k,
+    val_k,
+    *,
+    joint_order=COCO_JOINT_ORDER,
+    detection_threshold=0.1,
+    tag_threshold=1.0,
+    max_num_people=30,
+    use_detection_val=True,
+    ignore_too_much=False,
+):
     num_joints = tag_k.shape[0]
     default = np.zeros((num_joints, 3 + tag_k.shape[2]))
     joint_dict, tag_dict = {}, {}
@@ -92,7 +102,7 @@ def official_refine(det, tag, keypoints):
     ans = []
     for i in range(keypoints.shape[0]):
         tmp = det[i, :, :]
-        tt = (((tag[i, :, :] - prev_tag[None, None, :]) ** 2).sum(axis=2) ** 0.5)
+        tt = ((tag[i, :, :] - prev_tag[None, None, :]) ** 2).sum(axis=2) ** 0.5
         tmp2 = tmp - np.round(tt)
         y, x = np.unravel_index(np.argmax(tmp2), tmp.shape)
         xx, yy = x, y
@@ -112,8 +122,13 @@ def official_refine(det, tag, keypoints):
 def official_parse(parser, det, tag):
     """Official pipeline on (K, H, W) / (K, H, W, L) arrays: dense NMS + top-k, then the loops."""
     top = parser.top_k(det, tag)
-    ans = official_match_by_tag(top["tag_k"], top["loc_k"], top["val_k"],
-                                detection_threshold=parser.detection_threshold, max_num_people=parser.max_num_people)
+    ans = official_match_by_tag(
+        top["tag_k"],
+        top["loc_k"],
+        top["val_k"],
+        detection_threshold=parser.detection_threshold,
+        max_num_people=parser.max_num_people,
+    )
     ans = official_adjust(ans, det)
     scores = np.array([p[:, 2].mean() for p in ans], dtype=np.float32)
     for i in range(len(ans)):
@@ -176,15 +191,24 @@ def test_match_by_tag_equals_official_loops(dim):
         np.testing.assert_array_equal(ours, ref, err_msg=f"case {case}")
 
 
-@pytest.mark.parametrize("options", [dict(use_detection_val=False), dict(ignore_too_much=True, max_num_people=5),
-                                     dict(max_num_people=3, tag_threshold=1.5)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(use_detection_val=False),
+        dict(ignore_too_much=True, max_num_people=5),
+        dict(max_num_people=3, tag_threshold=1.5),
+    ],
+)
 def test_match_by_tag_options_equal_official(options):
     rng = np.random.default_rng(7)
     parser = HeatmapParser(**options)
     for case in range(40):
         tag_k, loc_k, val_k = random_candidates(rng, dim=2, quantize=case % 4 == 0)
-        np.testing.assert_array_equal(parser.match_by_tag(tag_k, loc_k, val_k),
-                                      official_match_by_tag(tag_k, loc_k, val_k, **options), err_msg=f"case {case}")
+        np.testing.assert_array_equal(
+            parser.match_by_tag(tag_k, loc_k, val_k),
+            official_match_by_tag(tag_k, loc_k, val_k, **options),
+            err_msg=f"case {case}",
+        )
 
 
 def test_match_by_tag_more_people_than_max():
@@ -192,8 +216,9 @@ def test_match_by_tag_more_people_than_max():
     tag_k, loc_k, val_k = random_candidates(rng, dim=1, num_people=40, m=40)
     val_k = np.abs(val_k) + 0.2
     parser = HeatmapParser(max_num_people=40)
-    np.testing.assert_array_equal(parser.match_by_tag(tag_k, loc_k, val_k),
-                                  official_match_by_tag(tag_k, loc_k, val_k, max_num_people=40))
+    np.testing.assert_array_equal(
+        parser.match_by_tag(tag_k, loc_k, val_k), official_match_by_tag(tag_k, loc_k, val_k, max_num_people=40)
+    )
 
 
 def test_nms_keeps_only_local_maxima():
@@ -290,7 +315,7 @@ def test_parse_equals_official_pipeline():
             det = np.zeros((K, h, w), dtype=np.float32)
             tag = rng.normal(0, 2, size=(K, h, w, dim)).astype(np.float32)
             yy, xx = np.mgrid[0:h, 0:w]
-            for person in range(rng.integers(2, 7)):
+            for _person in range(rng.integers(2, 7)):
                 center = rng.normal(0, 2, size=dim)
                 for k in range(K):
                     if rng.random() < 0.8:
@@ -419,9 +444,12 @@ def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
         ref_people, ref_scores = official_parse(parser, det, tag)
         np.testing.assert_array_equal(people, ref_people)
         np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
-        np.testing.assert_array_equal(parser.parse(det, tag, refine=False)[0],
-                                      official_adjust(official_match_by_tag(
-                                          *(parser.top_k(det, tag)[key] for key in ("tag_k", "loc_k", "val_k"))), det))
+        np.testing.assert_array_equal(
+            parser.parse(det, tag, refine=False)[0],
+            official_adjust(
+                official_match_by_tag(*(parser.top_k(det, tag)[key] for key in ("tag_k", "loc_k", "val_k"))), det
+            ),
+        )
 
 
 def test_refine_equals_dense_on_full_size_maps():
@@ -434,8 +462,9 @@ def test_refine_equals_dense_on_full_size_maps():
     for dim in (1, 2):
         det, tag, _ = make_inputs(rng, size=256, num_joints=K, dim=dim)
         people = parser.parse(det, tag, refine=False)[0]
-        np.testing.assert_array_equal(parser.refine(people.copy(), det, tag),
-                                      parser.refine(people.copy(), det, tag, method="dense"))
+        np.testing.assert_array_equal(
+            parser.refine(people.copy(), det, tag), parser.refine(people.copy(), det, tag, method="dense")
+        )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
@@ -444,7 +473,7 @@ def test_person_mean_tags_equal_np_mean(dim, num_joints):
     """Row-by-row sums for L >= 2, numpy's pairwise sum for L = 1 (8 partial sums from 8 terms on)."""
     rng = np.random.default_rng(dim * num_joints)
     h, w = 9, 11
-    tag = (rng.normal(size=(num_joints, h, w, dim)) * 10 ** rng.uniform(-4, 4, size=(num_joints, h, w, dim)))
+    tag = rng.normal(size=(num_joints, h, w, dim)) * 10 ** rng.uniform(-4, 4, size=(num_joints, h, w, dim))
     tag = tag.astype(np.float32)
     people = np.zeros((60, num_joints, 3 + dim), dtype=np.float32)
     for p in range(60):
@@ -458,8 +487,11 @@ def test_person_mean_tags_equal_np_mean(dim, num_joints):
         joints = np.flatnonzero(people[p, :, 2] > 0)
         if joints.size:
             xy = people[p, joints, :2].astype(np.int32)
-            np.testing.assert_array_equal(ours[p], np.mean([tag[j, y, x] for j, (x, y) in zip(joints, xy)], axis=0),
-                                          err_msg=f"person {p}, {joints.size} joints")
+            np.testing.assert_array_equal(
+                ours[p],
+                np.mean([tag[j, y, x] for j, (x, y) in zip(joints, xy)], axis=0),
+                err_msg=f"person {p}, {joints.size} joints",
+            )
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])

@@ -43,9 +43,7 @@ def vectors() -> dict:
 
 
 def make_codec(refine: str = "quarter", unbiased: bool = False) -> MSRAHeatmap:
-    return MSRAHeatmap(
-        input_size=(192, 256), heatmap_size=(48, 64), sigma=2, refine=refine, unbiased=unbiased
-    )
+    return MSRAHeatmap(input_size=(192, 256), heatmap_size=(48, 64), sigma=2, refine=refine, unbiased=unbiased)
 
 
 def reference_generate_target(joints, vis, image_wh, heatmap_wh, sigma):
@@ -72,7 +70,7 @@ def reference_generate_target(joints, vis, image_wh, heatmap_wh, sigma):
         ix = max(0, ul[0]), min(br[0], w)
         iy = max(0, ul[1]), min(br[1], h)
         if weight[k] > 0.5:
-            target[k, iy[0]:iy[1], ix[0]:ix[1]] = g[gy[0]:gy[1], gx[0]:gx[1]]
+            target[k, iy[0] : iy[1], ix[0] : ix[1]] = g[gy[0] : gy[1], gx[0] : gx[1]]
     return target, weight
 
 
@@ -80,7 +78,7 @@ def reference_generate_target(joints, vis, image_wh, heatmap_wh, sigma):
 
 
 def test_encode_official_vector():
-    heatmaps, weight = make_codec().encode(np.array([TARGET_JOINT]), np.array([1.0]))
+    heatmaps, weight = make_codec().encode_heatmaps(np.array([TARGET_JOINT]), np.array([1.0]))
     hm = heatmaps[0]
     assert heatmaps.shape == (1, 64, 48) and heatmaps.dtype == np.float32
     assert weight.dtype == np.float32 and weight[0] == 1.0
@@ -95,7 +93,7 @@ def test_encode_official_vector():
 
 
 def test_encode_joint_outside_crop_keeps_weight_and_tail():
-    heatmaps, weight = make_codec().encode(np.array([[-20.0, TARGET_JOINT[1]]]), np.array([1.0]))
+    heatmaps, weight = make_codec().encode_heatmaps(np.array([[-20.0, TARGET_JOINT[1]]]), np.array([1.0]))
     assert weight[0] == 1.0
     assert heatmaps[0].max() == pytest.approx(TARGET_X_MINUS_20_MAX, abs=1e-7)
 
@@ -109,9 +107,10 @@ def test_encode_vectors_agree_with_reference_json(vectors):
     assert ref["value_1px_right"] == pytest.approx(TARGET_VALUE_1PX_RIGHT, abs=1e-12)
     assert ref["value_3px_right"] == pytest.approx(TARGET_VALUE_3PX_RIGHT, abs=1e-12)
     assert ref["joint_at_x=-20px_heatmap_max"] == pytest.approx(TARGET_X_MINUS_20_MAX, abs=1e-12)
-    codec = MSRAHeatmap(input_size=tuple(ref["image_size_wh"]), heatmap_size=tuple(ref["heatmap_size_wh"]),
-                        sigma=ref["sigma"])
-    heatmaps, weight = codec.encode(np.array([ref["joint_xy_input_px"]]), np.array([1.0]))
+    codec = MSRAHeatmap(
+        input_size=tuple(ref["image_size_wh"]), heatmap_size=tuple(ref["heatmap_size_wh"]), sigma=ref["sigma"]
+    )
+    heatmaps, weight = codec.encode_heatmaps(np.array([ref["joint_xy_input_px"]]), np.array([1.0]))
     np.testing.assert_allclose(weight, ref["target_weight"])
     r, c = ref["peak_rc"]
     assert heatmaps[0, r, c] == pytest.approx(ref["peak_value"], abs=1e-6)
@@ -129,7 +128,7 @@ def test_encode_weight_zero_only_when_window_entirely_outside():
             [100.0, 100.0],  # invisible: weight 0, nothing drawn
         ]
     )
-    heatmaps, weight = codec.encode(joints, np.array([1, 1, 1, 1, 0], dtype=np.float32))
+    heatmaps, weight = codec.encode_heatmaps(joints, np.array([1, 1, 1, 1, 0], dtype=np.float32))
     np.testing.assert_array_equal(weight, [0, 1, 0, 1, 0])
     assert heatmaps[[0, 1, 2, 4]].max() == 0.0
     assert np.unravel_index(heatmaps[3].argmax(), (64, 48)) == (25, 0)
@@ -142,14 +141,14 @@ def test_encode_equals_official_loop_exactly():
         codec = MSRAHeatmap(input_size=image_wh, heatmap_size=heatmap_wh, sigma=sigma)
         joints = rng.uniform(-60, np.array(image_wh) + 60, (40, 2))
         vis = (rng.uniform(size=40) > 0.2).astype(np.float32)
-        ours = codec.encode(joints, vis)
+        ours = codec.encode_heatmaps(joints, vis)
         ref = reference_generate_target(joints, vis, image_wh, heatmap_wh, sigma)
         np.testing.assert_array_equal(ours[0], ref[0])
         np.testing.assert_array_equal(ours[1], ref[1])
 
 
 def test_unbiased_encoding_peaks_at_subpixel_location():
-    heatmaps, _ = make_codec(unbiased=True).encode(np.array([[101.0, 150.0]]), np.array([1.0]))
+    heatmaps, _ = make_codec(unbiased=True).encode_heatmaps(np.array([[101.0, 150.0]]), np.array([1.0]))
     # x = 101 / 4 = 25.25, y = 150 / 4 = 37.5: the Gaussian is sampled off-centre.
     x = np.arange(48) - 25.25
     y = np.arange(64)[:, None] - 37.5
@@ -174,9 +173,7 @@ def _final_preds_heatmap() -> torch.Tensor:
 @pytest.mark.parametrize(("refine", "expected"), [("quarter", FINAL_WITH_POST), ("none", FINAL_WITHOUT_POST)])
 def test_get_final_preds_official_vector(refine, expected):
     codec = make_codec(refine)
-    coords, maxvals = codec.decode_to_image(
-        _final_preds_heatmap(), np.array([FINAL_CENTER]), np.array([FINAL_SCALE])
-    )
+    coords, maxvals = codec.decode_to_image(_final_preds_heatmap(), np.array([FINAL_CENTER]), np.array([FINAL_SCALE]))
     assert coords.shape == (1, 1, 2) and maxvals.shape == (1, 1)
     np.testing.assert_allclose(coords[0, 0], expected, atol=1e-4)
     assert maxvals[0, 0] == pytest.approx(1.0)
@@ -297,7 +294,7 @@ def test_dark_tolerates_noise_better_than_argmax():
     rng = np.random.default_rng(4)
     joints = _interior_joints(rng, 100)
     codec = make_codec("dark", unbiased=True)
-    clean = np.stack([codec.encode(j[None], np.ones(1))[0][0] for j in joints])[:, None]  # (100, 1, 64, 48)
+    clean = np.stack([codec.encode_heatmaps(j[None], np.ones(1))[0][0] for j in joints])[:, None]  # (100, 1, 64, 48)
     noisy = torch.from_numpy(clean + rng.normal(0, 0.02, clean.shape).astype(np.float32))
     target = joints / 4.0
     dark_err = np.abs(codec.decode(noisy)[0][:, 0].numpy() - target).mean()
@@ -356,11 +353,11 @@ def test_fractional_flip_shift_aligns_unbiased_targets():
     rng = np.random.default_rng(0)
     joints = rng.uniform([20, 20], [76, 108], size=(17, 2)).astype(np.float32)
     visible = np.ones(17, np.float32)
-    original, _ = codec.encode(joints, visible)
+    original, _ = codec.encode_heatmaps(joints, visible)
     mirrored_joints = joints.copy()
     mirrored_joints[:, 0] = 96 - 1 - joints[:, 0]
     identity = list(range(17))
-    mirrored, _ = codec.encode(mirrored_joints, visible)
+    mirrored, _ = codec.encode_heatmaps(mirrored_joints, visible)
     want = codec.decode(torch.from_numpy(original)[None])[0][0]
     errors = {}
     for shift in (0.75, True, False):

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from src.codecs.associative_embedding import AssociativeEmbedding
 from src.data.bottomup_dataset import BottomUpDataset, bottomup_affine, collate_bottomup_val
 from src.data.coco_bottomup import load_coco_images
-from src.data.geometry import get_affine_transform
 from src.data.image_io import read_image
 from src.data.keypoint_info import COCO17
 from src.data.transforms import normalize_image
+from src.geometry import get_affine_transform
 from tests.data.tiny_coco_bottomup import ALL_IDS, SIZES, expected_ignore, expected_joints, make_bottomup_coco
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real_samples" / "coco"
@@ -38,11 +39,15 @@ def records(root) -> dict[int, dict]:
     return {r["image_id"]: r for r in _records(root, training=True)}
 
 
+CODEC_KEYS = ("input_size", "output_sizes", "sigma", "max_num_people", "tag_per_joint", "scale_aware_sigma")
+
+
 def _dataset(recs: list[dict], **kw) -> BottomUpDataset:
     kw.setdefault("training", True)
     kw.setdefault("input_size", 128)
     kw.setdefault("output_sizes", (64, 128))
-    return BottomUpDataset(recs, keypoint_info=COCO17, **kw)
+    codec = AssociativeEmbedding(**{k: kw.pop(k) for k in CODEC_KEYS if k in kw})
+    return BottomUpDataset(recs, codec=codec, keypoint_info=COCO17, **kw)
 
 
 def _expected(joints: np.ndarray, mat: np.ndarray, res: int, flipped: bool) -> list[tuple[int, int, int, int]]:
@@ -77,7 +82,7 @@ def _check_targets(
             want = sorted(ch * res * res + y * res + x for mm, ch, x, y in expected if mm == m)
             got = sorted(int(idx) for idx, flag in tags[m] if flag == 1)
             assert got == want, (i, m)
-        assert (tags[len(joints):] == 0).all()
+        assert (tags[len(joints) :] == 0).all()
 
 
 def test_bottomup_affine_matches_the_crop_geometry() -> None:
@@ -100,9 +105,12 @@ def test_train_item_layout_and_default_collate(records) -> None:
     item = ds[0]
     expected = {
         "image": ((3, 128, 128), torch.float32),
-        "heatmaps_0": ((17, 64, 64), torch.float32), "heatmaps_1": ((17, 128, 128), torch.float32),
-        "masks_0": ((64, 64), torch.float32), "masks_1": ((128, 128), torch.float32),
-        "joints_0": ((30, 17, 2), torch.int64), "joints_1": ((30, 17, 2), torch.int64),
+        "heatmaps_0": ((17, 64, 64), torch.float32),
+        "heatmaps_1": ((17, 128, 128), torch.float32),
+        "masks_0": ((64, 64), torch.float32),
+        "masks_1": ((128, 128), torch.float32),
+        "joints_0": ((30, 17, 2), torch.int64),
+        "joints_1": ((30, 17, 2), torch.int64),
         "image_id": ((), torch.int64),
     }
     assert set(item) == set(expected)
@@ -222,8 +230,8 @@ def test_scale_aware_sigma_and_photometric(records, monkeypatch) -> None:
     # person 21: box size 138 -> sigma 138 / 256 * 2 = 1.08 < 2: narrower Gaussians
     assert 0 < sas["heatmaps_1"].sum() < plain["heatmaps_1"].sum()
     seen = []
-    generators = list(ds._heatmap_generators)
-    ds._heatmap_generators = [lambda j, g=g: seen.append(j) or g(j) for g in generators]
+    generators = list(ds.codec._heatmap_generators)
+    ds.codec._heatmap_generators = [lambda j, g=g: seen.append(j) or g(j) for g in generators]
     monkeypatch.setattr(ds, "_draw_affine", lambda w, h: (np.array([60.0, 80.0]), 0.6 * 1.25, 1.25, 0.0, False))
     ds[0]
     size = float(records[2]["box_sizes"][0])
@@ -249,12 +257,12 @@ def test_image_size_mismatch_is_reported(records) -> None:
     with pytest.raises(ValueError, match=r"expected \(M, 16, 3\)"):
         from src.data.keypoint_info import MPII16
 
-        BottomUpDataset([records[1]], keypoint_info=MPII16, training=True)
+        BottomUpDataset([records[1]], codec=AssociativeEmbedding(num_joints=16), keypoint_info=MPII16, training=True)
 
 
 def test_validation_items_and_collate(root) -> None:
     recs = _records(root, training=False)
-    ds = BottomUpDataset(recs, keypoint_info=COCO17, training=False)
+    ds = BottomUpDataset(recs, codec=AssociativeEmbedding(), keypoint_info=COCO17, training=False)
     assert len(ds) == len(ALL_IDS)
     for i, image_id in enumerate(ALL_IDS):
         item = ds[i]
@@ -275,13 +283,15 @@ def test_validation_items_and_collate(root) -> None:
 @pytest.mark.skipif(not (REAL / "test_coco.json").is_file(), reason="real COCO samples not available")
 def test_real_coco_samples_at_512() -> None:
     recs = load_coco_images(REAL / "test_coco.json", REAL, keypoint_info=COCO17, training=True)
-    ds = BottomUpDataset(recs, keypoint_info=COCO17, training=True, seed=0)
+    ds = BottomUpDataset(recs, codec=AssociativeEmbedding(), keypoint_info=COCO17, training=True, seed=0)
     by_id = {r["image_id"]: i for i, r in enumerate(recs)}
     item = ds[by_id[196141]]  # 4 people + one without keypoints (ignored region)
     assert item["image"].shape == (3, 512, 512)
     assert item["heatmaps_0"].shape == (17, 128, 128) and item["heatmaps_1"].shape == (17, 256, 256)
     assert item["heatmaps_1"].max() == 1.0 and (item["joints_0"][..., 1] == 1).sum() > 10
-    plain = BottomUpDataset(recs, keypoint_info=COCO17, training=True, **NO_AUG)[by_id[196141]]
+    plain = BottomUpDataset(recs, codec=AssociativeEmbedding(), keypoint_info=COCO17, training=True, **NO_AUG)[
+        by_id[196141]
+    ]
     assert 0 < (plain["masks_1"] == 0).sum() < 256 * 256 // 4
 
 
@@ -297,8 +307,9 @@ def test_image_files_draw_whole_image_predictions(root, tmp_path) -> None:
     people = np.zeros((2, COCO17.num_keypoints, 3), np.float32)
     people[:, :, :2] = 20.0
     people[:, :, 2] = 0.9
-    picture = save_prediction_picture(tmp_path / "predictions.jpg", files, {recs[0]["image_id"]: people},
-                                      keypoint_info=COCO17)
+    picture = save_prediction_picture(
+        tmp_path / "predictions.jpg", files, {recs[0]["image_id"]: people}, keypoint_info=COCO17
+    )
     assert read_image(picture, color_rgb=True).shape[2] == 3
 
 

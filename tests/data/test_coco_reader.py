@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import layout_real_coco
-
 from src.data.coco import check_coco_layout, load_coco_records
 from src.data.errors import AnnotationError, DatasetNotFoundError
 from src.data.keypoint_info import COCO17, MPII16
 from tests.data.tiny_coco import KEPT_IDS, annotation_dict, make_tiny_coco, write_detections
+from tests.helpers import layout_real_coco
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real_samples" / "coco"
 

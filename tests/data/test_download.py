@@ -175,10 +175,13 @@ def test_download_coco_layout(tmp_path: Path, payload: bytes, monkeypatch) -> No
     root = tmp_path / "coco"
     with _Server(annotations) as ann_server, _Server(payload) as img_server:
         monkeypatch.setattr(
-            dl, "COCO_FILES",
+            dl,
+            "COCO_FILES",
             {
-                "annotations": dl.RemoteFile(ann_server.url.replace("val2017", "annotations_trainval2017"),
-                                             md5=hashlib.md5(annotations).hexdigest()),
+                "annotations": dl.RemoteFile(
+                    ann_server.url.replace("val2017", "annotations_trainval2017"),
+                    md5=hashlib.md5(annotations).hexdigest(),
+                ),
                 "train2017": dl.RemoteFile(img_server.url.replace("val2017", "train2017")),
                 "val2017": dl.RemoteFile(img_server.url, md5=hashlib.md5(payload).hexdigest()),
             },

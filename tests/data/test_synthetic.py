@@ -17,8 +17,14 @@ from src.data.keypoint_info import COCO17
 from src.data.synthetic import generate
 from src.data.synthetic.camera import Camera, body_to_camera_rotation
 from src.data.synthetic.figure import (
-    JOINT_INDEX, JOINT_LIMITS, JOINT_NAMES, LAYOUT_JOINTS, forward_kinematics, layout_indices,
-    sample_body_shape, sample_pose,
+    JOINT_INDEX,
+    JOINT_LIMITS,
+    JOINT_NAMES,
+    LAYOUT_JOINTS,
+    forward_kinematics,
+    layout_indices,
+    sample_body_shape,
+    sample_pose,
 )
 from src.data.synthetic.generate import MANIFEST, ensure_synthetic_coco
 
@@ -109,11 +115,20 @@ def test_visibility_zero_iff_outside_image(loaded) -> None:
         cam = Camera.from_json(image["camera"])
         joints = np.array(ann["keypoints_3d"]).reshape(-1, 3)[coco_idx]
         uv = cam.project(joints)
-        inside = (joints[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= image["width"] - 1) \
-            & (uv[:, 1] >= 0) & (uv[:, 1] <= image["height"] - 1)
+        inside = (
+            (joints[:, 2] > 0)
+            & (uv[:, 0] >= 0)
+            & (uv[:, 0] <= image["width"] - 1)
+            & (uv[:, 1] >= 0)
+            & (uv[:, 1] <= image["height"] - 1)
+        )
         # a tolerance band of 0.01 px around the border absorbs the JSON rounding
-        near_border = (np.abs(uv[:, 0]) < 0.01) | (np.abs(uv[:, 0] - image["width"] + 1) < 0.01) \
-            | (np.abs(uv[:, 1]) < 0.01) | (np.abs(uv[:, 1] - image["height"] + 1) < 0.01)
+        near_border = (
+            (np.abs(uv[:, 0]) < 0.01)
+            | (np.abs(uv[:, 0] - image["width"] + 1) < 0.01)
+            | (np.abs(uv[:, 1]) < 0.01)
+            | (np.abs(uv[:, 1] - image["height"] + 1) < 0.01)
+        )
         ok = ((kps[:, 2] > 0) == inside) | near_border
         assert ok.all(), (ann["id"], kps, uv)
         assert not kps[kps[:, 2] == 0].any()
@@ -134,8 +149,11 @@ def test_keypoints_3d_project_to_keypoints(loaded) -> None:
 
 def test_self_evaluation_gives_ap_one(dataset: Path, loaded) -> None:
     coco, data = loaded["val2017"]
-    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-               for a in data["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0]
+    results = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in data["annotations"]
+        if not a["iscrowd"] and a["num_keypoints"] > 0
+    ]
     assert results
     ev = COCOeval(coco, coco.loadRes(results), "keypoints")
     ev.evaluate()
@@ -190,8 +208,9 @@ def test_refuses_to_replace_foreign_folder(tmp_path: Path) -> None:
 
 
 def test_crowd_region_is_rle(tmp_path: Path) -> None:
-    root = ensure_synthetic_coco(tmp_path / "ds", seed=1, num_train=3, num_val=1, crowd_prob=1.0, empty_prob=0.0,
-                                 workers=1)
+    root = ensure_synthetic_coco(
+        tmp_path / "ds", seed=1, num_train=3, num_val=1, crowd_prob=1.0, empty_prob=0.0, workers=1
+    )
     data = json.loads(_ann_file(root, "train2017").read_text())
     crowds = [a for a in data["annotations"] if a["iscrowd"]]
     assert crowds
@@ -205,8 +224,9 @@ def test_crowd_region_is_rle(tmp_path: Path) -> None:
 
 
 def test_people_without_keypoints_and_images_without_people(tmp_path: Path) -> None:
-    root = ensure_synthetic_coco(tmp_path / "ds", seed=2, num_train=6, num_val=1, empty_prob=0.5,
-                                 crowd_prob=0.0, workers=1)
+    root = ensure_synthetic_coco(
+        tmp_path / "ds", seed=2, num_train=6, num_val=1, empty_prob=0.5, crowd_prob=0.0, workers=1
+    )
     data = json.loads(_ann_file(root, "train2017").read_text())
     with_people = {a["image_id"] for a in data["annotations"]}
     assert len(with_people) < len(data["images"])
@@ -246,8 +266,8 @@ def test_left_right_seen_from_front_and_back() -> None:
     for yaw, left_on_image_right in ((0.0, True), (180.0, False)):
         moved = skel.transformed(body_to_camera_rotation(yaw=yaw), np.array([0.0, 0.0, 5000.0]))
         uv = cam.project(moved.joints)
-        l, r = uv[JOINT_INDEX["left_shoulder"], 0], uv[JOINT_INDEX["right_shoulder"], 0]
-        assert (l > r) == left_on_image_right
+        left, right = uv[JOINT_INDEX["left_shoulder"], 0], uv[JOINT_INDEX["right_shoulder"], 0]
+        assert (left > right) == left_on_image_right
         head_up = uv[JOINT_INDEX["head_top"], 1] < uv[JOINT_INDEX["left_ankle"], 1]
         assert head_up
 
@@ -265,8 +285,9 @@ def _render_single(yaw: float, style_changes: dict) -> tuple:
     skel = forward_kinematics(sample_body_shape(rng), {"l_shoulder_abd": 10.0, "r_shoulder_abd": 10.0})
     skel = skel.transformed(body_to_camera_rotation(yaw=yaw), np.array([0.0, -150.0, 3000.0]))
     prims = figure_primitives(skel, replace(sample_style(rng), **style_changes), owner=0)
-    color, depth, ids = rasterise(prims, camera=cam, background=np.zeros((300, 200, 3), np.float32),
-                                  light=np.array([0.0, 0.0, -1.0]))
+    color, depth, ids = rasterise(
+        prims, camera=cam, background=np.zeros((300, 200, 3), np.float32), light=np.array([0.0, 0.0, -1.0])
+    )
     owners = np.array([p.owner for p in prims] + [-1])
     uv, vis = _visibility(0, skel, cam, depth, ids, owners, [p.part for p in prims])
     return skel, uv, color, vis
@@ -305,8 +326,9 @@ def test_min_people_sets_the_people_per_image(tmp_path):
 
     from src.data.synthetic.generate import ensure_synthetic_coco
 
-    root = ensure_synthetic_coco(tmp_path / "multi", seed=5, num_train=0, num_val=16, min_people=3,
-                                 max_people=5, empty_prob=0.0, crowd_prob=0.0)
+    root = ensure_synthetic_coco(
+        tmp_path / "multi", seed=5, num_train=0, num_val=16, min_people=3, max_people=5, empty_prob=0.0, crowd_prob=0.0
+    )
     data = json.loads((root / "annotations" / "person_keypoints_val2017.json").read_text())
     counts = Counter(a["image_id"] for a in data["annotations"] if not a["iscrowd"])
     per_image = [counts.get(img["id"], 0) for img in data["images"]]

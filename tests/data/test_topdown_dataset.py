@@ -12,11 +12,11 @@ from torch.utils.data import DataLoader
 
 from src.codecs.msra_heatmap import MSRAHeatmap
 from src.data.coco import load_coco_records
-from src.data.geometry import affine_transform_points, flip_joints, get_affine_transform, heatmap_to_image_coords
 from src.data.image_io import ImageDecodeError, read_image
 from src.data.keypoint_info import COCO17
 from src.data.topdown_dataset import TopDownDataset
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PhotometricAugment, normalize_image
+from src.geometry import affine_transform_points, flip_joints, get_affine_transform, heatmap_to_image_coords
 from tests.data.tiny_coco import make_tiny_coco
 
 NO_AUG = dict(scale_factor=0.0, rotation_prob=0.0, half_body_prob=0.0)
@@ -26,8 +26,11 @@ NO_AUG = dict(scale_factor=0.0, rotation_prob=0.0, half_body_prob=0.0)
 def records(tmp_path_factory) -> list[dict]:
     root = make_tiny_coco(tmp_path_factory.mktemp("coco"))
     return load_coco_records(
-        root / "annotations" / "person_keypoints_train2017.json", root / "images" / "train2017",
-        keypoint_info=COCO17, aspect_ratio=0.75, training=True,
+        root / "annotations" / "person_keypoints_train2017.json",
+        root / "images" / "train2017",
+        keypoint_info=COCO17,
+        aspect_ratio=0.75,
+        training=True,
     )
 
 
@@ -87,7 +90,7 @@ def test_crop_equals_official_warp_and_normalisation(records, codec) -> None:
     image = cv2.cvtColor(cv2.imread(rec["image_file"], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     trans = get_affine_transform(rec["center"], rec["scale"], 0.0, (48, 64))
     crop = cv2.warpAffine(image, trans, (48, 64), flags=cv2.INTER_LINEAR)
-    ref = (torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0 - torch.tensor(IMAGENET_MEAN)[:, None, None])
+    ref = torch.from_numpy(crop).permute(2, 0, 1).float() / 255.0 - torch.tensor(IMAGENET_MEAN)[:, None, None]
     ref = ref / torch.tensor(IMAGENET_STD)[:, None, None]
     torch.testing.assert_close(item["image"], ref, rtol=0, atol=0)
     bgr = _dataset(records, codec, color_rgb=False)[0]["image"]

@@ -70,12 +70,15 @@ def annotation_dict(seed: int = 0) -> dict:
         _ann(106, 1, box_f, kp_f),
         _ann(201, 2, (20.0, 30.0, 70.0, 110.0), _keypoints(rng, (20, 30, 70, 110), [2] * 17)),
     ]
-    images = [
-        {"id": i, "file_name": f"{i:012d}.jpg", "width": w, "height": h} for i, (w, h) in IMAGES.items()
-    ]
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": w, "height": h} for i, (w, h) in IMAGES.items()]
     categories = [
-        {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO17.keypoint_names),
-         "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}
+        {
+            "id": 1,
+            "name": "person",
+            "supercategory": "person",
+            "keypoints": list(COCO17.keypoint_names),
+            "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
+        }
     ]
     return {"info": {"description": "tiny test set"}, "images": images, "annotations": anns, "categories": categories}
 

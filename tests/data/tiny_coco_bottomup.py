@@ -42,9 +42,21 @@ def _kpts(points: dict[int, tuple[float, float, int]]) -> list[float]:
 
 
 # person 11: left side joints well separated from person 12 (right half of image 1)
-P11 = {0: (70.3, 22.6, 2), 1: (66.0, 18.2, 2), 2: (74.9, 18.7, 1), 5: (60.2, 40.5, 2), 6: (82.7, 41.1, 2),
-       7: (55.5, 60.4, 2), 8: (88.1, 61.0, 2), 9: (50.6, 78.2, 2), 10: (93.4, 79.9, 2), 11: (64.0, 80.0, 2),
-       12: (78.0, 80.5, 2), 13: (63.2, 100.1, 1), 15: (62.8, 118.7, 2)}
+P11 = {
+    0: (70.3, 22.6, 2),
+    1: (66.0, 18.2, 2),
+    2: (74.9, 18.7, 1),
+    5: (60.2, 40.5, 2),
+    6: (82.7, 41.1, 2),
+    7: (55.5, 60.4, 2),
+    8: (88.1, 61.0, 2),
+    9: (50.6, 78.2, 2),
+    10: (93.4, 79.9, 2),
+    11: (64.0, 80.0, 2),
+    12: (78.0, 80.5, 2),
+    13: (63.2, 100.1, 1),
+    15: (62.8, 118.7, 2),
+}
 P12 = {0: (120.4, 30.2, 2), 5: (112.0, 50.0, 2), 6: (128.6, 50.3, 2), 9: (107.7, 90.9, 2), 16: (170.0, 120.0, 2)}
 P21 = {k: (20.0 + 4.5 * k, 15.0 + 8.0 * k, 2) for k in range(17)}
 P31 = {0: (80.0, 20.0, 2), 9: (40.5, 60.5, 2), 10: (120.5, 60.5, 2), 15: (70.0, 140.0, 2), 16: (90.0, 140.0, 1)}
@@ -78,8 +90,16 @@ def _person(ann_id: int, image_id: int, points: dict, *, with_num: bool = True) 
     xs = [p[0] for p in points.values()]
     ys = [p[1] for p in points.values()]
     box = [min(xs) - 5, min(ys) - 5, max(xs) - min(xs) + 10, max(ys) - min(ys) + 10]
-    ann = {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": box,
-           "area": box[2] * box[3] * 0.5, "keypoints": _kpts(points), "segmentation": [_rect_polygon(0, 4, 0, 4)]}
+    ann = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": 0,
+        "bbox": box,
+        "area": box[2] * box[3] * 0.5,
+        "keypoints": _kpts(points),
+        "segmentation": [_rect_polygon(0, 4, 0, 4)],
+    }
     if with_num:
         ann["num_keypoints"] = sum(1 for p in points.values() if p[2] > 0)
     return ann
@@ -94,21 +114,62 @@ def annotation_dict() -> dict:
     anns = [
         _person(11, 1, P11),
         _person(12, 1, P12),
-        {"id": 13, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [40, 20, 20, 30], "area": 600,
-         "keypoints": [0] * 51, "num_keypoints": 0, "segmentation": crowd1},
-        {"id": 14, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [130, 60, 20, 40], "area": 800,
-         "keypoints": [0] * 51, "num_keypoints": 0, "segmentation": [_rect_polygon(*IGNORE[1][1])]},
+        {
+            "id": 13,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [40, 20, 20, 30],
+            "area": 600,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+            "segmentation": crowd1,
+        },
+        {
+            "id": 14,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [130, 60, 20, 40],
+            "area": 800,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+            "segmentation": [_rect_polygon(*IGNORE[1][1])],
+        },
         _person(21, 2, P21, with_num=False),
         _person(31, 3, P31),
-        {"id": 32, "image_id": 3, "category_id": 1, "iscrowd": 0, "bbox": [10, 100, 20, 30], "area": 600,
-         "keypoints": [0] * 51, "num_keypoints": 0,
-         "segmentation": [[1.0, 1.0, 5.0, 5.0], _rect_polygon(*IGNORE[3][0])]},
-        {"id": 51, "image_id": 5, "category_id": 1, "iscrowd": 1, "bbox": [5, 60, 40, 30], "area": 1200,
-         "keypoints": [0] * 51, "num_keypoints": 0, "segmentation": crowd5},
+        {
+            "id": 32,
+            "image_id": 3,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [10, 100, 20, 30],
+            "area": 600,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+            "segmentation": [[1.0, 1.0, 5.0, 5.0], _rect_polygon(*IGNORE[3][0])],
+        },
+        {
+            "id": 51,
+            "image_id": 5,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [5, 60, 40, 30],
+            "area": 1200,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+            "segmentation": crowd5,
+        },
     ]
     images = [{"id": i, "file_name": FILES[i], "width": w, "height": h} for i, (w, h) in SIZES.items()]
-    categories = [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoint_names),
-                   "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton]}]
+    categories = [
+        {
+            "id": 1,
+            "name": "person",
+            "keypoints": list(COCO17.keypoint_names),
+            "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
+        }
+    ]
     return {"images": images, "annotations": anns, "categories": categories}
 
 

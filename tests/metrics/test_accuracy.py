@@ -30,10 +30,12 @@ def test_perfect_prediction() -> None:
 
 def test_known_offsets() -> None:
     target = _peak_maps([[(10, 20), (10, 20), (10, 20), None], [(30, 40), (30, 40), None, None]])
-    output = _peak_maps([
-        [(10, 20), (13, 20), (10, 23), (1, 1)],  # dx 3 -> 3/6.4 = .47 hit; dy 3 -> 3/4.8 = .63 miss
-        [(30, 40), (34, 40), (0, 0), (5, 5)],  # dx 4 -> 4/6.4 = .63 miss
-    ])
+    output = _peak_maps(
+        [
+            [(10, 20), (13, 20), (10, 23), (1, 1)],  # dx 3 -> 3/6.4 = .47 hit; dy 3 -> 3/4.8 = .63 miss
+            [(30, 40), (34, 40), (0, 0), (5, 5)],  # dx 4 -> 4/6.4 = .63 miss
+        ]
+    )
     acc, avg, count = heatmap_accuracy(output, target, thr=0.5)
     assert acc.tolist() == pytest.approx([1.0, 0.5, 0.0, -1.0])
     assert avg == pytest.approx(0.5)
@@ -50,6 +52,7 @@ def test_argmax_ignores_non_positive_peaks() -> None:
 
 def _official_loop(output: np.ndarray, target: np.ndarray, thr: float) -> tuple[list[float], float, int]:
     """Plain-loop restatement of HRNet get_max_preds / calc_dists / dist_acc / accuracy."""
+
     def peaks(maps):
         n, k = maps.shape[:2]
         flat = maps.reshape(n, k, -1)
@@ -61,8 +64,10 @@ def _official_loop(output: np.ndarray, target: np.ndarray, thr: float) -> tuple[
     norm = np.array([H, W]) / 10
     acc, total, cnt = [], 0.0, 0
     for k in range(output.shape[1]):
-        dists = [np.linalg.norm(pred[n, k] / norm - gt[n, k] / norm) if gt[n, k, 0] > 1 and gt[n, k, 1] > 1
-                 else -1.0 for n in range(output.shape[0])]
+        dists = [
+            np.linalg.norm(pred[n, k] / norm - gt[n, k] / norm) if gt[n, k, 0] > 1 and gt[n, k, 1] > 1 else -1.0
+            for n in range(output.shape[0])
+        ]
         valid = [d for d in dists if d != -1]
         acc.append(sum(d < thr for d in valid) / len(valid) if valid else -1.0)
         if acc[-1] >= 0:

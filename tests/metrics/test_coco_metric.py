@@ -48,22 +48,42 @@ def write_gt(path: Path, info: KeypointInfo) -> tuple[Path, np.ndarray]:
     gt_kpts = np.stack([_person_keypoints(info, p[1:], rng) for p in PERSONS])
     anns = [
         {
-            "id": i + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-            "bbox": [x, y, w, h], "area": w * h * 0.6,
-            "num_keypoints": int((gt_kpts[i, :, 2] > 0).sum()), "keypoints": gt_kpts[i].reshape(-1).tolist(),
+            "id": i + 1,
+            "image_id": image_id,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [x, y, w, h],
+            "area": w * h * 0.6,
+            "num_keypoints": int((gt_kpts[i, :, 2] > 0).sum()),
+            "keypoints": gt_kpts[i].reshape(-1).tolist(),
         }
         for i, (image_id, x, y, w, h) in enumerate(PERSONS)
     ]
-    anns.append({
-        "id": 99, "image_id": 2, "category_id": 1, "iscrowd": 1, "bbox": list(CROWD_BOX),
-        "area": CROWD_BOX[2] * CROWD_BOX[3], "num_keypoints": 0, "keypoints": [0] * (3 * info.num_keypoints),
-        "segmentation": {"counts": [0], "size": [480, 640]},
-    })
+    anns.append(
+        {
+            "id": 99,
+            "image_id": 2,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": list(CROWD_BOX),
+            "area": CROWD_BOX[2] * CROWD_BOX[3],
+            "num_keypoints": 0,
+            "keypoints": [0] * (3 * info.num_keypoints),
+            "segmentation": {"counts": [0], "size": [480, 640]},
+        }
+    )
     dataset = {
         "images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in (1, 2)],
         "annotations": anns,
-        "categories": [{"id": 1, "name": "person", "supercategory": "person",
-                        "keypoints": list(info.keypoint_names), "skeleton": []}],
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "supercategory": "person",
+                "keypoints": list(info.keypoint_names),
+                "skeleton": [],
+            }
+        ],
     }
     path.write_text(json.dumps(dataset))
     return path, gt_kpts
@@ -78,8 +98,10 @@ def predictions_from_gt(gt_kpts: np.ndarray, joint_score: float = 0.9) -> np.nda
 
 def update(metric: COCOKeypointMetric, sample_ids, image_ids, kpts, areas=None, box_scores=None) -> None:
     n = len(sample_ids)
-    metric.update(
-        torch.tensor(sample_ids), torch.tensor(image_ids), torch.as_tensor(kpts, dtype=torch.float32),
+    metric.add_instances(
+        torch.tensor(sample_ids),
+        torch.tensor(image_ids),
+        torch.as_tensor(kpts, dtype=torch.float32),
         torch.as_tensor(areas if areas is not None else np.full(n, 20000.0)),
         torch.as_tensor(box_scores if box_scores is not None else np.ones(n)),
     )
@@ -140,9 +162,14 @@ def _expected_results(keypoints, image_ids, box_scores, in_vis_thr=0.2) -> list[
     for kpts, image_id, box_score in zip(keypoints, image_ids, box_scores):
         confident = [float(s) for s in kpts[:, 2].astype(np.float32) if s > in_vis_thr]
         kpt_score = sum(confident) / len(confident) if confident else 0.0
-        results.append({"image_id": int(image_id), "category_id": 1,
-                        "keypoints": kpts.astype(np.float32).reshape(-1).tolist(),
-                        "score": kpt_score * float(np.float32(box_score))})
+        results.append(
+            {
+                "image_id": int(image_id),
+                "category_id": 1,
+                "keypoints": kpts.astype(np.float32).reshape(-1).tolist(),
+                "score": kpt_score * float(np.float32(box_score)),
+            }
+        )
     return results
 
 
@@ -192,8 +219,9 @@ def test_nms_removes_shifted_duplicate(coco17_gt) -> None:
     duplicate[..., :2] += 1.5
     for use_nms, expected_count in ((True, 3), (False, 4)):
         metric = COCOKeypointMetric(ann_file=str(ann_file), sigmas=COCO17.sigmas, use_nms=use_nms)
-        update(metric, [0, 1, 2, 3], IMAGE_IDS + [1], np.concatenate([preds, duplicate]),
-               box_scores=[1.0, 1.0, 1.0, 0.5])
+        update(
+            metric, [0, 1, 2, 3], IMAGE_IDS + [1], np.concatenate([preds, duplicate]), box_scores=[1.0, 1.0, 1.0, 0.5]
+        )
         stats = metric.compute()
         assert len(metric.last_results) == expected_count
         assert stats["AP"] == pytest.approx(1.0)

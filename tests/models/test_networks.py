@@ -281,8 +281,13 @@ def test_kaiming_init_for_training_from_scratch(tmp_path: Path) -> None:
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     overrides = [
-        "model=higherhrnet", "model.init=kaiming", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]",
-        "model.net.num_blocks=1", "model.net.stem_channels=16", "model.net.num_deconv_basic_blocks=1",
+        "model=higherhrnet",
+        "model.init=kaiming",
+        "model.net.width=8",
+        "model.net.stage_num_modules=[1,1,1]",
+        "model.net.num_blocks=1",
+        "model.net.stem_channels=16",
+        "model.net.num_deconv_basic_blocks=1",
     ]
     with initialize_config_dir(config_dir=str(conf), version_base=None):
         cfg = compose("train", overrides=overrides)

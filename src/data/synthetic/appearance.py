@@ -13,17 +13,39 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.data.synthetic.figure import (
-    EAR_RADIUS, EYE_DIRECTION, JOINT_INDEX, NOSE_RADIUS, Skeleton,
+    EAR_RADIUS,
+    EYE_DIRECTION,
+    JOINT_INDEX,
+    NOSE_RADIUS,
+    Skeleton,
 )
 from src.data.synthetic.render import Material, Primitive
 
-SKIN_TONES = np.array([
-    [247, 214, 190], [234, 192, 160], [222, 172, 132], [198, 144, 104],
-    [170, 116, 80], [134, 88, 58], [100, 66, 44], [72, 48, 34],
-], dtype=np.float64)
-HAIR_COLOURS = np.array([
-    [28, 24, 22], [52, 36, 26], [86, 58, 36], [130, 92, 56], [196, 164, 108], [150, 150, 148], [140, 66, 34],
-], dtype=np.float64)
+SKIN_TONES = np.array(
+    [
+        [247, 214, 190],
+        [234, 192, 160],
+        [222, 172, 132],
+        [198, 144, 104],
+        [170, 116, 80],
+        [134, 88, 58],
+        [100, 66, 44],
+        [72, 48, 34],
+    ],
+    dtype=np.float64,
+)
+HAIR_COLOURS = np.array(
+    [
+        [28, 24, 22],
+        [52, 36, 26],
+        [86, 58, 36],
+        [130, 92, 56],
+        [196, 164, 108],
+        [150, 150, 148],
+        [140, 66, 34],
+    ],
+    dtype=np.float64,
+)
 
 # Joint -> the figure parts that form the joint itself. A joint whose pixel shows one of these
 # parts of the same person is unoccluded; any other part there must lie no nearer than the
@@ -36,21 +58,25 @@ JOINT_PARTS: dict[str, tuple[str, ...]] = {
     "head_center": ("head",),
     "head_top": ("head",),
     "nose": ("nose",),
-    "left_eye": (), "right_eye": (),
-    "left_ear": ("ear_left",), "right_ear": ("ear_right",),
+    "left_eye": (),
+    "right_eye": (),
+    "left_ear": ("ear_left",),
+    "right_ear": ("ear_right",),
 }
 for _side in ("left", "right"):
-    JOINT_PARTS.update({
-        f"{_side}_shoulder": (f"shoulder_{_side}", f"upper_arm_{_side}", f"torso_{_side}"),
-        f"{_side}_elbow": (f"upper_arm_{_side}", f"forearm_{_side}"),
-        f"{_side}_wrist": (f"forearm_{_side}", f"hand_{_side}"),
-        f"{_side}_hand": (f"hand_{_side}",),
-        f"{_side}_hip": (f"hip_{_side}", f"thigh_{_side}", f"torso_{_side}"),
-        f"{_side}_knee": (f"thigh_{_side}", f"shin_{_side}"),
-        f"{_side}_ankle": (f"shin_{_side}", f"foot_{_side}"),
-        f"{_side}_heel": (f"foot_{_side}",),
-        f"{_side}_toe": (f"foot_{_side}",),
-    })
+    JOINT_PARTS.update(
+        {
+            f"{_side}_shoulder": (f"shoulder_{_side}", f"upper_arm_{_side}", f"torso_{_side}"),
+            f"{_side}_elbow": (f"upper_arm_{_side}", f"forearm_{_side}"),
+            f"{_side}_wrist": (f"forearm_{_side}", f"hand_{_side}"),
+            f"{_side}_hand": (f"hand_{_side}",),
+            f"{_side}_hip": (f"hip_{_side}", f"thigh_{_side}", f"torso_{_side}"),
+            f"{_side}_knee": (f"thigh_{_side}", f"shin_{_side}"),
+            f"{_side}_ankle": (f"shin_{_side}", f"foot_{_side}"),
+            f"{_side}_heel": (f"foot_{_side}",),
+            f"{_side}_toe": (f"foot_{_side}",),
+        }
+    )
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -91,9 +117,16 @@ def sample_style(rng: np.random.Generator) -> Style:
     if hair_style == "cap":
         hair = _hsv(rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.2, 0.9))
     return Style(
-        skin=skin, hair=hair, shirt=shirt, trousers=trousers, shoes=shoes, mark=mark,
-        long_sleeves=bool(rng.random() < 0.5), shorts=bool(rng.random() < 0.25),
-        hair_style=hair_style, collar="v" if rng.random() < 0.5 else "round",
+        skin=skin,
+        hair=hair,
+        shirt=shirt,
+        trousers=trousers,
+        shoes=shoes,
+        mark=mark,
+        long_sleeves=bool(rng.random() < 0.5),
+        shorts=bool(rng.random() < 0.25),
+        hair_style=hair_style,
+        collar="v" if rng.random() < 0.5 else "round",
         chest_mark=("none", "print", "buttons", "band")[int(rng.choice(4, p=[0.25, 0.35, 0.2, 0.2]))],
     )
 
@@ -180,13 +213,27 @@ def figure_primitives(skeleton: Skeleton, style: Style, owner: int, *, near: flo
 
     def capsule(part: str, a: np.ndarray, b: np.ndarray, ra: float, rb: float, material: Material) -> None:
         if min(a[2] - ra, b[2] - rb) > near:
-            prims.append(Primitive(kind="capsule", part=part, owner=owner, depth=float(a[2] + b[2]) / 2,
-                                   material=material, a=a, b=b, ra=ra, rb=rb))
+            prims.append(
+                Primitive(
+                    kind="capsule",
+                    part=part,
+                    owner=owner,
+                    depth=float(a[2] + b[2]) / 2,
+                    material=material,
+                    a=a,
+                    b=b,
+                    ra=ra,
+                    rb=rb,
+                )
+            )
 
     def sphere(part: str, c: np.ndarray, r: float, material: Material) -> None:
         if c[2] - r > near:
-            prims.append(Primitive(kind="sphere", part=part, owner=owner, depth=float(c[2]), material=material,
-                                   center=c, radius=r))
+            prims.append(
+                Primitive(
+                    kind="sphere", part=part, owner=owner, depth=float(c[2]), material=material, center=c, radius=r
+                )
+            )
 
     chest_top = thorax + chest @ np.array([0.0, -0.72 * s.r_chest, -0.1 * s.r_chest])
     capsule("spine_lower", j[J["pelvis"]], j[J["spine"]], s.r_waist, 0.5 * (s.r_waist + s.r_chest), torso)
@@ -209,4 +256,3 @@ def figure_primitives(skeleton: Skeleton, style: Style, owner: int, *, near: flo
         capsule(f"foot_{side}", j[J[f"{side}_heel"]], j[J[f"{side}_toe"]], s.r_foot * 1.1, s.r_foot * 0.85, style.shoes)
         sphere(f"ear_{side}", j[J[f"{side}_ear"]], EAR_RADIUS * s.head_radius, style.skin * 0.78)
     return prims
-

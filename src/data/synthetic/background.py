@@ -11,7 +11,6 @@ import colorsys
 import cv2
 import numpy as np
 
-
 _NOISE_SEED = 918273
 _NOISE_MARGIN = 64
 _noise_tiles: dict[tuple[int, int], np.ndarray] = {}
@@ -28,7 +27,7 @@ def noise_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         tile = np.random.default_rng(_NOISE_SEED).standard_normal(size, dtype=np.float32)
         _noise_tiles[(h, w)] = tile
     dy, dx = (int(v) for v in rng.integers(0, _NOISE_MARGIN + 1, 2))
-    return tile[dy:dy + h, dx:dx + w]
+    return tile[dy : dy + h, dx : dx + w]
 
 
 def _colour(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -77,8 +76,17 @@ def render_background(rng: np.random.Generator, image_size: tuple[int, int], clu
         if kind == 0:
             cv2.rectangle(canvas, (cx - size, cy - size // 2), (cx + size, cy + size), col, -1, cv2.LINE_AA)
         elif kind == 1:
-            cv2.ellipse(canvas, (cx, cy), (size, int(size * rng.uniform(0.3, 1.0))), float(rng.uniform(0, 180)),
-                        0, 360, col, -1, cv2.LINE_AA)
+            cv2.ellipse(
+                canvas,
+                (cx, cy),
+                (size, int(size * rng.uniform(0.3, 1.0))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                col,
+                -1,
+                cv2.LINE_AA,
+            )
         elif kind == 2:
             pts = np.stack([cx + rng.uniform(-size, size, 5), cy + rng.uniform(-size, size, 5)], 1).astype(np.int32)
             cv2.fillPoly(canvas, [pts], col, cv2.LINE_AA)
@@ -94,8 +102,13 @@ def render_background(rng: np.random.Generator, image_size: tuple[int, int], clu
         p1 = p0 + rng.normal(0.0, 0.15 * h, 2)
         thick = int(rng.uniform(2, 0.06 * h + 3))
         for k, shade in enumerate((0.6, 0.8, 1.0, 1.15)):
-            cv2.line(canvas, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
-                     tuple(float(c) for c in np.clip(col * shade, 0, 255)),
-                     max(1, thick - 2 * k * thick // 8), cv2.LINE_AA)
+            cv2.line(
+                canvas,
+                tuple(int(v) for v in p0),
+                tuple(int(v) for v in p1),
+                tuple(float(c) for c in np.clip(col * shade, 0, 255)),
+                max(1, thick - 2 * k * thick // 8),
+                cv2.LINE_AA,
+            )
     canvas += noise_field(rng, h, w)[..., :1] * np.float32(rng.uniform(0.0, 6.0))
     return np.clip(canvas, 0, 255)

@@ -54,8 +54,9 @@ def sample_camera(rng: np.random.Generator, image_size: tuple[int, int]) -> Came
     return Camera(fx=f, fy=f, cx=cx, cy=cy)
 
 
-def body_to_camera_rotation(*, yaw: float, pitch: float = 0.0, roll: float = 0.0,
-                            camera_pitch: float = 0.0, camera_roll: float = 0.0) -> np.ndarray:
+def body_to_camera_rotation(
+    *, yaw: float, pitch: float = 0.0, roll: float = 0.0, camera_pitch: float = 0.0, camera_roll: float = 0.0
+) -> np.ndarray:
     """(3, 3) rotation taking body-frame vectors to camera-frame vectors (angles in degrees).
 
     yaw 0 faces the camera, 90 faces image-right (showing the right side), 180 shows the back. pitch > 0 leans

@@ -24,17 +24,23 @@ ANNOTATIONS_PER_IMAGE = 100  # annotation id = image id * 100 + index within the
 
 def coco_categories() -> list[dict]:
     """The single COCO person category with COCO-17 names and the 1-based skeleton."""
-    return [{
-        "supercategory": "person", "id": 1, "name": "person",
-        "keypoints": list(COCO17.keypoint_names),
-        "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
-    }]
+    return [
+        {
+            "supercategory": "person",
+            "id": 1,
+            "name": "person",
+            "keypoints": list(COCO17.keypoint_names),
+            "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
+        }
+    ]
 
 
 def coco_info(*, seed: int, version: int, split: str) -> dict:
     return {
         "description": "Synthetic articulated figures with COCO-17 keypoints (src.data.synthetic)",
-        "version": str(version), "seed": seed, "split": split,
+        "version": str(version),
+        "seed": seed,
+        "split": split,
         "keypoints_3d_names": list(JOINT_NAMES),
         "keypoints_3d_frame": "camera frame in mm: x right, y down, z forward; u = fx*x/z + cx, v = fy*y/z + cy",
     }
@@ -90,21 +96,35 @@ def scene_annotations(scene: Scene, image_id: int, *, min_area: int = 30, keypoi
                     keypoints += [0, 0, 0]
             num = int((vis > 0).sum())
         x1, y1 = min(x1, w - 1), min(y1, h - 1)
-        anns.append({
-            "id": image_id * ANNOTATIONS_PER_IMAGE + len(anns), "image_id": image_id, "category_id": 1,
-            "iscrowd": 0, "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "area": area,
-            "num_keypoints": num, "keypoints": keypoints,
-            "segmentation": mask_to_polygons(person.mask),
-            "keypoints_3d": [round(float(c), 1) for c in person.joints_3d.reshape(-1)],
-        })
+        anns.append(
+            {
+                "id": image_id * ANNOTATIONS_PER_IMAGE + len(anns),
+                "image_id": image_id,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1],
+                "area": area,
+                "num_keypoints": num,
+                "keypoints": keypoints,
+                "segmentation": mask_to_polygons(person.mask),
+                "keypoints_3d": [round(float(c), 1) for c in person.joints_3d.reshape(-1)],
+            }
+        )
     if scene.crowd_mask is not None:
         area = int(scene.crowd_mask.sum())
         if area >= min_area:
             x0, y0, x1, y1 = _extent(scene.crowd_mask)
-            anns.append({
-                "id": image_id * ANNOTATIONS_PER_IMAGE + len(anns), "image_id": image_id, "category_id": 1,
-                "iscrowd": 1, "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1], "area": area,
-                "num_keypoints": 0, "keypoints": [0] * (3 * len(COCO_INDICES)),
-                "segmentation": mask_to_rle(scene.crowd_mask),
-            })
+            anns.append(
+                {
+                    "id": image_id * ANNOTATIONS_PER_IMAGE + len(anns),
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 1,
+                    "bbox": [x0, y0, x1 - x0 + 1, y1 - y0 + 1],
+                    "area": area,
+                    "num_keypoints": 0,
+                    "keypoints": [0] * (3 * len(COCO_INDICES)),
+                    "segmentation": mask_to_rle(scene.crowd_mask),
+                }
+            )
     return anns

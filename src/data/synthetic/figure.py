@@ -15,12 +15,35 @@ import numpy as np
 from src.data.keypoint_info import COCO17, MPII16
 
 JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "spine", "thorax", "upper_neck", "head_center", "head_top",
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-    "left_hip", "right_hip", "left_knee", "right_knee",
-    "left_ankle", "right_ankle", "left_heel", "right_heel", "left_toe", "right_toe",
+    "pelvis",
+    "spine",
+    "thorax",
+    "upper_neck",
+    "head_center",
+    "head_top",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_toe",
+    "right_toe",
 )
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 
@@ -46,20 +69,38 @@ def layout_indices(layout: str) -> np.ndarray:
 # from the body's midline; shoulder_twist > 0 is internal rotation, hip_twist > 0 turns the toes
 # outwards; ankle > 0 points the toes down; neck_flex > 0 looks down.
 JOINT_LIMITS: dict[str, tuple[float, float]] = {
-    "spine_flex": (-20.0, 60.0), "spine_side": (-25.0, 25.0), "spine_twist": (-40.0, 40.0),
-    "neck_flex": (-40.0, 50.0), "neck_side": (-30.0, 30.0), "neck_twist": (-70.0, 70.0),
+    "spine_flex": (-20.0, 60.0),
+    "spine_side": (-25.0, 25.0),
+    "spine_twist": (-40.0, 40.0),
+    "neck_flex": (-40.0, 50.0),
+    "neck_side": (-30.0, 30.0),
+    "neck_twist": (-70.0, 70.0),
 }
 for _s in ("l", "r"):
-    JOINT_LIMITS.update({
-        f"{_s}_shoulder_flex": (-60.0, 180.0), f"{_s}_shoulder_abd": (-10.0, 170.0),
-        f"{_s}_shoulder_twist": (-50.0, 90.0), f"{_s}_elbow": (0.0, 150.0),
-        f"{_s}_hip_flex": (-30.0, 130.0), f"{_s}_hip_abd": (-15.0, 50.0),
-        f"{_s}_hip_twist": (-25.0, 45.0), f"{_s}_knee": (0.0, 150.0), f"{_s}_ankle": (-30.0, 45.0),
-    })
+    JOINT_LIMITS.update(
+        {
+            f"{_s}_shoulder_flex": (-60.0, 180.0),
+            f"{_s}_shoulder_abd": (-10.0, 170.0),
+            f"{_s}_shoulder_twist": (-50.0, 90.0),
+            f"{_s}_elbow": (0.0, 150.0),
+            f"{_s}_hip_flex": (-30.0, 130.0),
+            f"{_s}_hip_abd": (-15.0, 50.0),
+            f"{_s}_hip_twist": (-25.0, 45.0),
+            f"{_s}_knee": (0.0, 150.0),
+            f"{_s}_ankle": (-30.0, 45.0),
+        }
+    )
 
 POSE_KINDS: dict[str, float] = {  # kind -> sampling probability
-    "stand": 0.20, "walk": 0.20, "run": 0.08, "arms_raised": 0.14, "wave": 0.08,
-    "crouch": 0.08, "sit": 0.10, "lunge": 0.05, "free": 0.07,
+    "stand": 0.20,
+    "walk": 0.20,
+    "run": 0.08,
+    "arms_raised": 0.14,
+    "wave": 0.08,
+    "crouch": 0.08,
+    "sit": 0.10,
+    "lunge": 0.05,
+    "free": 0.07,
 }
 
 # Eye direction on the head sphere (head frame, x = left); ears and nose are small spheres.
@@ -135,13 +176,32 @@ def sample_body_shape(rng: np.random.Generator, height: float | None = None) -> 
         return h * frac * build * k * float(rng.uniform(0.95, 1.05))
 
     return BodyShape(
-        height=h, spine=seg(0.27), neck=seg(0.055), head_radius=seg(0.062),
-        shoulder_half=seg(0.118), hip_half=seg(0.062), hip_drop=seg(0.025),
-        upper_arm=seg(0.180), forearm=seg(0.150), hand=seg(0.085),
-        thigh=seg(0.240), shin=seg(0.240), ankle_height=seg(0.040), foot=seg(0.150),
-        r_waist=rad(0.066), r_chest=rad(0.074, chest), r_side=rad(0.052, chest), r_neck=rad(0.030),
-        r_upper_arm=rad(0.031), r_forearm=rad(0.026), r_wrist=rad(0.019), r_hand=rad(0.022),
-        r_thigh=rad(0.048), r_knee=rad(0.034), r_ankle=rad(0.024), r_foot=rad(0.022),
+        height=h,
+        spine=seg(0.27),
+        neck=seg(0.055),
+        head_radius=seg(0.062),
+        shoulder_half=seg(0.118),
+        hip_half=seg(0.062),
+        hip_drop=seg(0.025),
+        upper_arm=seg(0.180),
+        forearm=seg(0.150),
+        hand=seg(0.085),
+        thigh=seg(0.240),
+        shin=seg(0.240),
+        ankle_height=seg(0.040),
+        foot=seg(0.150),
+        r_waist=rad(0.066),
+        r_chest=rad(0.074, chest),
+        r_side=rad(0.052, chest),
+        r_neck=rad(0.030),
+        r_upper_arm=rad(0.031),
+        r_forearm=rad(0.026),
+        r_wrist=rad(0.019),
+        r_hand=rad(0.022),
+        r_thigh=rad(0.048),
+        r_knee=rad(0.034),
+        r_ankle=rad(0.024),
+        r_foot=rad(0.022),
     )
 
 
@@ -153,18 +213,35 @@ def joint_surface_radius(shape: BodyShape) -> np.ndarray:
     """
     s = shape
     r = {
-        "pelvis": s.r_waist, "spine": s.r_waist, "thorax": s.r_chest, "upper_neck": s.r_neck,
-        "head_center": s.head_radius, "head_top": 0.0, "nose": NOSE_RADIUS * s.head_radius,
-        "left_eye": 0.0, "right_eye": 0.0,
-        "left_ear": EAR_RADIUS * s.head_radius, "right_ear": EAR_RADIUS * s.head_radius,
-        "left_shoulder": s.r_side, "right_shoulder": s.r_side,
-        "left_elbow": s.r_upper_arm, "right_elbow": s.r_upper_arm,
-        "left_wrist": s.r_forearm, "right_wrist": s.r_forearm,
-        "left_hand": s.r_hand, "right_hand": s.r_hand,
-        "left_hip": s.r_thigh, "right_hip": s.r_thigh,
-        "left_knee": s.r_knee, "right_knee": s.r_knee,
-        "left_ankle": s.r_ankle, "right_ankle": s.r_ankle,
-        "left_heel": s.r_foot, "right_heel": s.r_foot, "left_toe": s.r_foot, "right_toe": s.r_foot,
+        "pelvis": s.r_waist,
+        "spine": s.r_waist,
+        "thorax": s.r_chest,
+        "upper_neck": s.r_neck,
+        "head_center": s.head_radius,
+        "head_top": 0.0,
+        "nose": NOSE_RADIUS * s.head_radius,
+        "left_eye": 0.0,
+        "right_eye": 0.0,
+        "left_ear": EAR_RADIUS * s.head_radius,
+        "right_ear": EAR_RADIUS * s.head_radius,
+        "left_shoulder": s.r_side,
+        "right_shoulder": s.r_side,
+        "left_elbow": s.r_upper_arm,
+        "right_elbow": s.r_upper_arm,
+        "left_wrist": s.r_forearm,
+        "right_wrist": s.r_forearm,
+        "left_hand": s.r_hand,
+        "right_hand": s.r_hand,
+        "left_hip": s.r_thigh,
+        "right_hip": s.r_thigh,
+        "left_knee": s.r_knee,
+        "right_knee": s.r_knee,
+        "left_ankle": s.r_ankle,
+        "right_ankle": s.r_ankle,
+        "left_heel": s.r_foot,
+        "right_heel": s.r_foot,
+        "left_toe": s.r_foot,
+        "right_toe": s.r_foot,
     }
     return np.array([r[name] for name in JOINT_NAMES])
 
@@ -233,8 +310,12 @@ def forward_kinematics(shape: BodyShape, pose: dict[str, float]) -> Skeleton:
         c = side[0]
         offset = np.array([sign * s.shoulder_half, -0.02 * s.height, -0.012 * s.height])
         shoulder = put(f"{side}_shoulder", thorax + chest @ offset)
-        upper = (chest @ rot_z(sign * p[f"{c}_shoulder_abd"]) @ rot_x(-p[f"{c}_shoulder_flex"])
-                 @ rot_y(-sign * p[f"{c}_shoulder_twist"]))
+        upper = (
+            chest
+            @ rot_z(sign * p[f"{c}_shoulder_abd"])
+            @ rot_x(-p[f"{c}_shoulder_flex"])
+            @ rot_y(-sign * p[f"{c}_shoulder_twist"])
+        )
         elbow = put(f"{side}_elbow", shoulder + upper @ np.array([0.0, -s.upper_arm, 0.0]))
         fore = upper @ rot_x(-p[f"{c}_elbow"])
         wrist = put(f"{side}_wrist", elbow + fore @ np.array([0.0, -s.forearm, 0.0]))
@@ -308,8 +389,12 @@ def sample_pose(rng: np.random.Generator, kind: str | None = None) -> tuple[str,
         probs = np.array([POSE_KINDS[k] for k in names])
         kind = names[int(rng.choice(len(names), p=probs / probs.sum()))]
     p: dict[str, float] = {
-        "spine_flex": rng.normal(3.0, 5.0), "spine_side": rng.normal(0.0, 4.0), "spine_twist": rng.normal(0.0, 8.0),
-        "neck_flex": rng.normal(0.0, 12.0), "neck_side": rng.normal(0.0, 7.0), "neck_twist": rng.normal(0.0, 22.0),
+        "spine_flex": rng.normal(3.0, 5.0),
+        "spine_side": rng.normal(0.0, 4.0),
+        "spine_twist": rng.normal(0.0, 8.0),
+        "neck_flex": rng.normal(0.0, 12.0),
+        "neck_side": rng.normal(0.0, 7.0),
+        "neck_twist": rng.normal(0.0, 22.0),
     }
     _standing_legs(rng, p)
     _relaxed_arms(rng, p)

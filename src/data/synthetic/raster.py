@@ -48,16 +48,28 @@ class Fragments:
     def concat(parts: list[Fragments]) -> Fragments:
         if not parts:
             return Fragments.empty()
-        return Fragments(**{k: np.concatenate([getattr(p, k) for p in parts])
-                            for k in ("prim", "x", "y", "alpha", "depth", "points", "normals")})
+        return Fragments(
+            **{
+                k: np.concatenate([getattr(p, k) for p in parts])
+                for k in ("prim", "x", "y", "alpha", "depth", "points", "normals")
+            }
+        )
 
     def select(self, keep: np.ndarray) -> Fragments:
-        return Fragments(prim=self.prim[keep], x=self.x[keep], y=self.y[keep], alpha=self.alpha[keep],
-                         depth=self.depth[keep], points=self.points[keep], normals=self.normals[keep])
+        return Fragments(
+            prim=self.prim[keep],
+            x=self.x[keep],
+            y=self.y[keep],
+            alpha=self.alpha[keep],
+            depth=self.depth[keep],
+            points=self.points[keep],
+            normals=self.normals[keep],
+        )
 
 
-def _window_pixels(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray,
-                   size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window_pixels(
+    x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer pixel windows [x0, x1] x [y0, y1] per primitive (P,) -> (owner, x, y) each (N,)."""
     w, h = size
     ix0 = np.minimum(np.maximum(np.floor(x0), 0), w).astype(np.int64)
@@ -72,8 +84,15 @@ def _window_pixels(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarra
     return owner, ix0[owner] + k % wo, iy0[owner] + k // wo
 
 
-def capsule_fragments(camera: Camera, size: tuple[int, int], a: np.ndarray, b: np.ndarray,
-                      ra: np.ndarray, rb: np.ndarray, prim_ids: np.ndarray) -> Fragments:
+def capsule_fragments(
+    camera: Camera,
+    size: tuple[int, int],
+    a: np.ndarray,
+    b: np.ndarray,
+    ra: np.ndarray,
+    rb: np.ndarray,
+    prim_ids: np.ndarray,
+) -> Fragments:
     """Tapered capsules between camera-frame points a, b (P, 3) with radii ra, rb (P,) in mm.
 
     The axis is projected exactly (so joints on it land on their projections); pixel radii
@@ -85,8 +104,13 @@ def capsule_fragments(camera: Camera, size: tuple[int, int], a: np.ndarray, b: n
     a2, b2 = camera.project(a), camera.project(b)
     rpa, rpb = f * ra / a[:, 2], f * rb / b[:, 2]
     pad = np.maximum(rpa, rpb) + 1.0
-    owner, x, y = _window_pixels(np.minimum(a2[:, 0], b2[:, 0]) - pad, np.maximum(a2[:, 0], b2[:, 0]) + pad,
-                                 np.minimum(a2[:, 1], b2[:, 1]) - pad, np.maximum(a2[:, 1], b2[:, 1]) + pad, size)
+    owner, x, y = _window_pixels(
+        np.minimum(a2[:, 0], b2[:, 0]) - pad,
+        np.maximum(a2[:, 0], b2[:, 0]) + pad,
+        np.minimum(a2[:, 1], b2[:, 1]) - pad,
+        np.maximum(a2[:, 1], b2[:, 1]) + pad,
+        size,
+    )
     ab = b2 - a2
     l2 = np.maximum((ab * ab).sum(1), 1e-9)
     px, py = x - a2[owner, 0], y - a2[owner, 1]
@@ -108,8 +132,9 @@ def capsule_fragments(camera: Camera, size: tuple[int, int], a: np.ndarray, b: n
     return Fragments(prim=prim_ids[owner], x=x, y=y, alpha=alpha, depth=points[:, 2], points=points, normals=normals)
 
 
-def sphere_fragments(camera: Camera, size: tuple[int, int], centers: np.ndarray, radii: np.ndarray,
-                     prim_ids: np.ndarray) -> Fragments:
+def sphere_fragments(
+    camera: Camera, size: tuple[int, int], centers: np.ndarray, radii: np.ndarray, prim_ids: np.ndarray
+) -> Fragments:
     """Ray-cast spheres (exact perspective silhouette, depth and normals); centers (P, 3), radii (P,) mm."""
     if len(centers) == 0:
         return Fragments.empty()
@@ -139,8 +164,9 @@ def sphere_fragments(camera: Camera, size: tuple[int, int], centers: np.ndarray,
     return Fragments(prim=prim_ids[owner], x=x, y=y, alpha=alpha, depth=points[:, 2], points=points, normals=normals)
 
 
-def polygon_fragments(camera: Camera, size: tuple[int, int], polygons: list[np.ndarray], depths: list[float],
-                      prim_ids: np.ndarray) -> Fragments:
+def polygon_fragments(
+    camera: Camera, size: tuple[int, int], polygons: list[np.ndarray], depths: list[float], prim_ids: np.ndarray
+) -> Fragments:
     """Flat, anti-aliased polygons (each (N, 2) px) facing the camera at constant depths (mm)."""
     w, h = size
     parts = []
@@ -150,21 +176,31 @@ def polygon_fragments(camera: Camera, size: tuple[int, int], polygons: list[np.n
         y, x = np.nonzero(mask)
         z = np.full(len(x), float(depth))
         points = np.stack([(x - camera.cx) / camera.fx * z, (y - camera.cy) / camera.fy * z, z], axis=1)
-        parts.append(Fragments(prim=np.full(len(x), pid, np.int64), x=x.astype(np.int64), y=y.astype(np.int64),
-                               alpha=mask[y, x] / 255.0, depth=z, points=points,
-                               normals=np.tile([0.0, 0.0, -1.0], (len(x), 1))))
+        parts.append(
+            Fragments(
+                prim=np.full(len(x), pid, np.int64),
+                x=x.astype(np.int64),
+                y=y.astype(np.int64),
+                alpha=mask[y, x] / 255.0,
+                depth=z,
+                points=points,
+                normals=np.tile([0.0, 0.0, -1.0], (len(x), 1)),
+            )
+        )
     return Fragments.concat(parts)
 
 
-def shade(normals: np.ndarray, base: np.ndarray, light: np.ndarray, *, ambient: float = 0.42,
-          diffuse: float = 0.68) -> np.ndarray:
+def shade(
+    normals: np.ndarray, base: np.ndarray, light: np.ndarray, *, ambient: float = 0.42, diffuse: float = 0.68
+) -> np.ndarray:
     """Lambertian shading: base (F, 3) RGB -> (F, 3); light (3,) points towards the light."""
     light = np.asarray(light, dtype=np.float64) / np.linalg.norm(light)
     return base * (ambient + diffuse * np.maximum(normals @ light, 0.0))[:, None]
 
 
-def composite(background: np.ndarray, frags: Fragments,
-              colors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def composite(
+    background: np.ndarray, frags: Fragments, colors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Depth-sorted alpha compositing of fragments over background (H, W, 3).
 
     Returns color (H, W, 3) float32, depth (H, W) float32 (inf where empty) and ids (H, W)

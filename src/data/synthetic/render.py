@@ -6,19 +6,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import numpy as np
 
 from src.data.synthetic.camera import Camera
 from src.data.synthetic.raster import (
-    Fragments, capsule_fragments, composite, polygon_fragments, shade, sphere_fragments,
+    Fragments,
+    capsule_fragments,
+    composite,
+    polygon_fragments,
+    shade,
+    sphere_fragments,
 )
 
 # An RGB colour (3,) or a callable material(points (F, 3), normals (F, 3)) -> (F, 3) RGB base
 # colours of camera-frame surface points.
-Material = Union[np.ndarray, Callable[[np.ndarray, np.ndarray], np.ndarray]]
+Material = np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -43,8 +48,9 @@ class Primitive:
     points2d: np.ndarray | None = None  # polygon (N, 2) px
 
 
-def rasterise(prims: list[Primitive], *, camera: Camera, background: np.ndarray,
-              light: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rasterise(
+    prims: list[Primitive], *, camera: Camera, background: np.ndarray, light: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render primitives over background (H, W, 3) -> (color (H, W, 3) float32, depth (H, W), ids (H, W)).
 
     ids index into ``prims`` (-1 where only background shows).
@@ -54,16 +60,33 @@ def rasterise(prims: list[Primitive], *, camera: Camera, background: np.ndarray,
     caps = [i for i, p in enumerate(prims) if p.kind == "capsule"]
     sphs = [i for i, p in enumerate(prims) if p.kind == "sphere"]
     polys = [i for i, p in enumerate(prims) if p.kind == "polygon"]
-    frags = Fragments.concat([
-        capsule_fragments(camera, size, np.array([prims[i].a for i in caps]).reshape(-1, 3),
-                          np.array([prims[i].b for i in caps]).reshape(-1, 3),
-                          np.array([prims[i].ra for i in caps]), np.array([prims[i].rb for i in caps]),
-                          np.array(caps, dtype=np.int64)),
-        sphere_fragments(camera, size, np.array([prims[i].center for i in sphs]).reshape(-1, 3),
-                         np.array([prims[i].radius for i in sphs]), np.array(sphs, dtype=np.int64)),
-        polygon_fragments(camera, size, [prims[i].points2d for i in polys], [prims[i].depth for i in polys],
-                          np.array(polys, dtype=np.int64)),
-    ])
+    frags = Fragments.concat(
+        [
+            capsule_fragments(
+                camera,
+                size,
+                np.array([prims[i].a for i in caps]).reshape(-1, 3),
+                np.array([prims[i].b for i in caps]).reshape(-1, 3),
+                np.array([prims[i].ra for i in caps]),
+                np.array([prims[i].rb for i in caps]),
+                np.array(caps, dtype=np.int64),
+            ),
+            sphere_fragments(
+                camera,
+                size,
+                np.array([prims[i].center for i in sphs]).reshape(-1, 3),
+                np.array([prims[i].radius for i in sphs]),
+                np.array(sphs, dtype=np.int64),
+            ),
+            polygon_fragments(
+                camera,
+                size,
+                [prims[i].points2d for i in polys],
+                [prims[i].depth for i in polys],
+                np.array(polys, dtype=np.int64),
+            ),
+        ]
+    )
     # base colours: constant materials by lookup, textured ones in one call per material object
     textured: dict[int, int] = {}
     mat_index = np.full(len(prims), -1, dtype=np.int64)
@@ -82,7 +105,7 @@ def rasterise(prims: list[Primitive], *, camera: Camera, background: np.ndarray,
     order = np.argsort(frag_mat, kind="stable")
     bounds = np.searchsorted(frag_mat[order], np.arange(len(callables) + 1))
     for k, material in enumerate(callables):
-        sel = order[bounds[k]:bounds[k + 1]]
+        sel = order[bounds[k] : bounds[k + 1]]
         if len(sel):
             base[sel] = material(frags.points[sel], frags.normals[sel])
     return composite(background, frags, shade(frags.normals, base, light))

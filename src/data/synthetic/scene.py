@@ -16,7 +16,13 @@ from src.data.synthetic.appearance import JOINT_PARTS, figure_primitives, sample
 from src.data.synthetic.background import noise_field, render_background
 from src.data.synthetic.camera import Camera, body_to_camera_rotation, sample_camera
 from src.data.synthetic.figure import (
-    JOINT_NAMES, Skeleton, balance, forward_kinematics, joint_surface_radius, sample_body_shape, sample_pose,
+    JOINT_NAMES,
+    Skeleton,
+    balance,
+    forward_kinematics,
+    joint_surface_radius,
+    sample_body_shape,
+    sample_pose,
 )
 from src.data.synthetic.render import Primitive, rasterise
 
@@ -78,9 +84,17 @@ def sample_yaw(rng: np.random.Generator, facing_camera_prob: float) -> float:
     return float(rng.uniform(0.0, 360.0))
 
 
-def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: float, v0: float,
-           yaw: float | None = None, tilt: tuple[float, float] = (0.0, 0.0),
-           pose_kind: str | None = None) -> tuple[Skeleton, str]:
+def _place(
+    rng: np.random.Generator,
+    camera: Camera,
+    *,
+    stature_px: float,
+    u0: float,
+    v0: float,
+    yaw: float | None = None,
+    tilt: tuple[float, float] = (0.0, 0.0),
+    pose_kind: str | None = None,
+) -> tuple[Skeleton, str]:
     """Sample a person and place them so that their body centre projects to (u0, v0)."""
     shape = sample_body_shape(rng)
     kind, pose = sample_pose(rng, pose_kind)
@@ -89,8 +103,11 @@ def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: f
         body = balance(body)
     rot = body_to_camera_rotation(
         yaw=rng.uniform(0.0, 360.0) if yaw is None else yaw,
-        pitch=min(max(rng.normal(0.0, 4.0), -12.0), 12.0), roll=min(max(rng.normal(0.0, 4.0), -12.0), 12.0),
-        camera_pitch=tilt[0], camera_roll=tilt[1])
+        pitch=min(max(rng.normal(0.0, 4.0), -12.0), 12.0),
+        roll=min(max(rng.normal(0.0, 4.0), -12.0), 12.0),
+        camera_pitch=tilt[0],
+        camera_roll=tilt[1],
+    )
     rotated = body.joints @ rot.T
     lo, hi = rotated.min(axis=0), rotated.max(axis=0)
     mid = (lo + hi) / 2
@@ -99,8 +116,15 @@ def _place(rng: np.random.Generator, camera: Camera, *, stature_px: float, u0: f
     return body.transformed(rot, t), kind
 
 
-def _visibility(person: int, skel: Skeleton, camera: Camera, depth: np.ndarray, ids: np.ndarray, owners: np.ndarray,
-                parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _visibility(
+    person: int,
+    skel: Skeleton,
+    camera: Camera,
+    depth: np.ndarray,
+    ids: np.ndarray,
+    owners: np.ndarray,
+    parts: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
     """(J, 2) projections and (J,) visibility of one person from the depth and id buffers."""
     joints = skel.joints
     z = joints[:, 2]
@@ -122,8 +146,9 @@ def _visibility(person: int, skel: Skeleton, camera: Camera, depth: np.ndarray, 
     return uv, vis
 
 
-def _sample_people(rng: np.random.Generator, camera: Camera, config: SceneConfig,
-                   tilt: tuple[float, float]) -> tuple[list[Skeleton], list[str], list[float]]:
+def _sample_people(
+    rng: np.random.Generator, camera: Camera, config: SceneConfig, tilt: tuple[float, float]
+) -> tuple[list[Skeleton], list[str], list[float]]:
     """min_people..max_people people (none with probability empty_prob), spread over the image width."""
     w, h = config.image_size
     n = 0 if rng.random() < config.empty_prob else int(rng.integers(config.min_people, config.max_people + 1))
@@ -141,16 +166,18 @@ def _sample_people(rng: np.random.Generator, camera: Camera, config: SceneConfig
         v0 = rng.uniform(lo_v, hi_v) if lo_v < hi_v else h / 2
         if rng.random() < config.truncation_prob:
             v0 += rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.45) * stature
-        skel, kind = _place(rng, camera, stature_px=stature, u0=u0, v0=v0, tilt=tilt,
-                            yaw=sample_yaw(rng, config.facing_camera_prob))
+        skel, kind = _place(
+            rng, camera, stature_px=stature, u0=u0, v0=v0, tilt=tilt, yaw=sample_yaw(rng, config.facing_camera_prob)
+        )
         skeletons.append(skel)
         kinds.append(kind)
         statures.append(stature)
     return skeletons, kinds, statures
 
 
-def _sample_crowd(rng: np.random.Generator, camera: Camera, config: SceneConfig,
-                  tilt: tuple[float, float]) -> list[Skeleton]:
+def _sample_crowd(
+    rng: np.random.Generator, camera: Camera, config: SceneConfig, tilt: tuple[float, float]
+) -> list[Skeleton]:
     """A cluster of 5-12 small figures (annotated together as one iscrowd region)."""
     w, h = config.image_size
     m = int(rng.integers(5, 13))
@@ -160,9 +187,15 @@ def _sample_crowd(rng: np.random.Generator, camera: Camera, config: SceneConfig,
     crowd = []
     for _ in range(m):
         stature = base * rng.uniform(0.85, 1.15)
-        skel, _ = _place(rng, camera, stature_px=stature, u0=uc + rng.normal(0.0, spread),
-                         v0=vc + rng.normal(0.0, 0.15 * stature), tilt=tilt,
-                         pose_kind="walk" if rng.random() < 0.5 else "stand")
+        skel, _ = _place(
+            rng,
+            camera,
+            stature_px=stature,
+            u0=uc + rng.normal(0.0, spread),
+            v0=vc + rng.normal(0.0, 0.15 * stature),
+            tilt=tilt,
+            pose_kind="walk" if rng.random() < 0.5 else "stand",
+        )
         crowd.append(skel)
     return crowd
 
@@ -215,9 +248,17 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
     persons = []
     for i, skel in enumerate(skeletons):
         uv, vis = _visibility(i, skel, camera, depth, ids, owners, parts)
-        persons.append(PersonInstance(
-            joints_3d=skel.joints, joints_2d=uv, visibility=vis, mask=owner_map == i,
-            keypoint_less=statures[i] < config.keypoint_min_height, stature_px=float(statures[i]), pose_kind=kinds[i]))
+        persons.append(
+            PersonInstance(
+                joints_3d=skel.joints,
+                joints_2d=uv,
+                visibility=vis,
+                mask=owner_map == i,
+                keypoint_less=statures[i] < config.keypoint_min_height,
+                stature_px=float(statures[i]),
+                pose_kind=kinds[i],
+            )
+        )
     crowd_mask = (owner_map >= n) if crowd else None
 
     img = cv2.GaussianBlur(color, (0, 0), sigmaX=rng.uniform(0.2, config.max_blur_sigma))

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.geometry import (
+from src.data.keypoint_info import COCO17
+from src.geometry import (
     affine_transform_points,
     box_xywh_to_center_scale,
     flip_joints,
@@ -17,9 +18,8 @@ from src.data.geometry import (
     half_body_center_scale,
     heatmap_to_image_coords,
 )
-from src.data.keypoint_info import COCO17
 
-VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
+VECTORS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "algorithm_vectors.json"
 
 # Official vectors (algorithm_vectors.json["affine"]), hard-coded so the tests run without it.
 CENTER = (320.0, 240.0)
@@ -173,9 +173,25 @@ def test_box_to_center_scale_padding_and_missing_box_sentinel():
 def _coco_pose() -> np.ndarray:
     """(17, 2) an upright person: head around y 20-40, shoulders 60, hips 140, ankles 260."""
     return np.array(
-        [[50, 20], [45, 15], [55, 15], [40, 20], [60, 20],  # face
-         [30, 60], [70, 60], [25, 100], [75, 100], [20, 130], [80, 130],  # arms
-         [40, 140], [60, 140], [38, 200], [62, 200], [36, 260], [64, 260]],  # legs
+        [
+            [50, 20],
+            [45, 15],
+            [55, 15],
+            [40, 20],
+            [60, 20],  # face
+            [30, 60],
+            [70, 60],
+            [25, 100],
+            [75, 100],
+            [20, 130],
+            [80, 130],  # arms
+            [40, 140],
+            [60, 140],
+            [38, 200],
+            [62, 200],
+            [36, 260],
+            [64, 260],
+        ],  # legs
         dtype=np.float32,
     )
 
@@ -202,8 +218,12 @@ def test_half_body_selects_half_and_pads(upper):
     joints, vis = _coco_pose(), np.ones(17)
     rng = np.random.default_rng(_seed_with_first_normal(below=upper))
     result = half_body_center_scale(
-        joints, vis, upper_ids=COCO17.upper_body_ids, lower_ids=COCO17.lower_body_ids,
-        aspect_ratio=0.75, rng=rng,
+        joints,
+        vis,
+        upper_ids=COCO17.upper_body_ids,
+        lower_ids=COCO17.lower_body_ids,
+        aspect_ratio=0.75,
+        rng=rng,
     )
     assert result is not None
     ids = list(COCO17.upper_body_ids if upper else COCO17.lower_body_ids)
@@ -242,8 +262,12 @@ def test_half_body_upper_probability_follows_randn_quirk():
     n, hits = 2000, 0
     for _ in range(n):
         center, _ = half_body_center_scale(
-            joints, vis, upper_ids=COCO17.upper_body_ids, lower_ids=COCO17.lower_body_ids,
-            aspect_ratio=0.75, rng=rng,
+            joints,
+            vis,
+            upper_ids=COCO17.upper_body_ids,
+            lower_ids=COCO17.lower_body_ids,
+            aspect_ratio=0.75,
+            rng=rng,
         )
         hits += bool(np.allclose(center, upper_center))
     assert abs(hits / n - 0.6915) < 0.04  # P(N(0, 1) < 0.5)

@@ -1,0 +1,63 @@
+"""What every paradigm's dataset shares: construction from a reader and the augmentation check.
+
+A dataset class names its augmentation keys and says which records of a reader it reads
+(`read_records`); `from_reader` (what the datamodule calls) does the rest the same way for all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from torch.utils.data import Dataset
+
+from src.data.keypoint_info import KeypointInfo
+from src.data.randomness import WorkerSeededRandom
+from src.data.transforms import split_augmentation
+
+
+class PoseDataset(WorkerSeededRandom, Dataset):
+    """Base of the datasets of `src.paradigms`: constructors take ``(records, *, codec, keypoint_info,
+    training, color_rgb, photometric, seed, **geometric augmentation)``."""
+
+    #: Keys of the data config's augmentation block (all but photometric are constructor arguments).
+    AUGMENTATION_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check_augmentation(cls, augmentation: dict) -> None:
+        """ValueError listing the known keys when ``augmentation`` has others."""
+        split_augmentation(augmentation, cls.AUGMENTATION_KEYS, training=False)
+
+    @classmethod
+    def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
+        """The records of the reader's split ("train" when ``training``, else "val") this dataset reads."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_reader(
+        cls,
+        reader: Any,
+        *,
+        training: bool,
+        codec: Any,
+        keypoint_info: KeypointInfo,
+        augmentation: dict,
+        color_rgb: bool,
+        seed: int | None,
+    ) -> PoseDataset:
+        records = cls.read_records(reader, training=training, codec=codec, keypoint_info=keypoint_info)
+        geometric, photometric = split_augmentation(augmentation, cls.AUGMENTATION_KEYS, training=training)
+        return cls(
+            records,
+            codec=codec,
+            keypoint_info=keypoint_info,
+            training=training,
+            color_rgb=color_rgb,
+            photometric=photometric,
+            seed=seed,
+            **geometric,
+        )
+
+    def collate_fn(self) -> Callable[[Sequence[dict]], dict] | None:
+        """The DataLoader's collate function; None: the default, which stacks equal-shaped tensors."""
+        return None

@@ -1,0 +1,51 @@
+"""The registry of paradigms: which task trains a model and which dataset feeds it.
+
+The one place where a paradigm's name is looked up. A new paradigm (for example 3D) is a task
+class, a dataset class with ``from_reader`` and ``collate_fn``, and one entry here. Class paths are
+strings, so this module imports nothing heavy and any runner may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paradigm:
+    """One way of turning images into poses.
+
+    Attributes:
+        name: the name a task class declares (``paradigm`` class attribute).
+        task: class path of its LightningModule.
+        dataset: class path of its Dataset (``from_reader`` builds it from a data config's reader).
+        augmentation: the data-config key holding its training augmentation.
+    """
+
+    name: str
+    task: str
+    dataset: str
+    augmentation: str
+
+
+PARADIGMS: dict[str, Paradigm] = {
+    p.name: p
+    for p in (
+        Paradigm(
+            "topdown", "src.tasks.topdown.TopDownPoseModule", "src.data.topdown_dataset.TopDownDataset", "augmentation"
+        ),
+        Paradigm(
+            "bottomup",
+            "src.tasks.bottomup.BottomUpPoseModule",
+            "src.data.bottomup_dataset.BottomUpDataset",
+            "bottomup_augmentation",
+        ),
+    )
+}
+
+
+def get_paradigm(name: str) -> Paradigm:
+    """Look a paradigm up by name; unknown names fail with the list of known ones."""
+    try:
+        return PARADIGMS[name]
+    except KeyError:
+        raise ValueError(f"unknown paradigm {name!r}; known: {sorted(PARADIGMS)}") from None

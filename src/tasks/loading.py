@@ -1,0 +1,34 @@
+"""Load any training checkpoint into the task class that wrote it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class
+from lightning.pytorch import LightningModule
+
+from src.paradigms import get_paradigm
+from src.tasks.base import TASK_CLASS_KEY
+
+
+def load_task(ckpt_path: str | Path) -> LightningModule:
+    """A checkpoint written by ``src.train`` (plain hyperparameters, ``weights_only=True``), in its
+    task class. Checkpoints from before the class was recorded name their paradigm instead."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    hparams = checkpoint.get("hyper_parameters")
+    if not hparams:
+        raise ValueError(f"{path} holds no model hyperparameters; is it a checkpoint written by src.train?")
+    class_path = checkpoint.get(TASK_CLASS_KEY)
+    if class_path is None:
+        if "paradigm" not in hparams:
+            raise ValueError(f"{path} names neither its task class nor its paradigm; is it a checkpoint of src.train?")
+        class_path = get_paradigm(hparams["paradigm"]).task
+    try:
+        task_class = get_class(class_path)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot import its task class {class_path!r} ({err})") from err
+    return task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
