@@ -36,7 +36,12 @@ def _topdown(**kw) -> TopDownPoseModule:
         name="tiny",
         net=TINY_NET,
         keypoint_info="mpii16",
-        codec={"_target_": "src.codecs.msra_heatmap.MSRAHeatmap", "input_size": [64, 64], "heatmap_size": [16, 16], "sigma": 2},
+        codec={
+            "_target_": "src.codecs.msra_heatmap.MSRAHeatmap",
+            "input_size": [64, 64],
+            "heatmap_size": [16, 16],
+            "sigma": 2,
+        },
         loss={"_target_": "src.losses.JointsMSELoss"},
         optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3},
     )
@@ -78,8 +83,12 @@ def test_metrics_declare_monitor_mode_and_options_and_configs_follow():
     assert (PCKhMetric.monitor, PCKhMetric.mode, PCKhMetric.submission_options) == ("PCKh", "max", ())
     target = "src.metrics.pckh_metric.PCKhMetric"
     cfg = OmegaConf.create(
-        {"data": {"metric": {"_target_": target}}, "monitor": "${metric_monitor:${data.metric._target_}}",
-         "mode": "${metric_mode:${data.metric._target_}}", "direction": "${metric_direction:${data.metric._target_}}"}
+        {
+            "data": {"metric": {"_target_": target}},
+            "monitor": "${metric_monitor:${data.metric._target_}}",
+            "mode": "${metric_mode:${data.metric._target_}}",
+            "direction": "${metric_direction:${data.metric._target_}}",
+        }
     )
     resolvers.register()
     assert (cfg.monitor, cfg.mode, cfg.direction) == ("val/PCKh", "max", "maximize")
@@ -87,8 +96,14 @@ def test_metrics_declare_monitor_mode_and_options_and_configs_follow():
 
 def test_schedule_from_config_with_run_length_and_nulled_keys():
     module = _topdown(
-        scheduler={"_target_": "src.tasks.schedules.WarmupCosineLR", "interval": "step", "warmup_epochs": 1.0,
-                   "min_lr_ratio": 0.1, "milestones": None, "gamma": None}
+        scheduler={
+            "_target_": "src.tasks.schedules.WarmupCosineLR",
+            "interval": "step",
+            "warmup_epochs": 1.0,
+            "min_lr_ratio": 0.1,
+            "milestones": None,
+            "gamma": None,
+        }
     )
     module.trainer = type("T", (), {"estimated_stepping_batches": 20, "max_epochs": 4})()
     config = module.configure_optimizers()
@@ -100,10 +115,17 @@ def test_schedule_from_config_with_run_length_and_nulled_keys():
         config["optimizer"].step()
         scheduler.step()
     assert lrs[0] == pytest.approx(1e-3 / 6)  # warm-up over 5 steps (1 epoch of 20 / 4)
-    assert max(lrs) == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4 + 0.9e-3 * (1 + math.cos(math.pi * 14 / 15)) / 2)
+    assert max(lrs) == pytest.approx(1e-3) and lrs[-1] == pytest.approx(
+        1e-4 + 0.9e-3 * (1 + math.cos(math.pi * 14 / 15)) / 2
+    )
 
     multistep = _topdown(
-        scheduler={"_target_": "torch.optim.lr_scheduler.MultiStepLR", "_partial_": True, "milestones": [2], "gamma": 0.1}
+        scheduler={
+            "_target_": "torch.optim.lr_scheduler.MultiStepLR",
+            "_partial_": True,
+            "milestones": [2],
+            "gamma": 0.1,
+        }
     ).configure_optimizers()
     assert multistep["lr_scheduler"]["interval"] == "epoch"
     assert isinstance(multistep["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.MultiStepLR)
@@ -126,8 +148,11 @@ def test_test_time_options_go_through_the_task():
 
 def test_checkpoints_name_their_task_and_old_ones_their_paradigm(tmp_path):
     module = _topdown()
-    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                  "pytorch-lightning_version": "2.6.0"}
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": "2.6.0",
+    }
     module.on_save_checkpoint(checkpoint)
     assert checkpoint["task_class"] == "src.tasks.topdown.TopDownPoseModule"
     torch.save(checkpoint, tmp_path / "new.ckpt")
