@@ -82,7 +82,8 @@ data:
   batch_size: 2
   val_batch_size: 2
   num_workers: 0
-  synthetic: {num_train: 12, num_val: 6, seed: 3}
+  reader:
+    synthetic: {num_train: 12, num_val: 6, seed: 3}
 model:
   codec: {input_size: [64, 64], heatmap_size: [16, 16]}
 callbacks: {progress_bar: null, model_summary: null, prediction_pictures: null}

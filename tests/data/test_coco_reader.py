@@ -233,7 +233,7 @@ def test_check_coco_layout_message(tmp_path: Path) -> None:
         "http://images.cocodataset.org/zips/val2017.zip",
         f"python -m src.data.download_coco --root {root}",
         "data.root=",
-        "data.train_ann=",
+        "data.reader.train_ann=",  # the paths are the reader's keys
         "data=synthetic",
     ):
         assert expected in msg, expected
