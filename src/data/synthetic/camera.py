@@ -1,45 +1,23 @@
-"""Pinhole camera: intrinsics, projection, and the body-to-camera rotation.
+"""Synthetic cameras: sampled intrinsics and the body-to-camera rotation.
 
-Camera frame (OpenCV, millimetres): x right, y down, z forward (into the scene). Pixel
-coordinates put the centre of pixel column i at x = i, so an image of width W covers
+The camera itself (`Camera`, projection, world / camera / pixel conversions) lives in
+`src.camera`. Camera frame (OpenCV, millimetres): x right, y down, z forward (into the scene).
+Pixel coordinates put the centre of pixel column i at x = i, so an image of width W covers
 [-0.5, W - 0.5) and a keypoint counts as inside when 0 <= x <= W - 1.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from src.camera import Camera
 from src.data.synthetic.figure import rot_x, rot_y, rot_z
 
 # Body frame (x left, y up, z facing) -> camera frame for a person facing the camera.
 # A person facing us has their left on our right, so body x maps to camera +x.
 BODY_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
 
-
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole intrinsics in pixels (no distortion)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(N, 3) camera-frame points (z > 0) -> (N, 2) pixel coordinates."""
-        points = np.asarray(points, dtype=np.float64)
-        z = points[:, 2]
-        return np.stack([self.fx * points[:, 0] / z + self.cx, self.fy * points[:, 1] / z + self.cy], axis=1)
-
-    def to_json(self) -> dict[str, list[float]]:
-        return {"f": [self.fx, self.fy], "c": [self.cx, self.cy]}
-
-    @staticmethod
-    def from_json(data: dict) -> Camera:
-        (fx, fy), (cx, cy) = data["f"], data["c"]
-        return Camera(fx=float(fx), fy=float(fy), cx=float(cx), cy=float(cy))
+__all__ = ["BODY_TO_CAMERA", "Camera", "body_to_camera_rotation", "sample_camera"]
 
 
 def sample_camera(rng: np.random.Generator, image_size: tuple[int, int]) -> Camera:
