@@ -54,8 +54,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     model = load_task(cfg.ckpt_path)
     model.set_test_options(**{k: to_plain(cfg.get(k)) for k in TEST_OPTION_KEYS})
     model.num_visualized = int(cfg.get("num_visualized", 0))
-    with open_dict(cfg):
-        cfg.data.sigma = model.codec.sigma
+    if "sigma" in cfg.data and hasattr(model.codec, "sigma"):  # the targets of the model's own codec
+        with open_dict(cfg):
+            cfg.data.sigma = model.codec.sigma
     datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.paradigm)
     model.check_layout(datamodule.keypoint_info, datamodule.name)
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(output_dir))

@@ -253,3 +253,40 @@ class BottomUpLoss(nn.Module):
             raise ValueError("BottomUpLoss has neither a heatmap nor an AE loss enabled")
         total = torch.stack(list(parts.values())).sum()
         return total, parts
+
+
+# --------------------------------------------------------------------------- 3D (3DMPPE PoseNet)
+
+
+class IntegralL1Loss(nn.Module):
+    """Official 3DMPPE PoseNet coordinate loss on soft-argmax outputs.
+
+    Per sample n and joint k, with weight w_nk and have_depth h_n (0 for 2D-only samples):
+
+        l_nk = (|x_nk - x*_nk| w_nk + |y_nk - y*_nk| w_nk + |z_nk - z*_nk| w_nk h_n) / 3
+
+    and the loss is the mean of l_nk over the batch and the joints (masked joints still count in
+    the denominator). Coordinates are those of `Integral3D` (output pixels and depth bins).
+    """
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, have_depth: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss value.
+
+        Args:
+            pred: (N, K, 3) decoded coordinates.
+            target: (N, K, 3) target coordinates.
+            weight: (N, K) per-joint weights (or (N, K, 1)).
+            have_depth: (N,) 1 for samples with depth, 0 for 2D-only samples.
+
+        Returns:
+            scalar tensor (float32, or float64 for float64 predictions).
+        """
+        if pred.shape != target.shape or pred.ndim != 3 or pred.shape[-1] != 3:
+            raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must both be (N, K, 3)")
+        n, k = pred.shape[:2]
+        pred = _at_least_float32(pred)
+        error = (pred - target.to(pred.dtype)).abs() * weight.reshape(n, k, 1).to(pred.dtype)
+        depth_mask = have_depth.reshape(n, 1).to(pred.dtype)
+        return ((error[..., 0] + error[..., 1] + error[..., 2] * depth_mask) / 3).mean()

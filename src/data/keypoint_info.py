@@ -229,7 +229,23 @@ H36M17 = KeypointInfo(
     joint_weights=(1.0,) * 17,
 )
 
-_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17)}
+#: The 3DMPPE PoseNet layout of Human3.6M: the 17 joints plus "thorax" (the mean of the shoulders) at 17.
+H36M18 = KeypointInfo(
+    name="h36m18",
+    keypoint_names=(*H36M17.keypoint_names, "thorax"),
+    flip_pairs=H36M17.flip_pairs,
+    skeleton=H36M17.skeleton,
+    upper_body_ids=(*H36M17.upper_body_ids, 17),
+    lower_body_ids=H36M17.lower_body_ids,
+    sigmas=None,
+    joint_weights=(1.0,) * 18,
+)
+
+_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18)}
+
+#: Joints that two layouts name differently but that datasets are matched on (3DMPPE maps MPII's
+#: "Neck" and "Head", our "upper_neck" and "head_top", onto Human3.6M's "Neck" and "Head").
+SAME_JOINT = {"upper_neck": "neck", "head_top": "head"}
 
 
 def get_keypoint_info(name: str) -> KeypointInfo:
@@ -238,3 +254,13 @@ def get_keypoint_info(name: str) -> KeypointInfo:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown keypoint layout {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def joint_mapping(source: KeypointInfo, target: KeypointInfo) -> tuple[int, ...]:
+    """For each keypoint of ``target``, the index of the same joint in ``source``, or -1.
+
+    Joints are matched by name (as the 3DMPPE ``transform_joint_to_other_db``), with the
+    synonyms of `SAME_JOINT`; a target joint that ``source`` does not annotate gets -1.
+    """
+    names = {SAME_JOINT.get(name, name): i for i, name in enumerate(source.keypoint_names)}
+    return tuple(names.get(SAME_JOINT.get(name, name), -1) for name in target.keypoint_names)

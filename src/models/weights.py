@@ -128,3 +128,78 @@ def load_pretrained(
         len(own) - len(matched),
     )
     return sorted(matched)
+
+
+#: Containers of official checkpoints, tried in this order: PoseNet / RootNet snapshots keep the
+#: weights under "network", pytorch-pose under "state_dict"; HRNet and SimpleBaseline files are bare.
+OFFICIAL_CONTAINERS = ("network", "state_dict", "model")
+
+
+def read_official_state_dict(
+    path: str | os.PathLike[str], *, containers: Iterable[str] = OFFICIAL_CONTAINERS, prefix: str = "module."
+) -> dict[str, torch.Tensor]:
+    """The network weights of an official checkpoint file, with the DataParallel prefix removed.
+
+    Handles a bare state_dict and training snapshots that hold one under a container key (e.g.
+    3DMPPE ``snapshot_24.pth.tar``: ``{"epoch", "network": {"module.backbone...": ...}, "optimizer"}``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no mapping of tensors, or objects that are not loaded for safety.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"official checkpoint not found: {file}")
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{file}: holds objects other than tensors and plain containers, which are not unpickled for "
+            "safety. Re-save just its weights, e.g. torch.save(checkpoint['network'], new_path)."
+        ) from err
+    state = checkpoint
+    for key in containers:
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = list(state)[:8] if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(
+            f"{file}: no state_dict found (looked for a bare one and under {list(containers)}; top level: {keys})"
+        )
+    return {k.removeprefix(prefix): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read: object) -> None:
+    """Load an official checkpoint into ``model`` with strict key and shape checks.
+
+    Args:
+        model: the network (e.g. ``PoseNet``), whose parameter names follow the official ones.
+        path: the official file (see `read_official_state_dict` for the containers handled).
+        **read: ``containers`` / ``prefix`` of `read_official_state_dict`.
+
+    Raises:
+        ValueError: keys missing from the file, keys the model does not have, or shapes that differ;
+            the message lists them (a few of each) with both shapes.
+    """
+    state = read_official_state_dict(path, **read)  # type: ignore[arg-type]
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for what, items in (("missing from the file", missing), ("not in the model", unexpected), ("shape", shapes)):
+            if items:
+                more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+                parts.append(f"{len(items)} {what}: " + "; ".join(items[:5]) + more)
+        raise ValueError(
+            f"{path} does not match {type(model).__name__} ({len(own)} tensors): " + " | ".join(parts) + ". "
+            "Check the model config (depth, joints, widths) against the checkpoint's recipe."
+        )
+    model.load_state_dict(state, strict=True)
+    log.info("loaded all %d tensors of %s", len(own), path)

@@ -20,7 +20,7 @@ from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
 
 from src.data.keypoint_info import get_keypoint_info
-from src.models.weights import kaiming_init_
+from src.models.weights import kaiming_init_, load_official_weights
 
 #: Checkpoint key holding the class path of the task that wrote it (read by `load_task`).
 TASK_CLASS_KEY = "task_class"
@@ -60,6 +60,9 @@ class PoseModule(LightningModule):
         channels_last: run the network in channels_last memory format.
         zero_init_residual: with init="kaiming", every residual block starts as its shortcut (the
             weight of its last BN is 0).
+        official_weights: a local official checkpoint of this network (e.g. an HRNet ``.pth``
+            state_dict or a PoseNet ``snapshot_24.pth.tar``) loaded over the initialisation with strict
+            key and shape checks (`load_official_weights`), for evaluation or fine-tuning.
         paradigm: accepted for checkpoints written before the task class was recorded; must equal
             the class's ``paradigm`` when given.
         extra: further plain hyperparameters of the subclass.
@@ -87,6 +90,7 @@ class PoseModule(LightningModule):
         channels_last: bool = False,
         init: str = "official",
         zero_init_residual: bool = False,
+        official_weights: str | None = None,
         paradigm: str | None = None,
         **extra: Any,
     ) -> None:
@@ -112,6 +116,7 @@ class PoseModule(LightningModule):
             "channels_last": channels_last,
             "init": init,
             "zero_init_residual": zero_init_residual,
+            "official_weights": official_weights,
             **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
@@ -120,6 +125,8 @@ class PoseModule(LightningModule):
             self.net.init_weights(pretrained)
         elif init == "kaiming":
             kaiming_init_(self.net, zero_residual=zero_init_residual)
+        if official_weights:
+            load_official_weights(self.net, official_weights)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = instantiate(hparams["codec"])
@@ -134,6 +141,13 @@ class PoseModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the task class, so a checkpoint loads without knowing its paradigm."""
         checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams and hparams.get("official_weights"):  # the weights are in the checkpoint now
+            checkpoint["hyper_parameters"] = {
+                **hparams,
+                "initialised_from": hparams["official_weights"],
+                "official_weights": None,
+            }
 
     # ------------------------------------------------------------------ test-time options
     def set_test_options(self, **options: Any) -> None:
