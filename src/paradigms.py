@@ -1,6 +1,6 @@
 """The registry of paradigms: which task trains a model and which dataset feeds it.
 
-The one place where a paradigm's name is looked up. A new paradigm (for example 3D) is a task
+The one place where a paradigm's name is looked up. A new paradigm is a task
 class, a dataset class with ``from_reader`` and ``collate_fn``, and one entry here. Class paths are
 strings, so this module imports nothing heavy and any runner may import it.
 """
@@ -39,6 +39,7 @@ PARADIGMS: dict[str, Paradigm] = {
             "src.data.bottomup_dataset.BottomUpDataset",
             "bottomup_augmentation",
         ),
+        Paradigm("pose3d", "src.tasks.pose3d.Pose3DModule", "src.data.pose3d_dataset.Pose3DDataset", "augmentation_3d"),
     )
 }
 

@@ -1,0 +1,134 @@
+"""LightningModule for root-relative 3D pose by integral regression (3DMPPE PoseNet).
+
+The network maps person crops (N, 3, h, w) to per-joint volumes (N, K * D, H, W); the
+`Integral3D` codec turns them into coordinates by soft-argmax (x, y in output pixels, z in depth
+bins), trained with an L1 loss against the targets (no depth term for 2D samples). Validation
+predicts with the official flip test, back-projects every joint to the camera frame with the
+crop box, the root depth and the camera intrinsics of the sample, and hands the camera-frame
+joints to the data's metric (MPJPE / PA-MPJPE for Human3.6M).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from src.codecs.integral_3d import Integral3D
+from src.tasks.base import PoseModule
+from src.utils.drawing import draw_keypoint_info
+from src.utils.pictures import denormalize
+
+
+def camera_joints(codec: Integral3D, coords: torch.Tensor | np.ndarray, batch: dict) -> np.ndarray:
+    """Coordinates (N, K, 3) [x, y output px, z bins] of the crops of ``batch`` -> camera-frame
+    joints (N, K, 3) in mm, with the batch's crop boxes, root depths and intrinsics."""
+    coords = coords.detach().float().cpu().numpy() if isinstance(coords, torch.Tensor) else np.asarray(coords)
+
+    def values(key: str) -> np.ndarray:
+        return batch[key].detach().cpu().numpy().astype(np.float64)
+
+    return codec.to_camera(coords, values("bbox"), values("root_depth"), values("f"), values("c")).astype(np.float32)
+
+
+def image_keypoints(codec: Integral3D, coords: torch.Tensor | np.ndarray, bbox: torch.Tensor) -> np.ndarray:
+    """Coordinates (N, K, 3) -> image keypoints (N, K, 3) [x, y, 1] for drawing."""
+    coords = coords.detach().float().cpu().numpy() if isinstance(coords, torch.Tensor) else np.asarray(coords)
+    xy = codec.to_image(coords, bbox.detach().cpu().numpy().astype(np.float64))
+    return np.concatenate([xy, np.ones((*xy.shape[:2], 1))], axis=-1).astype(np.float32)
+
+
+class Pose3DModule(PoseModule):
+    """3D pose: crops in, soft-argmax coordinates out, the data's 3D metric on validation.
+
+    Arguments are those of `PoseModule`; ``codec`` configures an `Integral3D`, ``loss`` an
+    `IntegralL1Loss`, and ``evaluation`` holds flip_test (official: on).
+    """
+
+    paradigm = "pose3d"
+    default_evaluation = {"flip_test": True}
+    test_options = ("flip_test",)
+    needs_boxes = True
+    codec: Integral3D
+
+    def __init__(self, **common: Any) -> None:
+        super().__init__(**common)
+        depth_dim = getattr(self.net, "depth_dim", self.codec.depth_dim)
+        if depth_dim != self.codec.depth_dim:
+            raise ValueError(
+                f"net.depth_dim={depth_dim} but codec.depth_dim={self.codec.depth_dim}: the codec must read the "
+                "volumes the network writes"
+            )
+
+    @staticmethod
+    def oracle(codec: Integral3D, batches: Iterable[dict]) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
+        """The codec ceiling: the coordinate targets back-projected in place of a network's output.
+        Checks the whole chain of crop, depth normalisation and camera geometry."""
+        for batch in batches:
+            joints = camera_joints(codec, batch["coords"], batch)
+            keypoints = image_keypoints(codec, batch["coords"], batch["bbox"])
+            pictures = dict(zip(batch["sample_id"].tolist(), keypoints))
+            yield {"joints_cam": torch.from_numpy(joints)}, batch, pictures
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    @torch.no_grad()
+    def predict_coords(self, images: torch.Tensor) -> torch.Tensor:
+        """Coordinates (N, K, 3) with the configured flip test (official: mean of the prediction and
+        the mirrored prediction on the mirrored crop)."""
+        coords = self.codec.decode(self(images))
+        if self.hparams.evaluation["flip_test"]:
+            flipped = self.codec.decode(self(torch.flip(images, dims=[3])))
+            coords = 0.5 * (coords + self.codec.flip_back(flipped, self.keypoint_info.flip_index))
+        return coords
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        coords = self.codec.decode(self(batch["image"]))
+        loss = self.loss_fn(coords, batch["coords"], batch["coord_weight"], batch["have_depth"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        coords = self.predict_coords(batch["image"])
+        loss = self.loss_fn(coords, batch["coords"], batch["coord_weight"], batch["have_depth"])
+        self.log("val/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+        joints = camera_joints(self.codec, coords, batch)
+        self.val_metric.update({"joints_cam": torch.from_numpy(joints)}, batch)
+        if self.num_visualized:
+            keypoints = image_keypoints(self.codec, coords, batch["bbox"])
+            for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
+                self.remember_for_picture(sid, kpts)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Root-relative camera-frame joints (N, K, 3) mm and image keypoints (N, K, 3) of the crops."""
+        coords = self.predict_coords(batch["image"])
+        joints = camera_joints(self.codec, coords, batch)
+        return {
+            "sample_id": batch["sample_id"].cpu(),
+            "image_id": batch["image_id"].cpu(),
+            "joints_cam": torch.from_numpy(joints - joints[:, :1]),
+            "keypoints": torch.from_numpy(image_keypoints(self.codec, coords, batch["bbox"])),
+        }
+
+    @torch.no_grad()
+    def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:
+        """Per validation item: the crop with the predicted 2D skeleton (BGR uint8)."""
+        images = torch.stack([item["image"] for item in items]).to(self.device)
+        coords = self.predict_coords(images).float().cpu().numpy()
+        stride = np.array(self.codec.input_size, np.float32) / np.array(self.codec.output_size, np.float32)
+        pictures = []
+        for image, c in zip(images, coords):
+            crop = denormalize(image)
+            if color_rgb:
+                crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+            kpts = np.concatenate([c[:, :2] * stride, np.ones((len(c), 1), np.float32)], axis=1)
+            pictures.append(draw_keypoint_info(crop, kpts, self.keypoint_info, score_thr=0.2, radius=2, thickness=1))
+        return pictures

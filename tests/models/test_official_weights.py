@@ -1,0 +1,58 @@
+"""Official checkpoints load with strict key and shape checks, whatever their container."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from src.models.posenet import PoseNet
+from src.models.weights import load_official_weights, read_official_state_dict
+
+
+def _tiny(num_joints: int = 18) -> PoseNet:
+    return PoseNet(depth=18, base_width=8, layers=(1, 1, 1, 1), num_joints=num_joints, depth_dim=4, deconv_channels=8)
+
+
+def test_posenet_snapshot_with_module_prefix_loads_exactly(tmp_path):
+    source = _tiny()
+    state = {f"module.{k}": v for k, v in source.state_dict().items()}
+    path = tmp_path / "snapshot_24.pth.tar"
+    optimizer = torch.optim.Adam(source.parameters()).state_dict()
+    torch.save({"epoch": 24, "network": state, "optimizer": optimizer}, path)
+    target = _tiny()
+    load_official_weights(target, path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
+def test_bare_state_dict_loads(tmp_path):
+    source = _tiny()
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    assert set(read_official_state_dict(path)) == set(source.state_dict())
+
+
+def test_mismatches_are_listed(tmp_path):
+    path = tmp_path / "snapshot.pth.tar"
+    torch.save({"network": {f"module.{k}": v for k, v in _tiny(num_joints=21).state_dict().items()}}, path)
+    with pytest.raises(
+        ValueError, match=r"shape: head\.final_layer\.weight: file \(84, 8, 1, 1\) vs model \(72, 8, 1, 1\)"
+    ):
+        load_official_weights(_tiny(), path)
+    state = _tiny().state_dict()
+    state.pop("head.final_layer.bias")
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, path)
+    with pytest.raises(
+        ValueError, match=r"1 missing from the file: head\.final_layer\.bias.*1 not in the model: extra"
+    ):
+        load_official_weights(_tiny(), path)
+
+
+def test_missing_file_and_no_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="official checkpoint not found"):
+        read_official_state_dict(tmp_path / "absent.pth")
+    path = tmp_path / "empty.pth"
+    torch.save({"epoch": 3}, path)
+    with pytest.raises(ValueError, match="no state_dict found"):
+        read_official_state_dict(path)
