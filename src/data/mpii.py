@@ -437,6 +437,7 @@ class MPIIReader:
     """
 
     name = "mpii"
+    keypoint_layout = "mpii16"
 
     def __init__(
         self,
