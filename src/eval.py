@@ -103,6 +103,12 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("ckpt_path") and not cfg.get("oracle"):
+        # the checkpoint brings its model; the composed default (which may interpolate keys that
+        # this data config lacks, e.g. data.sigma) is not part of the run
+        with open_dict(cfg):
+            cfg.run_name = str(cfg.get("run_name"))
+            cfg.pop("model", None)
     write_json_atomic(output_dir / "run_info.json", run_info(resolved_config(cfg)))
     metrics = evaluate_oracle(cfg, output_dir) if cfg.get("oracle") else evaluate_checkpoint(cfg, output_dir)
     if rank_zero_only.rank != 0:  # DDP: every process holds the same gathered metrics; one reports them

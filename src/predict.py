@@ -4,8 +4,17 @@
 
 Writes to the run folder: ``results.json`` (COCO keypoint results, one entry per person, with
 the image's ``file_name``), ``images.json`` (the image ids used) and ``pictures/`` (skeletons
-drawn on the images). Bottom-up models find the people themselves; top-down models need person
-boxes: a JSON list of ``{"file_name": ..., "bbox": [x, y, w, h], "score": ...}``.
+drawn on the images). Bottom-up models find the people themselves; top-down and 3D models need
+person boxes: a JSON list of ``{"file_name": ..., "bbox": [x, y, w, h], "score": ...}``.
+
+3D models add to each person ``joints_3d``: K x [X, Y, Z] root-relative camera-frame joints in
+mm, and their pictures show the 2D projection beside a 3D view of the skeletons. Images carry no
+camera calibration and no root depth, so the back-projection uses one defined choice: the focal
+length ``focal`` (pixels; default the image width) and the principal point at the image centre,
+and the root depth at which the model's 3D box (``bbox_3d_depth`` mm, 2000) would fill the crop
+box, ``Z = f sqrt(2000^2 / (w h))`` (RootNet's k-value without its learned correction). Root-
+relative x, y then scale with ``Z / f``, which does not depend on ``f``: the choice of ``focal``
+only changes the perspective terms. ``results.json`` records ``root_depth`` and ``focal`` used.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from src.metrics.rescoring import rescore_instances
 from src.tasks.loading import load_task
 from src.utils.drawing import draw_keypoint_info
 from src.utils.run_io import write_json_atomic
+from src.utils.skeleton3d import draw_skeleton_3d
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +142,124 @@ def predict_topdown(
     return per_image
 
 
+def box_records_3d(
+    images: list[Path],
+    boxes: dict[str, list[tuple[list[float], float]]],
+    *,
+    k: int,
+    aspect_ratio: float,
+    bbox_3d_depth: float,
+    focal: float | None,
+) -> list[dict]:
+    """Records of `Pose3DDataset` for person boxes on uncalibrated images (see the module docstring)."""
+    from src.data.h36m import process_bbox
+
+    records = []
+    for image_id, path in enumerate(images):
+        entries = boxes.get(path.name, [])
+        if not entries:
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("%s: not a readable image; skipped", path)
+            continue
+        height, width = image.shape[:2]
+        f = float(focal) if focal else float(width)
+        crops, keep = process_bbox(np.array([b for b, _ in entries]), width, height, aspect_ratio)
+        for (bbox, score), crop, kept in zip(entries, crops, keep):
+            if not kept:
+                log.warning("%s: box %s is empty inside the image; skipped", path.name, bbox)
+                continue
+            records.append(
+                {
+                    "sample_id": len(records),
+                    "image_id": image_id,
+                    "image_file": str(path),
+                    "bbox": crop.astype(np.float32),
+                    "joints_img": np.zeros((k, 3), np.float32),
+                    "joints_cam": np.zeros((k, 3), np.float32),
+                    "visible": np.zeros(k, np.float32),
+                    "root_depth": f * bbox_3d_depth / float(np.sqrt(crop[2] * crop[3])),
+                    "f": np.array([f, f], np.float32),
+                    "c": np.array([(width - 1) / 2, (height - 1) / 2], np.float32),
+                    "have_depth": 0.0,
+                    "score": score,
+                    "input_box": bbox,
+                }
+            )
+    return records
+
+
+def predict_pose3d(model, images: list[Path], boxes_file: str, *, batch_size: int, focal: float | None) -> list[dict]:
+    """Per person box: image keypoints (K, 3), root-relative camera joints (K, 3) in mm and the
+    back-projection choices, as dicts with the image id."""
+    from src.data.pose3d_dataset import Pose3DDataset
+
+    input_w, input_h = model.codec.input_size
+    records = box_records_3d(
+        images,
+        load_boxes(boxes_file, images),
+        k=model.keypoint_info.num_keypoints,
+        aspect_ratio=input_w / input_h,
+        bbox_3d_depth=float(model.codec.bbox_3d_depth),
+        focal=focal,
+    )
+    if not records:
+        log.warning("no person boxes matched the input images")
+        return []
+    dataset = Pose3DDataset(records, codec=model.codec, keypoint_info=model.keypoint_info, training=False)
+    people = []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        out = model.predict_step(batch, 0)
+        for i, sid in enumerate(out["sample_id"].tolist()):
+            r = records[sid]
+            people.append(
+                {
+                    "image_id": r["image_id"],
+                    "bbox": [float(v) for v in r["input_box"]],
+                    "score": float(r["score"]),
+                    "keypoints": out["keypoints"][i].numpy(),
+                    "joints_3d": out["joints_cam"][i].numpy(),
+                    "root_depth": float(r["root_depth"]),
+                    "focal": float(r["f"][0]),
+                }
+            )
+    return people
+
+
+def write_pose3d(model, images: list[Path], people: list[dict], output_dir: Path, *, max_pictures: int) -> int:
+    """results.json and the pictures of a 3D model's predictions; returns the number of people."""
+    results = [
+        {
+            "image_id": p["image_id"],
+            "file_name": images[p["image_id"]].name,
+            "category_id": 1,
+            "bbox": p["bbox"],
+            "score": p["score"],
+            "keypoints": [round(float(v), 2) for v in p["keypoints"].reshape(-1)],
+            "joints_3d": np.round(p["joints_3d"].astype(np.float64), 1).tolist(),
+            "root_depth": round(p["root_depth"], 1),
+            "focal": round(p["focal"], 2),
+        }
+        for p in people
+    ]
+    write_json_atomic(output_dir / "results.json", results)
+    pictures = output_dir / "pictures"
+    pictures.mkdir(parents=True, exist_ok=True)
+    for image_id, path in list(enumerate(images))[:max_pictures]:
+        mine = [p for p in people if p["image_id"] == image_id]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if mine:
+            image = draw_keypoint_info(image, np.stack([p["keypoints"] for p in mine]), model.keypoint_info)
+        side = draw_skeleton_3d(
+            np.stack([p["joints_3d"] for p in mine]) if mine else np.zeros((0, model.keypoint_info.num_keypoints, 3)),
+            model.keypoint_info,
+            size=image.shape[0],
+        )
+        cv2.imwrite(str(pictures / f"{path.stem}.jpg"), np.concatenate([image, side], axis=1))
+    return len(results)
+
+
 def predict(cfg: DictConfig) -> Path:
     if not cfg.get("ckpt_path"):
         raise ValueError("python -m src.predict needs ckpt_path=PATH and input=FOLDER_OR_IMAGE")
@@ -140,6 +268,19 @@ def predict(cfg: DictConfig) -> Path:
     output_dir = Path(cfg.paths.output_dir)
     model = load_task(cfg.ckpt_path).eval()
     images = list_images(cfg.input)
+    if model.output_3d:
+        if not cfg.get("boxes"):
+            raise ValueError(
+                f"{model.hparams.name} is a 3D model of person crops: it needs person boxes, "
+                "boxes=FILE with a JSON list of {file_name, bbox: [x, y, w, h], score}"
+            )
+        with torch.no_grad():
+            people = predict_pose3d(model, images, cfg.boxes, batch_size=int(cfg.batch_size), focal=cfg.get("focal"))
+        count = write_pose3d(model, images, people, output_dir, max_pictures=int(cfg.max_pictures))
+        write_json_atomic(output_dir / "images.json", [{"id": i, "file_name": p.name} for i, p in enumerate(images)])
+        pictures = output_dir / "pictures"
+        print(f"{count} people in {len(images)} images -> {output_dir / 'results.json'}, pictures in {pictures}")
+        return output_dir
     with torch.no_grad():
         if not model.needs_boxes:
             per_image = predict_bottomup(model, images, batch_size=int(cfg.batch_size))

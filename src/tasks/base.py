@@ -74,6 +74,8 @@ class PoseModule(LightningModule):
     test_options: ClassVar[tuple[str, ...]] = ()
     #: Whether prediction on images needs person boxes (top-down crops) or finds the people itself.
     needs_boxes: ClassVar[bool] = False
+    #: Whether predictions carry root-relative 3D joints (``predict_step`` returns ``joints_cam``).
+    output_3d: ClassVar[bool] = False
 
     def __init__(
         self,

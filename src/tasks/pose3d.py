@@ -52,6 +52,7 @@ class Pose3DModule(PoseModule):
     default_evaluation = {"flip_test": True}
     test_options = ("flip_test",)
     needs_boxes = True
+    output_3d = True
     codec: Integral3D
 
     def __init__(self, **common: Any) -> None:

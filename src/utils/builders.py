@@ -45,7 +45,17 @@ def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
         raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={data_cfg.sigma}")
     resolved = OmegaConf.to_container(data_cfg, resolve=True)
     augmentation = resolved.get(chosen.augmentation)
-    dropped = {*TARGET_KEYS, "paradigms", "root", *(p.augmentation for p in PARADIGMS.values())}
+    # `source_keys`: the data config's own settings that its reader interpolates (e.g. Human3.6M's
+    # data.train_subjects); like `root`, they are consumed by the interpolation, not passed on
+    source_keys = resolved.get("source_keys") or []
+    dropped = {
+        *TARGET_KEYS,
+        "paradigms",
+        "root",
+        "source_keys",
+        *source_keys,
+        *(p.augmentation for p in PARADIGMS.values()),
+    }
     kwargs = {k: v for k, v in resolved.items() if k not in dropped}
     return instantiate(
         kwargs, codec=codec, dataset=get_class(chosen.dataset), augmentation=augmentation, _convert_="all"

@@ -2,8 +2,7 @@
 
 Body frame (millimetres): x points to the person's left, y up, z the way the person faces; the
 pelvis is the origin. J is the number of joints in the superset ``JOINT_NAMES``; every layout
-(COCO-17 now, MPII-16 and H36M-17 later) is a selection from it, declared once in
-``LAYOUT_JOINTS``.
+(COCO-17, MPII-16, H36M-17) is a selection from it, declared once in ``LAYOUT_JOINTS``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.data.keypoint_info import COCO17, MPII16
+from src.data.keypoint_info import COCO17, H36M17, MPII16
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis",
@@ -48,11 +47,13 @@ JOINT_NAMES: tuple[str, ...] = (
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 # Layout name -> {layout keypoint name: superset joint index}, in the layout's channel order.
-# MPII-16 names coincide with superset names; H36M-17 needs a semantic choice (its "torso",
-# "neck", "head") and is added by the task that writes H36M-style data.
+# MPII-16 names coincide with superset names; H36M-17's "torso", "neck" and "head" are the
+# superset's mid-spine, upper_neck (base of the skull) and head_top (the rest keep their names).
+H36M17_SOURCES: dict[str, str] = {"torso": "spine", "neck": "upper_neck", "head": "head_top"}
 LAYOUT_JOINTS: dict[str, dict[str, int]] = {
     "coco17": {name: JOINT_INDEX[name] for name in COCO17.keypoint_names},
     "mpii16": {name: JOINT_INDEX[name] for name in MPII16.keypoint_names},
+    "h36m17": {name: JOINT_INDEX[H36M17_SOURCES.get(name, name)] for name in H36M17.keypoint_names},
 }
 
 
