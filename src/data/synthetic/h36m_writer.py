@@ -53,6 +53,7 @@ import cv2
 import numpy as np
 
 from src.camera import Camera
+from src.data.h36m import ACTIONS, FIRST_ACTION, action_name, image_file_name, sequence_dir, subject_files
 from src.data.keypoint_info import H36M17
 from src.data.synthetic import cache
 from src.data.synthetic.appearance import Style, figure_primitives, sample_style
@@ -76,25 +77,8 @@ from src.data.synthetic.scene import NEAR_MM
 GENERATOR = "src.data.synthetic.h36m"
 VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = cache.MANIFEST
+ANNOTATIONS = "annotations"  # the folder of the annotation files under the root
 
-ACTIONS = (
-    "Directions",
-    "Discussion",
-    "Eating",
-    "Greeting",
-    "Phoning",
-    "Posing",
-    "Purchases",
-    "Sitting",
-    "SittingDown",
-    "Smoking",
-    "Photo",
-    "Waiting",
-    "Walking",
-    "WalkDog",
-    "WalkTogether",
-)
-FIRST_ACTION = 2  # action_idx of ACTIONS[0]
 ALL_ACTIONS = tuple(range(FIRST_ACTION, FIRST_ACTION + len(ACTIONS)))
 DEFAULT_SUBJECTS = (1, 5, 6, 7, 8, 9, 11)  # protocol 1 trains on 1-9, tests on 11; protocol 2 tests on 9 and 11
 DEFAULT_IMAGE_SIZE = (256, 256)
@@ -161,27 +145,9 @@ ACTION_STYLES: dict[str, ActionStyle] = {
 BODY_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
-def action_name(action_idx: int) -> str:
-    """Human3.6M action name of action_idx 2..16."""
-    if action_idx not in ALL_ACTIONS:
-        raise ValueError(f"action_idx must be in {FIRST_ACTION}..{ALL_ACTIONS[-1]}, got {action_idx}")
-    return ACTIONS[action_idx - FIRST_ACTION]
-
-
-def sequence_dir(subject: int, action_idx: int, subaction_idx: int, cam_idx: int) -> str:
-    """Image folder of one (subject, action, subaction, camera): ``s_01_act_02_subact_01_ca_01``."""
-    return f"s_{subject:02d}_act_{action_idx:02d}_subact_{subaction_idx:02d}_ca_{cam_idx:02d}"
-
-
-def image_file_name(subject: int, action_idx: int, subaction_idx: int, cam_idx: int, frame_idx: int) -> str:
-    """Path relative to ``images/``; the number is frame_idx + 1, six digits."""
-    folder = sequence_dir(subject, action_idx, subaction_idx, cam_idx)
-    return f"{folder}/{folder}_{frame_idx + 1:06d}.jpg"
-
-
-def annotation_files(subject: int) -> tuple[str, str, str]:
+def annotation_files(subject: int) -> tuple[str, ...]:
     """(data, camera, joint_3d) JSON paths of a subject, relative to the root."""
-    return tuple(f"annotations/Human36M_subject{subject}_{kind}.json" for kind in ("data", "camera", "joint_3d"))
+    return tuple(str(path) for path in subject_files(ANNOTATIONS, subject).values())
 
 
 def _rng(seed: int, *tags: int) -> np.random.Generator:
