@@ -48,6 +48,7 @@ test-fast: install
 bench: install
 	$(BIN)/python -m benchmarks.bench_topdown
 	$(BIN)/python -m benchmarks.bench_bottomup
+	$(BIN)/python -m benchmarks.bench_pose3d
 
 synthetic: install
 	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic

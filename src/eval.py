@@ -3,10 +3,13 @@
     python -m src.eval ckpt_path=logs/.../checkpoints/last.ckpt data=coco [flip_test=false]
     python -m src.eval ckpt_path=... data=coco data.reader.val_boxes=detections data.reader.det_file=/path/dets.json
     python -m src.eval model=hrnet data=synthetic oracle=true
+    python -m src.eval experiment=quickstart_3d mean_pose=true
 
 The oracle pushes the ground truth through the model's codec instead of a network (encode to
 heatmaps, decode, project back to the image): the accuracy ceiling of a codec and input size,
-and an end-to-end check of the geometry. Metrics are printed and written to metrics.json.
+and an end-to-end check of the geometry. ``mean_pose=true`` (3D models) predicts the mean
+root-relative training pose for every sample: the baseline a network must beat. Metrics are
+printed and written to metrics.json.
 """
 
 from __future__ import annotations
@@ -100,17 +103,37 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return metrics
 
 
+def evaluate_mean_pose(cfg: DictConfig) -> dict[str, float]:
+    """The data's metric on the mean training pose (tasks with a ``mean_pose`` baseline: 3D)."""
+    task_class = get_class(cfg.model._target_)
+    if not hasattr(task_class, "mean_pose"):
+        raise ValueError(f"mean_pose=true: {task_class.__name__} has no mean-pose baseline (3D models have one)")
+    codec = instantiate(cfg.model.codec)
+    datamodule = build_datamodule(cfg.data, codec=codec, paradigm=task_class.paradigm)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    metric = datamodule.build_metric(task_class.submission(dict(task_class.default_evaluation)))
+    for predictions, batch, _ in task_class.mean_pose(datamodule.train_dataset, datamodule.val_dataloader()):
+        metric.update(predictions, batch)
+    return {f"mean_pose/{k}": float(v) for k, v in metric.compute().items()}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("ckpt_path") and not cfg.get("oracle"):
+    if cfg.get("ckpt_path") and not (cfg.get("oracle") or cfg.get("mean_pose")):
         # the checkpoint brings its model; the composed default (which may interpolate keys that
         # this data config lacks, e.g. data.sigma) is not part of the run
         with open_dict(cfg):
             cfg.run_name = str(cfg.get("run_name"))
             cfg.pop("model", None)
     write_json_atomic(output_dir / "run_info.json", run_info(resolved_config(cfg)))
-    metrics = evaluate_oracle(cfg, output_dir) if cfg.get("oracle") else evaluate_checkpoint(cfg, output_dir)
+    if cfg.get("oracle"):
+        metrics = evaluate_oracle(cfg, output_dir)
+    elif cfg.get("mean_pose"):
+        metrics = evaluate_mean_pose(cfg)
+    else:
+        metrics = evaluate_checkpoint(cfg, output_dir)
     if rank_zero_only.rank != 0:  # DDP: every process holds the same gathered metrics; one reports them
         return metrics
     write_json_atomic(output_dir / "metrics.json", metrics)

@@ -91,6 +91,16 @@ def test_oracle_recovers_the_camera_joints(tmp_path, data_dir):
     assert metrics["oracle/MPJPE"] < 0.5 and metrics["oracle/PA-MPJPE"] < 0.5, metrics
 
 
+def test_mean_pose_baseline(tmp_path, data_dir):
+    """The mean root-relative training pose for every validation sample: a clearly worse figure."""
+    cfg = compose_run(
+        "eval", ["model=posenet", "data=synthetic_h36m", "mean_pose=true", *TINY_H36M], tmp_path, data_dir
+    )
+    metrics = evaluate(cfg)
+    assert 30 < metrics["mean_pose/MPJPE"] < 500 and metrics["mean_pose/PA-MPJPE"] < metrics["mean_pose/MPJPE"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+
+
 def test_mpii_mixes_into_training(tmp_path, data_dir):
     from src.codecs.integral_3d import Integral3D
     from src.utils.builders import build_datamodule

@@ -74,6 +74,19 @@ class Pose3DModule(PoseModule):
             pictures = dict(zip(batch["sample_id"].tolist(), keypoints))
             yield {"joints_cam": torch.from_numpy(joints)}, batch, pictures
 
+    @staticmethod
+    def mean_pose(train_dataset: Any, batches: Iterable[dict]) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
+        """The mean-pose baseline: every validation sample predicted as the mean root-relative
+        camera-frame pose of the 3D training records (no image seen). The reference a trained model
+        must beat: MPJPE below it measures what the network reads from the images."""
+        cam = train_dataset._joints_cam[train_dataset._have_depth > 0]
+        if not len(cam):
+            raise ValueError("the mean-pose baseline needs 3D training records; the training split has none")
+        mean = (cam - cam[:, :1]).mean(axis=0)  # (K, 3) root-relative
+        for batch in batches:
+            n = batch["joints_cam"].shape[0]
+            yield {"joints_cam": torch.from_numpy(np.broadcast_to(mean, (n, *mean.shape)).copy())}, batch, {}
+
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

@@ -56,3 +56,33 @@ def test_missing_file_and_no_weights(tmp_path):
     torch.save({"epoch": 3}, path)
     with pytest.raises(ValueError, match="no state_dict found"):
         read_official_state_dict(path)
+
+
+def test_task_starts_from_official_weights_and_its_checkpoint_stands_alone(tmp_path):
+    """`model.official_weights`: loaded strictly at construction; the saved checkpoint holds the
+    weights and names their origin, so it loads without the official file."""
+    from src.tasks.pose3d import Pose3DModule
+
+    net = {"_target_": "src.models.posenet.PoseNet", "depth": 18, "base_width": 8, "layers": [1, 1, 1, 1]}
+    net |= {"num_joints": 18, "depth_dim": 4, "deconv_channels": 8}
+    source = _tiny()
+    path = tmp_path / "snapshot_24.pth.tar"
+    torch.save({"epoch": 24, "network": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
+    common = {
+        "name": "posenet_tiny",
+        "net": net,
+        "codec": {"_target_": "src.codecs.integral_3d.Integral3D", "input_size": [32, 32], "output_size": [8, 8]}
+        | {"depth_dim": 4},
+        "loss": {"_target_": "src.losses.IntegralL1Loss"},
+        "optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3},
+        "keypoint_info": "h36m18",
+    }
+    task = Pose3DModule(**common, official_weights=str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(task.net.state_dict()[key], value), key
+    checkpoint = {"hyper_parameters": dict(task.hparams)}
+    task.on_save_checkpoint(checkpoint)
+    saved = checkpoint["hyper_parameters"]
+    assert saved["official_weights"] is None and saved["initialised_from"] == str(path)
+    path.unlink()
+    Pose3DModule(**{k: v for k, v in saved.items() if k in common or k == "official_weights"})

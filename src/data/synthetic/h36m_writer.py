@@ -14,8 +14,12 @@ and clothing, filmed by ``num_cameras`` calibrated cameras that stand on a circl
 4.5-5.5 m round the centre, 1.2-1.8 m high, spread evenly in azimuth, each looking at the
 centre (about hip height) with a small random pitch and roll; f = 1.1-1.2 x the image width
 (about Human3.6M's field of view, so a person is ~40 % of the image tall) and the principal
-point near the image centre. Cameras, backgrounds (one per camera) and the light (fixed in the
-world) belong to the subject, as Human3.6M calibrates per subject.
+point near the image centre. As in Human3.6M, where every subject is filmed in the same lab by
+the same four cameras, the rig and the backgrounds (one per camera) are shared by all subjects;
+each subject's calibration moves every camera a little (CALIBRATION_JITTER_MM in position,
+CALIBRATION_JITTER_DEG in orientation, 0.5 % in focal length), as Human3.6M recalibrates per
+subject. The light (fixed in the world) belongs to the subject. Validation on other subjects
+therefore tests new bodies, clothes and motions in a known studio, not new rooms.
 
 Motion. Every (action, subaction) is a sequence of ``frames`` frames, FRAME_TIME_S apart (the
 spacing of 3DMPPE's every-5th-frame subsample of the 50 Hz videos). The joint angles ease
@@ -67,6 +71,7 @@ from src.data.synthetic.figure import (
     forward_kinematics,
     layout_indices,
     rot_x,
+    rot_y,
     rot_z,
     sample_body_shape,
     sample_pose,
@@ -75,7 +80,7 @@ from src.data.synthetic.render import rasterise
 from src.data.synthetic.scene import NEAR_MM
 
 GENERATOR = "src.data.synthetic.h36m"
-VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
+VERSION = 2  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = cache.MANIFEST
 ANNOTATIONS = "annotations"  # the folder of the annotation files under the root
 
@@ -91,6 +96,8 @@ CAMERA_RADIUS_MM = (4500.0, 5500.0)
 CAMERA_HEIGHT_MM = (1200.0, 1800.0)
 CAMERA_TARGET_HEIGHT_MM = (850.0, 1000.0)  # the point on the centre's vertical each camera looks at
 CAMERA_AZIMUTH_JITTER_DEG = 8.0
+CALIBRATION_JITTER_MM = 30.0  # sd of a camera's position change between subjects
+CALIBRATION_JITTER_DEG = 0.5  # sd of its orientation change (pitch, yaw, roll)
 CAMERA_TILT_DEG = 1.5  # sd of the extra pitch and roll, clipped at 2 sd
 FOCAL_PER_WIDTH = (1.1, 1.2)
 LIGHT_ELEVATION_DEG = (35.0, 60.0)
@@ -191,22 +198,29 @@ def look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
 def studio_cameras(seed: int, subject: int, num_cameras: int, image_size: tuple[int, int]) -> tuple[Camera, ...]:
     """The subject's ``num_cameras`` calibrated cameras (cam_idx k is element k - 1); module docstring.
 
-    Intrinsics are rounded to 0.01 px, so the stored cameras are exactly those used for rendering.
+    The rig is drawn from ``seed`` alone (shared by all subjects); the subject's calibration moves
+    each camera by a small random offset. Intrinsics are rounded to 0.01 px, so the stored cameras
+    are exactly those used for rendering.
     """
-    rng = _rng(seed, _RIG, subject)
+    rig = _rng(seed, _RIG)
+    calibration = _rng(seed, _RIG, subject)
     w, h = image_size
-    start = rng.uniform(0.0, 360.0)
+    start = rig.uniform(0.0, 360.0)
     cameras = []
     for k in range(num_cameras):
-        azimuth = np.deg2rad(start + 360.0 * k / num_cameras + rng.normal(0.0, CAMERA_AZIMUTH_JITTER_DEG))
-        radius = rng.uniform(*CAMERA_RADIUS_MM)
-        centre = np.array([radius * np.cos(azimuth), radius * np.sin(azimuth), rng.uniform(*CAMERA_HEIGHT_MM)])
-        target = np.array([0.0, 0.0, rng.uniform(*CAMERA_TARGET_HEIGHT_MM)])
-        pitch, roll = np.clip(rng.normal(0.0, CAMERA_TILT_DEG, 2), -2 * CAMERA_TILT_DEG, 2 * CAMERA_TILT_DEG)
-        R = rot_x(pitch) @ rot_z(roll) @ look_at(centre, target)
-        f = round(float(w * rng.uniform(*FOCAL_PER_WIDTH)), 2)
-        cx = round(float((w - 1) / 2 + rng.normal(0.0, 0.01 * w)), 2)
-        cy = round(float((h - 1) / 2 + rng.normal(0.0, 0.01 * h)), 2)
+        azimuth = np.deg2rad(start + 360.0 * k / num_cameras + rig.normal(0.0, CAMERA_AZIMUTH_JITTER_DEG))
+        radius = rig.uniform(*CAMERA_RADIUS_MM)
+        centre = np.array([radius * np.cos(azimuth), radius * np.sin(azimuth), rig.uniform(*CAMERA_HEIGHT_MM)])
+        target = np.array([0.0, 0.0, rig.uniform(*CAMERA_TARGET_HEIGHT_MM)])
+        pitch, roll = np.clip(rig.normal(0.0, CAMERA_TILT_DEG, 2), -2 * CAMERA_TILT_DEG, 2 * CAMERA_TILT_DEG)
+        f = w * rig.uniform(*FOCAL_PER_WIDTH)
+        cx, cy = (w - 1) / 2 + rig.normal(0.0, 0.01 * w), (h - 1) / 2 + rig.normal(0.0, 0.01 * h)
+        # this subject's calibration of the camera
+        centre = centre + calibration.normal(0.0, CALIBRATION_JITTER_MM, 3)
+        d_pitch, d_yaw, d_roll = calibration.normal(0.0, CALIBRATION_JITTER_DEG, 3)
+        R = rot_x(pitch + d_pitch) @ rot_y(d_yaw) @ rot_z(roll + d_roll) @ look_at(centre, target)
+        f = round(float(f * (1.0 + calibration.normal(0.0, 0.005))), 2)
+        cx, cy = round(float(cx + calibration.normal(0.0, 0.5)), 2), round(float(cy + calibration.normal(0.0, 0.5)), 2)
         cameras.append(Camera(fx=f, fy=f, cx=cx, cy=cy, R=R, t=-R @ centre))
     return tuple(cameras)
 
@@ -215,8 +229,10 @@ def studio_cameras(seed: int, subject: int, num_cameras: int, image_size: tuple[
 def view_background(
     seed: int, subject: int, cam_idx: int, image_size: tuple[int, int], clutter: float
 ) -> tuple[np.ndarray, float]:
-    """((H, W, 3) float32 RGB background, blur sigma in px) of one camera of one subject."""
-    rng = _rng(seed, _VIEW, subject, cam_idx)
+    """((H, W, 3) float32 RGB background, blur sigma in px) of one camera: the same for every subject
+    (``subject`` is accepted for symmetry with `studio_cameras` and not used)."""
+    del subject
+    rng = _rng(seed, _VIEW, cam_idx)
     background = render_background(rng, image_size, clutter)
     background.flags.writeable = False  # shared by every frame of the view
     return background, float(rng.uniform(0.2, MAX_BLUR_SIGMA))
