@@ -562,8 +562,9 @@ class Human36MReader:
         if extra_error is not None:
             extra_name = getattr(self.extra_2d, "name", type(self.extra_2d).__name__)
             parts.append(
-                f"Training mixes in the 2D data of the {extra_name!r} reader (data.reader.extra_2d; "
-                f"data.mix_2d=false trains on Human3.6M alone), and it is missing:\n{extra_error}"
+                f"Training mixes in the 2D data of the {extra_name!r} reader, and it is missing. Its paths "
+                "are under data.reader.extra_2d (e.g. data.reader.extra_2d.root=/path/to/mpii, not data.root); "
+                f"data.mix_2d=false trains on Human3.6M alone.\n{extra_error}"
             )
         raise DatasetNotFoundError("\n\n".join(parts))
 
