@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_topdown
 	$(BIN)/python -m benchmarks.bench_bottomup
 	$(BIN)/python -m benchmarks.bench_pose3d
+	$(BIN)/python -m benchmarks.bench_export
 
 synthetic: install
 	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic
