@@ -159,11 +159,11 @@ def box_records_3d(
         entries = boxes.get(path.name, [])
         if not entries:
             continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            log.warning("%s: not a readable image; skipped", path)
+        try:  # the size as the dataset will read the image (EXIF orientation ignored)
+            height, width = read_image(path, color_rgb=False).shape[:2]
+        except (OSError, ValueError) as err:
+            log.warning("%s: %s; skipped", path, err)
             continue
-        height, width = image.shape[:2]
         f = float(focal) if focal else float(width)
         crops, keep = process_bbox(np.array([b for b, _ in entries]), width, height, aspect_ratio)
         for (bbox, score), crop, kept in zip(entries, crops, keep):

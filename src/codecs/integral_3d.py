@@ -247,12 +247,6 @@ class Integral3D:
         )
 
 
-def to_root_relative(joints_cam: np.ndarray, root_index: int = 0) -> np.ndarray:
-    """(..., K, 3) camera-frame joints -> the same relative to joint ``root_index`` (the pelvis)."""
-    joints_cam = np.asarray(joints_cam, dtype=np.float64)
-    return joints_cam - joints_cam[..., root_index : root_index + 1, :]
-
-
 def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double().numpy()

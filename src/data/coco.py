@@ -26,7 +26,6 @@ The work per annotation is linear and mostly vectorised, so reading is bound by 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from src.data.errors import AnnotationError, DatasetNotFoundError
+from src.data.json_files import read_json
 from src.data.keypoint_info import KeypointInfo
 from src.geometry import PIXEL_STD, box_xywh_to_center_scale
 
@@ -45,21 +45,9 @@ COCO_URLS = {
 }
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{what} not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise AnnotationError(f"{path}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not a UTF-8 JSON file ({err})") from err
-
-
 def _read_coco_json(ann_file: Path) -> dict:
     """An annotation file as a dict with 'images' and 'annotations', or an AnnotationError naming it."""
-    data = _read_json(ann_file, "annotation file")
+    data = read_json(ann_file, "annotation file")
     if not isinstance(data, dict):
         raise AnnotationError(f"{ann_file}: expected a JSON object with 'images' and 'annotations'")
     for key in ("images", "annotations"):
@@ -253,7 +241,7 @@ def _det_records(
     padding: float,
     det_score_thr: float,
 ) -> list[dict]:
-    dets = _read_json(det_file, "detection file")
+    dets = read_json(det_file, "detection file")
     if not isinstance(dets, list):
         raise AnnotationError(f"{det_file}: expected a list of detections, got {type(dets).__name__}")
     if not dets:

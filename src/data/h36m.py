@@ -29,7 +29,6 @@ pelvis Z, so the relative depth is one subtraction away.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -41,7 +40,8 @@ import numpy as np
 
 from src.camera import camera_to_pixel, world_to_camera
 from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.keypoint_info import H36M17, KeypointInfo, get_keypoint_info
+from src.data.json_files import read_json
+from src.data.keypoint_info import H36M17, ROOT_JOINT, KeypointInfo, get_keypoint_info
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ ACTIONS = (
 )
 FIRST_ACTION = 2
 
-#: The joint whose camera depth is the root depth (index 0 of the file).
-ROOT_JOINT = "pelvis"
 
 #: The 17 joints of the joint files, in file order.
 JOINT_NAMES = H36M17.keypoint_names
@@ -167,18 +165,6 @@ def _finite(value: Any, size: int) -> np.ndarray | None:
     return arr if arr.size == size and bool(np.isfinite(arr).all()) else None
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise DatasetNotFoundError(f"Human3.6M {what} not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise AnnotationError(f"{path}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
-    except UnicodeDecodeError as err:
-        raise AnnotationError(f"{path}: not a UTF-8 JSON file ({err})") from err
-
-
 def describe_image(img: dict) -> str:
     """'subject S, action A (Name), subaction B, camera C, frame F (image id I, 'file')' of a validated image."""
     a = img["action_idx"]
@@ -201,7 +187,7 @@ def read_h36m_cameras(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
             camera whose R, t, f or c is missing or not that many finite numbers.
     """
     path = Path(path)
-    data = _read_json(path, "camera file")
+    data = read_json(path, "Human3.6M camera file")
     if not isinstance(data, dict):
         raise AnnotationError(f"{path}: expected an object {{cam_idx: {{R, t, f, c}}}}, got a {type(data).__name__}")
     cameras = {}
@@ -237,7 +223,7 @@ def read_bbox_root(path: str | Path) -> dict[int, tuple[np.ndarray, float]]:
             that is not 4 finite numbers with w, h > 0, or a root_cam that is not 3 finite numbers.
     """
     path = Path(path)
-    data = _read_json(path, "bbox_root file")
+    data = read_json(path, "Human3.6M bbox_root file")
     if not isinstance(data, list):
         raise AnnotationError(f"{path}: expected a list of {{image_id, bbox, root_cam}}, got a {type(data).__name__}")
     result = {}
@@ -628,7 +614,7 @@ class Human36MReader:
     ) -> tuple[list[dict], int, int]:
         """(records without sample_id, skipped count, kept-frame count) of one subject."""
         files = subject_files(self.annotation_dir, subject)
-        images, annotations = _image_lists(_read_json(files["data"], "data file"), files["data"])
+        images, annotations = _image_lists(read_json(files["data"], "Human3.6M data file"), files["data"])
         images = _kept_images(images, files["data"], subject, step)
         total = len(images)
         if bbox_root is None:
@@ -641,7 +627,7 @@ class Human36MReader:
             images, boxes = [img for img, k in zip(images, keep) if k], boxes[keep]
         del annotations
         cameras = read_h36m_cameras(files["camera"])
-        world = _world_joints(_read_json(files["joint"], "joint file"), images, files["joint"])
+        world = _world_joints(read_json(files["joint"], "Human3.6M joint file"), images, files["joint"])
         if self.check_images:
             self._check_image_files(images, files["data"])
 

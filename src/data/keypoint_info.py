@@ -264,3 +264,12 @@ def joint_mapping(source: KeypointInfo, target: KeypointInfo) -> tuple[int, ...]
     """
     names = {SAME_JOINT.get(name, name): i for i, name in enumerate(source.keypoint_names)}
     return tuple(names.get(SAME_JOINT.get(name, name), -1) for name in target.keypoint_names)
+
+
+#: The joint that 3D poses are relative to (3DMPPE: Pelvis).
+ROOT_JOINT = "pelvis"
+
+
+def root_index(info: KeypointInfo) -> int:
+    """Index of `ROOT_JOINT` in a layout; the first joint in layouts without a pelvis."""
+    return info.keypoint_names.index(ROOT_JOINT) if ROOT_JOINT in info.keypoint_names else 0

@@ -35,16 +35,13 @@ import numpy as np
 import torch
 
 from src.data.image_io import read_image
-from src.data.keypoint_info import KeypointInfo, get_keypoint_info, joint_mapping
+from src.data.keypoint_info import KeypointInfo, get_keypoint_info, joint_mapping, root_index
 from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
 from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform
 
 #: Keys of a 3D record (see `src.data.h36m`) stored per item.
 _VECTOR_KEYS = {"bbox": 4, "f": 2, "c": 2}
-
-#: The joint that depths are relative to (3DMPPE: Pelvis); the first joint in layouts without it.
-ROOT_JOINT = "pelvis"
 
 #: Tries to place the synthetic occlusion inside the image before giving up on it for this item.
 OCCLUSION_TRIES = 20
@@ -175,8 +172,7 @@ class Pose3DDataset(PoseDataset):
         self.seed = seed
         self.input_size = (int(codec.input_size[0]), int(codec.input_size[1]))
         self._flip_index = np.asarray(keypoint_info.flip_index, dtype=np.int64)
-        names = keypoint_info.keypoint_names
-        self._root = names.index(ROOT_JOINT) if ROOT_JOINT in names else 0
+        self._root = root_index(keypoint_info)
         self._store(records)
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
@@ -212,6 +208,10 @@ class Pose3DDataset(PoseDataset):
     @property
     def num_records(self) -> int:
         return len(self._sample_ids)
+
+    def camera_joints_3d(self) -> np.ndarray:
+        """(M, K, 3) camera-frame ground truth (mm) of the M records that have depth (not the 2D ones)."""
+        return self._joints_cam[self._have_depth > 0]
 
     def image_files(self) -> dict[int, str]:
         """{sample_id: image path} of every record (used to draw predictions on the images)."""

@@ -20,6 +20,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat, rank_zero_warn
 
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info
+from src.data.keypoint_info import root_index as layout_root_index
 from src.metrics.mpjpe import joint_errors, rigid_align
 
 __all__ = ["ALIGNMENTS", "MPJPE_KEYS", "MPJPEMetric", "PAMPJPEMetric"]
@@ -43,7 +44,8 @@ class MPJPEMetric(Metric):
         actions: action names; ``batch["action"]`` holds indices into this sequence.
         eval_layout: registry name of the layout whose joints are evaluated; each of its keypoint
             names must be in ``keypoint_info`` (official: the 17 Human3.6M joints, "h36m17").
-        root_index: index of the root joint in ``keypoint_info`` (pelvis, 0).
+        root_index: index of the root joint in ``keypoint_info``; None: the layout's pelvis
+            (`src.data.keypoint_info.root_index`).
         alignment: "rigid" (rotation + translation, the official PA-MPJPE) or "similarity" (plus an
             isotropic scale).
         **kwargs: passed to torchmetrics.Metric (e.g. process_group, dist_sync_on_step).
@@ -65,7 +67,7 @@ class MPJPEMetric(Metric):
         keypoint_info: KeypointInfo,
         actions: Sequence[str],
         eval_layout: str = "h36m17",
-        root_index: int = 0,
+        root_index: int | None = None,
         alignment: str = "rigid",
         **kwargs: Any,
     ) -> None:
@@ -80,6 +82,8 @@ class MPJPEMetric(Metric):
             raise ValueError(f"alignment must be one of {sorted(ALIGNMENTS)}, got {alignment!r}")
         self.alignment = alignment
         k = keypoint_info.num_keypoints
+        if root_index is None:
+            root_index = layout_root_index(keypoint_info)
         if not 0 <= root_index < k:
             raise ValueError(f"root_index {root_index} out of range for layout {keypoint_info.name!r} with K={k}")
         self.root_index = int(root_index)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from src.codecs.integral_3d import Integral3D
+from src.data.keypoint_info import root_index
 from src.tasks.base import PoseModule
 from src.utils.drawing import draw_keypoint_info
 from src.utils.pictures import denormalize
@@ -57,6 +58,7 @@ class Pose3DModule(PoseModule):
 
     def __init__(self, **common: Any) -> None:
         super().__init__(**common)
+        self._root = root_index(self.keypoint_info)
         depth_dim = getattr(self.net, "depth_dim", self.codec.depth_dim)
         if depth_dim != self.codec.depth_dim:
             raise ValueError(
@@ -79,10 +81,11 @@ class Pose3DModule(PoseModule):
         """The mean-pose baseline: every validation sample predicted as the mean root-relative
         camera-frame pose of the 3D training records (no image seen). The reference a trained model
         must beat: MPJPE below it measures what the network reads from the images."""
-        cam = train_dataset._joints_cam[train_dataset._have_depth > 0]
+        cam = train_dataset.camera_joints_3d()
         if not len(cam):
             raise ValueError("the mean-pose baseline needs 3D training records; the training split has none")
-        mean = (cam - cam[:, :1]).mean(axis=0)  # (K, 3) root-relative
+        root = root_index(train_dataset.keypoint_info)
+        mean = (cam - cam[:, root : root + 1]).mean(axis=0)  # (K, 3) root-relative
         for batch in batches:
             n = batch["joints_cam"].shape[0]
             yield {"joints_cam": torch.from_numpy(np.broadcast_to(mean, (n, *mean.shape)).copy())}, batch, {}
@@ -128,7 +131,7 @@ class Pose3DModule(PoseModule):
         return {
             "sample_id": batch["sample_id"].cpu(),
             "image_id": batch["image_id"].cpu(),
-            "joints_cam": torch.from_numpy(joints - joints[:, :1]),
+            "joints_cam": torch.from_numpy(joints - joints[:, self._root : self._root + 1]),
             "keypoints": torch.from_numpy(image_keypoints(self.codec, coords, batch["bbox"])),
         }
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from src.camera import camera_to_pixel
-from src.codecs.integral_3d import Integral3D, to_root_relative
+from src.codecs.integral_3d import Integral3D
 from src.geometry import affine_transform_points, get_affine_transform
+from src.metrics.mpjpe import root_relative
 
 torch.set_num_threads(1)
 
@@ -170,7 +171,7 @@ def test_back_projection_numbers() -> None:
     np.testing.assert_allclose(codec.to_depth(torch.from_numpy(coords), np.array([4000.0]))[0], [4000, 3000, 4500])
     cam = codec.to_camera(coords, bbox, [4000.0], f=[[1000.0, 500.0]], c=[[200.0, 50.0]])
     np.testing.assert_allclose(cam[0, 0], [0.0, 50 / 500 * 4000, 4000.0])
-    rel = to_root_relative(cam, root_index=0)
+    rel = root_relative(cam, root_index=0)
     np.testing.assert_allclose(rel[0, 0], 0.0)
     np.testing.assert_allclose(rel[0, 2], cam[0, 2] - cam[0, 0])
 
@@ -203,4 +204,4 @@ def test_camera_round_trip_through_crop_targets_and_volume() -> None:
     np.testing.assert_allclose(decoded[0].numpy(), target["coords"], atol=1e-3)
     back = codec.to_camera(decoded, bbox[None], root[2:], f[None], c[None])
     assert np.abs(back[0] - joints).max() < 0.5
-    np.testing.assert_allclose(to_root_relative(back)[0], joints - root, atol=0.5)
+    np.testing.assert_allclose(root_relative(back)[0], joints - root, atol=0.5)
