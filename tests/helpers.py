@@ -12,6 +12,24 @@ from omegaconf import DictConfig, open_dict
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
+# A tiny PoseNet (the real sizes are checked against the official state_dicts) and a tiny synthetic
+# Human3.6M root (subjects 1 and 9, one action), shared by the 3D tests.
+TINY_POSENET = [
+    "model.net.depth=18",
+    "model.net.base_width=8",
+    "model.net.layers=[1,1,1,1]",
+    "model.net.deconv_channels=16",
+    "model.codec.input_size=[64,64]",
+    "model.codec.output_size=[16,16]",
+    "model.codec.depth_dim=16",
+]
+TINY_H36M_ROOT = [
+    "data=synthetic_h36m",
+    "++data.reader.synthetic={subjects:[1,9],actions:[2],subactions:1,frames:2,num_cameras:2,image_size:[96,96]}",
+    "data.train_subjects=[1]",
+    "data.val_subjects=[9]",
+]
+
 # A tiny synthetic dataset shared by the end-to-end tests (generated once per session).
 TINY_SYNTHETIC = [
     "data.reader.synthetic.num_train=12",

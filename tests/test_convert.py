@@ -12,7 +12,7 @@ import torch
 from src.convert import convert
 from src.eval import evaluate
 from src.tasks.loading import load_task
-from tests.helpers import compose_run
+from tests.helpers import TINY_H36M_ROOT, TINY_POSENET, compose_run
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -76,20 +76,7 @@ def test_official_files_of_every_family_convert_exactly(family, tmp_path):
 def test_converted_checkpoint_evaluates_and_mismatches_are_refused(tmp_path):
     """A tiny PoseNet in snapshot form: converted, evaluated like a trained checkpoint; the same file
     given for another joint count lists the shapes that differ."""
-    tiny = [
-        "model=posenet",
-        "data=synthetic_h36m",
-        "+data.reader.synthetic={subjects:[1,9],actions:[2],subactions:1,frames:2,num_cameras:2,image_size:[96,96]}",
-        "data.train_subjects=[1]",
-        "data.val_subjects=[9]",
-        "model.net.depth=18",
-        "model.net.base_width=8",
-        "model.net.layers=[1,1,1,1]",
-        "model.net.deconv_channels=16",
-        "model.codec.input_size=[64,64]",
-        "model.codec.output_size=[16,16]",
-        "model.codec.depth_dim=16",
-    ]
+    tiny = ["model=posenet", *TINY_H36M_ROOT, *TINY_POSENET]
     from hydra.utils import instantiate
 
     source = instantiate(compose_run("train", tiny, tmp_path / "a", tmp_path / "data").model.net)
@@ -97,7 +84,7 @@ def test_converted_checkpoint_evaluates_and_mismatches_are_refused(tmp_path):
     _write_official(official, source.state_dict(), "posenet_snapshot")
     out = convert(compose_run("convert", [*tiny, f"official={official}"], tmp_path / "c", tmp_path / "data"))
     assert out == tmp_path / "c" / "checkpoints" / "converted.ckpt"
-    metrics = evaluate(compose_run("eval", [f"ckpt_path={out}", *tiny[1:5]], tmp_path / "e", tmp_path / "data"))
+    metrics = evaluate(compose_run("eval", [f"ckpt_path={out}", *TINY_H36M_ROOT], tmp_path / "e", tmp_path / "data"))
     assert metrics["val/MPJPE"] > 0
 
     with pytest.raises(ValueError, match=r"shape: head\.final_layer\.weight: file \(288, 16, 1, 1\) vs model"):

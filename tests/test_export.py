@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from src.convert import converted_checkpoint
 from src.export import _Outputs, check_onnx_parity, export, run
 from src.tasks.loading import load_task
-from tests.helpers import compose_run
+from tests.helpers import TINY_POSENET, compose_run
 
 pytest.importorskip("onnxruntime")
 
@@ -36,17 +36,7 @@ TINY = {
         "model.codec.input_size=64",
         "model.codec.output_sizes=[16,32]",
     ],
-    "pose3d": [
-        "model=posenet",
-        "data=synthetic_h36m",
-        "model.net.depth=18",
-        "model.net.base_width=8",
-        "model.net.layers=[1,1,1,1]",
-        "model.net.deconv_channels=16",
-        "model.codec.input_size=[64,64]",
-        "model.codec.output_size=[16,16]",
-        "model.codec.depth_dim=8",
-    ],
+    "pose3d": ["model=posenet", "data=synthetic_h36m", *TINY_POSENET],
 }
 
 

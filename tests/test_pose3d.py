@@ -14,7 +14,7 @@ import torch
 
 from src.eval import evaluate
 from src.train import train
-from tests.helpers import CONF_DIR, compose_run
+from tests.helpers import CONF_DIR, TINY_POSENET, compose_run
 
 TINY_H36M = [
     "++data.reader.synthetic={subjects:[1,9],actions:[2,3],subactions:1,frames:2,num_cameras:2,image_size:[96,96]}",
@@ -27,16 +27,7 @@ TINY_MPII = [
     "data.reader.extra_2d.synthetic.num_val=2",
     "data.reader.extra_2d.synthetic.seed=5",
 ]
-TINY_NET = [
-    "model.net.depth=18",
-    "model.net.base_width=8",
-    "model.net.layers=[1,1,1,1]",
-    "model.net.deconv_channels=16",
-    "model.codec.input_size=[64,64]",
-    "model.codec.output_size=[16,16]",
-    "model.codec.depth_dim=16",
-    "model.pretrained=null",
-]
+TINY_NET = [*TINY_POSENET, "model.pretrained=null"]
 RECIPES = ("posenet_r50_h36m_p1", "posenet_r50_h36m_p2", "quickstart_3d")
 KEYS = ["val/MPJPE", "val/PA-MPJPE", "val/MPJPE/Directions", "val/PA-MPJPE/Discussion"]
 

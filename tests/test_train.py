@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from src.eval import evaluate, model_overrides
 from src.train import train
-from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_SYNTHETIC, compose_run, layout_real_coco
+from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_H36M_ROOT, TINY_SYNTHETIC, compose_run, layout_real_coco
 
 # Full-size networks at a small input: 64x64 is a multiple of 32 (ResNet) and 64 (Hourglass, HigherHRNet).
 # Per paradigm, the data each model trains on in these tests (synthetic COCO for 2D, a tiny synthetic
@@ -20,14 +20,7 @@ from tests.helpers import MODEL_CONFIGS, REAL_COCO, TINY_SYNTHETIC, compose_run,
 SMALL_INPUT = {
     "topdown": ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]", *TINY_SYNTHETIC],
     "bottomup": ["model.codec.input_size=64", "model.codec.output_sizes=[16,32]", *TINY_SYNTHETIC],
-    "pose3d": [
-        "data=synthetic_h36m",
-        "+data.reader.synthetic={subjects:[1,9],actions:[2],subactions:1,frames:2,num_cameras:2,image_size:[96,96]}",
-        "data.train_subjects=[1]",
-        "data.val_subjects=[9]",
-        "model.codec.input_size=[64,64]",
-        "model.codec.output_size=[16,16]",
-    ],
+    "pose3d": [*TINY_H36M_ROOT, "model.codec.input_size=[64,64]", "model.codec.output_size=[16,16]"],
 }
 
 
