@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from src.tasks.base import to_plain
 from src.tasks.loading import load_task
 from src.utils.run_io import write_json_atomic
 
@@ -53,7 +54,7 @@ def example_input(task: Any) -> torch.Tensor:
     return torch.zeros(1, 3, h, w)
 
 
-def sidecar(task: Any, output_names: list[str], file_format: str) -> dict[str, Any]:
+def sidecar(task: Any, output_names: list[str], file_format: str, *, as_list: bool) -> dict[str, Any]:
     """Everything the post-processing needs, as plain data."""
     info = task.keypoint_info
     hparams = task.hparams
@@ -79,6 +80,10 @@ def sidecar(task: Any, output_names: list[str], file_format: str) -> dict[str, A
             "skeleton": [list(pair) for pair in info.skeleton],
         },
         "outputs": output_names,
+        # whether the PyTorch network returns a list (multi-stage or multi-resolution outputs)
+        "outputs_as_list": as_list,
+        # the task's hyperparameters: `src.inference.backends` rebuilds the task around the file
+        "hparams": to_plain(dict(task.hparams)),
     }
 
 
@@ -90,6 +95,7 @@ def export(task: Any, out: Path, *, file_format: str = "onnx", opset: int = 17) 
     x = example_input(task)
     with torch.no_grad():
         outputs = wrapped(x)
+        as_list = isinstance(task.net(x), (list, tuple))
     names = [f"output{i}" for i in range(len(outputs))]
     out.parent.mkdir(parents=True, exist_ok=True)
     if file_format == "onnx":
@@ -109,7 +115,7 @@ def export(task: Any, out: Path, *, file_format: str = "onnx", opset: int = 17) 
         with torch.no_grad():
             traced = torch.jit.trace(wrapped, (x,))
         traced.save(str(out))
-    write_json_atomic(Path(str(out) + ".json"), sidecar(task, names, file_format))
+    write_json_atomic(Path(str(out) + ".json"), sidecar(task, names, file_format, as_list=as_list))
     log.info("exported %s -> %s", task.hparams.name, out)
     return out
 

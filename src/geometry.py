@@ -226,3 +226,34 @@ def flip_joints(
     flipped = np.array(joints, copy=True)
     flipped[:, 0] = image_width - 1 - flipped[:, 0]
     return flipped[index], np.asarray(visible)[index].copy()
+
+
+def keypoint_boxes(keypoints: np.ndarray, *, min_score: float = 0.0) -> np.ndarray:
+    """Boxes (P, 4) [x, y, w, h] spanning each person's keypoints (P, K, 3) [x, y, score] that
+    score at least ``min_score`` (all of them when fewer than two do)."""
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    boxes = np.zeros((len(keypoints), 4), dtype=np.float32)
+    for i, kpts in enumerate(keypoints):
+        strong = kpts[:, 2] >= min_score
+        chosen = kpts[strong] if strong.sum() >= 2 else kpts
+        lo, hi = chosen[:, :2].min(axis=0), chosen[:, :2].max(axis=0)
+        boxes[i] = [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]
+    return boxes
+
+
+def enlarge_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """Boxes (B, 4) [x, y, w, h] scaled ``factor`` times about their centres."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    size = boxes[:, 2:] * np.float32(factor)
+    centre = boxes[:, :2] + boxes[:, 2:] / 2
+    return np.concatenate([centre - size / 2, size], axis=1)
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes (B, 4) [x, y, w, h] cut to the image [0, width - 1] x [0, height - 1]."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    x0 = np.clip(boxes[:, 0], 0, width - 1)
+    y0 = np.clip(boxes[:, 1], 0, height - 1)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width - 1)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height - 1)
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)

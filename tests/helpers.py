@@ -30,6 +30,51 @@ TINY_H36M_ROOT = [
     "data.val_subjects=[9]",
 ]
 
+# One tiny network per paradigm (prediction and export tests build them with random weights).
+TINY_MODELS = {
+    "topdown": [
+        "model=hrnet",
+        "model.net.width=8",
+        "model.net.stage_num_modules=[1,1,1]",
+        "model.net.num_blocks=1",
+        "model.net.stem_channels=16",
+        "model.codec.input_size=[48,64]",
+        "model.codec.heatmap_size=[12,16]",
+    ],
+    "bottomup": [
+        "model=higherhrnet",
+        "model.net.width=8",
+        "model.net.stage_num_modules=[1,1,1]",
+        "model.net.num_blocks=1",
+        "model.net.stem_channels=16",
+        "model.net.num_deconv_basic_blocks=1",
+        "model.codec.input_size=64",
+        "model.codec.output_sizes=[16,32]",
+    ],
+    "pose3d": ["model=posenet", "data=synthetic_h36m", *TINY_POSENET],
+}
+
+
+def random_checkpoint(
+    paradigm: str, path: Path, work_dir: Path, *, seed: int = 0, std: float = 0.05, overrides: tuple[str, ...] = ()
+) -> Path:
+    """A checkpoint of a tiny model of ``paradigm`` whose weights are drawn from N(0, std) (away
+    from the near-zero init, so that outputs differ from image to image), as src.convert writes it."""
+    import torch
+    from hydra.utils import instantiate
+
+    from src.convert import converted_checkpoint
+
+    cfg = compose_run("train", [*TINY_MODELS[paradigm], *overrides], work_dir / f"run_{paradigm}", work_dir / "data")
+    task = instantiate(cfg.model, _recursive_=False)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in task.net.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * std)
+    torch.save(converted_checkpoint(task), path)
+    return path
+
+
 # A tiny synthetic dataset shared by the end-to-end tests (generated once per session).
 TINY_SYNTHETIC = [
     "data.reader.synthetic.num_train=12",

@@ -7,50 +7,19 @@ import json
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from src.convert import converted_checkpoint
 from src.export import _Outputs, check_onnx_parity, export, run
 from src.tasks.loading import load_task
-from tests.helpers import TINY_POSENET, compose_run
+from tests.helpers import TINY_MODELS, compose_run, random_checkpoint
 
 pytest.importorskip("onnxruntime")
 
-TINY = {
-    "topdown": [
-        "model=hrnet",
-        "model.net.width=8",
-        "model.net.stage_num_modules=[1,1,1]",
-        "model.net.num_blocks=1",
-        "model.net.stem_channels=16",
-        "model.codec.input_size=[48,64]",
-        "model.codec.heatmap_size=[12,16]",
-    ],
-    "bottomup": [
-        "model=higherhrnet",
-        "model.net.width=8",
-        "model.net.stage_num_modules=[1,1,1]",
-        "model.net.num_blocks=1",
-        "model.net.stem_channels=16",
-        "model.net.num_deconv_basic_blocks=1",
-        "model.codec.input_size=64",
-        "model.codec.output_sizes=[16,32]",
-    ],
-    "pose3d": ["model=posenet", "data=synthetic_h36m", *TINY_POSENET],
-}
-
 
 def _checkpoint(paradigm: str, tmp_path):
-    cfg = compose_run("train", TINY[paradigm], tmp_path / "run", tmp_path / "data")
-    task = instantiate(cfg.model, _recursive_=False)
-    for p in task.net.parameters():  # away from the near-zero init, so the comparison means something
-        torch.nn.init.normal_(p, std=0.05)
-    path = tmp_path / "model.ckpt"
-    torch.save(converted_checkpoint(task), path)
-    return path
+    return random_checkpoint(paradigm, tmp_path / "model.ckpt", tmp_path)
 
 
-@pytest.mark.parametrize("paradigm", sorted(TINY))
+@pytest.mark.parametrize("paradigm", sorted(TINY_MODELS))
 def test_onnx_and_torchscript_match_pytorch(paradigm, tmp_path):
     task = load_task(_checkpoint(paradigm, tmp_path)).eval()
     onnx_file = export(task, tmp_path / "model.onnx", file_format="onnx")

@@ -155,7 +155,7 @@ def test_checkpoint_evaluates_and_predicts_and_paradigms_are_kept_apart(tmp_path
     assert joints.shape == (18, 3) and np.allclose(joints[0], 0.0)
     assert person["focal"] == 128 and person["root_depth"] > 0 and len(person["keypoints"]) == 18 * 3
     picture = cv2.imread(str(out / "pictures" / "a.jpg"))
-    assert picture.shape == (96, 128 + 96, 3)
+    assert picture.shape == (96, 128, 3)  # the 3D view is an inset: pictures keep the image size
 
 
 def test_2d_models_are_refused_by_3d_data(tmp_path, data_dir):

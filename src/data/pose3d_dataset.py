@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from src.data.image_io import read_image
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info, joint_mapping, root_index
 from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
@@ -109,6 +108,7 @@ class Pose3DDataset(PoseDataset):
         color_rgb: feed RGB (official) instead of OpenCV's BGR.
         photometric: optional extra augmentation of the crop (uint8 -> uint8), off in the recipe.
         seed: base seed of the augmentation random numbers.
+        images: BGR images by ``image_file`` read in place of the files (`PoseDataset.images`).
 
     Items are dicts of tensors: image (3, h, w); the codec's targets coords (K, 3), coord_weight
     (K,), have_depth (); sample_id, image_id, action () int64 (-1 for 2D records); bbox (4,) the
@@ -156,8 +156,10 @@ class Pose3DDataset(PoseDataset):
         color_rgb: bool = True,
         photometric: Callable[[np.ndarray], np.ndarray] | None = None,
         seed: int | None = None,
+        images: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
+        self.images = images
         self.codec = codec
         self.keypoint_info = keypoint_info
         self.training = bool(training)
@@ -261,7 +263,7 @@ class Pose3DDataset(PoseDataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         item = self._begin_item(key)
         index = self._record_index(item) if self.training else item
-        image = read_image(os.fsdecode(self._image_files[index]), color_rgb=False)  # BGR
+        image = self.read_bgr(self._image_files[index])  # BGR; the crop is converted below
         height, width = image.shape[:2]
         bbox = self._bbox[index]
         joints = self._joints_img[index]

@@ -6,11 +6,14 @@ A dataset class names its augmentation keys and says which records of a reader i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 from torch.utils.data import Dataset
 
+from src.data.image_io import read_image
 from src.data.keypoint_info import KeypointInfo
 from src.data.randomness import WorkerSeededRandom
 from src.data.transforms import split_augmentation
@@ -22,6 +25,16 @@ class PoseDataset(WorkerSeededRandom, Dataset):
 
     #: Keys of the data config's augmentation block (all but photometric are constructor arguments).
     AUGMENTATION_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: Images already in memory (BGR uint8) by the records' ``image_file``, read in place of the
+    #: files: prediction on video frames and arrays goes through the same crops as evaluation.
+    images: Mapping[str, np.ndarray] | None = None
+
+    def read_bgr(self, image_file: bytes | str) -> np.ndarray:
+        """The image of a record, (H, W, 3) uint8 BGR, from ``images`` or from its file."""
+        name = os.fsdecode(image_file)
+        if self.images is not None and name in self.images:
+            return self.images[name]
+        return read_image(name, color_rgb=False)
 
     @classmethod
     def check_augmentation(cls, augmentation: dict) -> None:

@@ -19,14 +19,13 @@ Shapes: K keypoints; the crop is (h, w) = codec input size, heatmaps (K, H, W).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from src.data.image_io import read_image
 from src.data.keypoint_info import KeypointInfo
 from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
@@ -57,6 +56,7 @@ class TopDownDataset(PoseDataset):
         photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the crop in
             training; if it has ``reseed(int)`` it is reseeded from the item's generator.
         seed: base seed of the augmentation random numbers (see ``_generator``).
+        images: BGR images by ``image_file`` read in place of the files (`PoseDataset.images`).
 
     Items are dicts of tensors:
         image (3, h, w) float32 normalised; the codec's targets (MSRAHeatmap: heatmaps (K, H, W)
@@ -106,8 +106,10 @@ class TopDownDataset(PoseDataset):
         color_rgb: bool = True,
         photometric: Callable[[np.ndarray], np.ndarray] | None = None,
         seed: int | None = None,
+        images: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
+        self.images = images
         self.codec = codec
         self.keypoint_info = keypoint_info
         self.training = bool(training)
@@ -192,7 +194,7 @@ class TopDownDataset(PoseDataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index = self._begin_item(key)
-        image = read_image(os.fsdecode(self._image_files[index]), color_rgb=False)  # BGR; crop converted below
+        image = self.read_bgr(self._image_files[index])  # BGR; the crop is converted below
         image_width = image.shape[1]
         joints = self._keypoints[index]
         visible = self._visible[index]

@@ -10,17 +10,19 @@ submission options it has (`submission`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
 from src.data.keypoint_info import get_keypoint_info
 from src.models.weights import kaiming_init_, load_official_weights
+from src.paradigms import get_paradigm
 
 #: Checkpoint key holding the class path of the task that wrote it (read by `load_task`).
 TASK_CLASS_KEY = "task_class"
@@ -173,6 +175,71 @@ class PoseModule(LightningModule):
     def current_test_options(self) -> dict[str, Any]:
         """The test-time options in force (recorded with evaluation results)."""
         return {k: self.hparams.evaluation[k] for k in self.test_options if k in self.hparams.evaluation}
+
+    # ------------------------------------------------------------------ prediction on images
+    def infer(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        focal: float | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """The people in RGB uint8 images (H, W, 3), with this paradigm's test-time processing.
+
+        Args:
+            images: the images.
+            boxes: per image, person boxes (B, 5) [x, y, w, h, score]; required when
+                ``needs_boxes`` (top-down and 3D crops), ignored otherwise.
+            batch_size: crops or images per network call.
+            focal: 3D models: the focal length in pixels for the back-projection (default: the
+                image width).
+
+        Returns:
+            Per image a dict of numpy arrays: ``keypoints`` (P, K, 3) [x, y, score] in image
+            pixels, ``scores`` (P,), ``boxes`` (P, 4) [x, y, w, h]; 3D models add ``joints_3d``
+            (P, K, 3) root-relative camera-frame joints in mm, ``root_depth`` (P,) and ``focal`` (P,).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not predict on images")
+
+    def check_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+        """Per-image boxes as (B, 5) float32 arrays; a clear error when they are missing or malformed."""
+        if boxes is None:
+            raise ValueError(
+                f"{self.hparams.name} is a model of person crops: it needs person boxes per image "
+                "(or a bottom-up detector, detector_ckpt=...)"
+            )
+        if len(boxes) != len(images):
+            raise ValueError(f"got person boxes for {len(boxes)} images, but {len(images)} images")
+        checked = []
+        for i, image_boxes in enumerate(boxes):
+            array = np.asarray(image_boxes, dtype=np.float32)
+            if array.size == 0:
+                array = np.zeros((0, 5), np.float32)
+            if array.ndim != 2 or array.shape[1] not in (4, 5) or not np.isfinite(array).all():
+                raise ValueError(f"person boxes of image {i}: expected finite (B, 4) or (B, 5) [x, y, w, h(, score)]")
+            if array.shape[1] == 4:
+                array = np.concatenate([array, np.ones((len(array), 1), np.float32)], axis=1)
+            checked.append(array)
+        return checked
+
+    def predict_crops(
+        self, records: list[dict], images: Mapping[str, np.ndarray], *, batch_size: int
+    ) -> Iterator[dict]:
+        """``predict_step`` over the crops of ``records`` cut from in-memory BGR ``images`` (keyed by the
+        records' ``image_file``) by this paradigm's dataset, exactly as in evaluation."""
+        dataset_class = get_class(get_paradigm(self.paradigm).dataset)
+        dataset = dataset_class(
+            records,
+            codec=self.codec,
+            keypoint_info=self.keypoint_info,
+            training=False,
+            color_rgb=bool(self.hparams.get("color_rgb", True)),
+            images=images,
+        )
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate_fn()):
+            batch["image"] = batch["image"].to(self.device)
+            yield self.predict_step(batch, 0)
 
     # ------------------------------------------------------------------ metric
     @classmethod

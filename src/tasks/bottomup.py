@@ -8,7 +8,7 @@ multi-scale test, grouping by tags, COCO AP without rescoring or OKS-NMS.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -18,6 +18,7 @@ import torch
 from src.codecs.associative_embedding import AssociativeEmbedding
 from src.codecs.bottomup_inference import get_multi_stage_outputs, infer_batch, resize_align_multi_scale
 from src.data.transforms import normalize_image
+from src.geometry import keypoint_boxes
 from src.tasks.base import PoseModule
 from src.tasks.oracle import bottomup_oracle
 from src.utils.drawing import draw_keypoint_info
@@ -111,6 +112,30 @@ class BottomUpPoseModule(PoseModule):
             project2image=ev["project2image"],
             with_ae=self.tag_outputs,
         )
+
+    def infer(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        focal: float | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """The people found by grouping in each image (see `PoseModule.infer`; ``boxes`` is not
+        used). A person's box spans its keypoints scoring at least the detection threshold."""
+        thr = float(self.codec.parser.detection_threshold)
+        people = []
+        for start in range(0, len(images), batch_size):
+            for found, scores in self.predict_people(list(images[start : start + batch_size])):
+                kpts = np.asarray(found[:, :, :3], np.float32).reshape(len(found), self.keypoint_info.num_keypoints, 3)
+                people.append(
+                    {
+                        "keypoints": kpts,
+                        "scores": np.asarray(scores, np.float32),
+                        "boxes": keypoint_boxes(kpts, min_score=thr),
+                    }
+                )
+        return people
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

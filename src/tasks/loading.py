@@ -18,10 +18,16 @@ def load_task(ckpt_path: str | Path) -> LightningModule:
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    hparams = checkpoint.get("hyper_parameters")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # pickle, zip and torch errors alike: not a checkpoint we can read
+        raise ValueError(f"{path}: cannot be read as a PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not hparams:
-        raise ValueError(f"{path} holds no model hyperparameters; is it a checkpoint written by src.train?")
+        raise ValueError(
+            f"{path} holds no model hyperparameters: it is not a checkpoint of src.train "
+            "(official weights of the original repositories: convert them with python -m src.convert)"
+        )
     class_path = checkpoint.get(TASK_CLASS_KEY)
     if class_path is None:
         if "paradigm" not in hparams:

@@ -10,7 +10,7 @@ joints to the data's metric (MPJPE / PA-MPJPE for Human3.6M).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from src.codecs.integral_3d import Integral3D
+from src.data.h36m import process_bbox
 from src.data.keypoint_info import root_index
 from src.tasks.base import PoseModule
 from src.utils.drawing import draw_keypoint_info
@@ -134,6 +135,70 @@ class Pose3DModule(PoseModule):
             "joints_cam": torch.from_numpy(joints - joints[:, self._root : self._root + 1]),
             "keypoints": torch.from_numpy(image_keypoints(self.codec, coords, batch["bbox"])),
         }
+
+    @torch.no_grad()
+    def infer(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        focal: float | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """Root-relative 3D joints of the person in each box (see `PoseModule.infer`).
+
+        Images carry no calibration and no root depth, so the back-projection makes one defined
+        choice: focal length ``focal`` (default the image width), principal point at the image
+        centre, and the root at the depth where the model's 3D box (``bbox_3d_depth`` mm) fills the
+        crop box, ``Z = f * bbox_3d_depth / sqrt(w h)`` (RootNet's k-value without its learned
+        correction). Root-relative x and y scale with Z / f, which does not depend on ``f``.
+        """
+        boxes = self.check_boxes(images, boxes)
+        input_w, input_h = self.codec.input_size
+        k = self.keypoint_info.num_keypoints
+        depth_3d = float(self.codec.bbox_3d_depth)
+        memory, records = {}, []
+        for image_id, (image, image_boxes) in enumerate(zip(images, boxes)):
+            key = f"<image {image_id}>"
+            memory[key] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            height, width = image.shape[:2]
+            f = float(focal) if focal else float(width)
+            crops, keep = process_bbox(image_boxes[:, :4], width, height, input_w / input_h)
+            for box, crop in zip(image_boxes[keep], crops[keep]):
+                records.append(
+                    {
+                        "sample_id": len(records),
+                        "image_id": image_id,
+                        "image_file": key,
+                        "bbox": crop.astype(np.float32),
+                        "joints_img": np.zeros((k, 3), np.float32),
+                        "joints_cam": np.zeros((k, 3), np.float32),
+                        "visible": np.zeros(k, np.float32),
+                        "root_depth": f * depth_3d / float(np.sqrt(crop[2] * crop[3])),
+                        "f": np.array([f, f], np.float32),
+                        "c": np.array([(width - 1) / 2, (height - 1) / 2], np.float32),
+                        "have_depth": 0.0,
+                        "box": box,
+                    }
+                )
+        outputs = list(self.predict_crops(records, memory, batch_size=batch_size)) if records else []
+        joints = np.concatenate([o["joints_cam"].numpy() for o in outputs]) if outputs else np.zeros((0, k, 3))
+        kpts = np.concatenate([o["keypoints"].numpy() for o in outputs]) if outputs else np.zeros((0, k, 3))
+        people = []
+        for image_id in range(len(images)):
+            chosen = [i for i, r in enumerate(records) if r["image_id"] == image_id]
+            mine = [records[i] for i in chosen]
+            people.append(
+                {
+                    "keypoints": kpts[chosen].astype(np.float32),
+                    "scores": np.array([r["box"][4] for r in mine], np.float32),
+                    "boxes": np.array([r["box"][:4] for r in mine], np.float32).reshape(-1, 4),
+                    "joints_3d": joints[chosen].astype(np.float32),
+                    "root_depth": np.array([r["root_depth"] for r in mine], np.float32),
+                    "focal": np.array([r["f"][0] for r in mine], np.float32),
+                }
+            )
+        return people
 
     @torch.no_grad()
     def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:

@@ -7,7 +7,7 @@ Hyperparameters are kept as plain data so checkpoints load with ``torch.load(wei
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -15,7 +15,10 @@ import numpy as np
 import torch
 
 from src.codecs.msra_heatmap import MSRAHeatmap
+from src.geometry import PIXEL_STD, box_xywh_to_center_scale
 from src.metrics.accuracy import heatmap_accuracy
+from src.metrics.coco_eval import select_instances
+from src.metrics.rescoring import rescore_instances
 from src.tasks.base import PoseModule
 from src.tasks.inference import decode_keypoints, last_output, topdown_heatmaps
 from src.tasks.oracle import topdown_oracle
@@ -136,3 +139,66 @@ class TopDownPoseModule(PoseModule):
             "image_id": batch["image_id"].cpu(),
             "keypoints": torch.from_numpy(self.decode(heatmaps, batch)),
         }
+
+    @torch.no_grad()
+    def infer(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray] | None = None,
+        *,
+        batch_size: int = 16,
+        focal: float | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """People in the person boxes of each image (see `PoseModule.infer`): one crop per box as in
+        evaluation, then the COCO submission steps (rescoring by joint confidence and OKS-NMS)."""
+        boxes = self.check_boxes(images, boxes)
+        input_w, input_h = self.codec.input_size
+        k = self.keypoint_info.num_keypoints
+        memory, records = {}, []
+        for image_id, (image, image_boxes) in enumerate(zip(images, boxes)):
+            key = f"<image {image_id}>"
+            memory[key] = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            for box in image_boxes[np.maximum(image_boxes[:, 2], image_boxes[:, 3]) > 0]:  # no empty boxes
+                center, scale = box_xywh_to_center_scale(box[:4], aspect_ratio=input_w / input_h)
+                records.append(
+                    {
+                        "sample_id": len(records),
+                        "image_id": image_id,
+                        "image_file": key,
+                        "center": center,
+                        "scale": scale,
+                        "area": float(np.prod(scale) * PIXEL_STD**2),
+                        "box_score": float(box[4]),
+                        "box": box[:4],
+                        "keypoints": np.zeros((k, 2), np.float32),
+                        "visible": np.zeros(k, np.float32),
+                    }
+                )
+        people = [
+            {"keypoints": np.zeros((0, k, 3), np.float32), "scores": np.zeros(0, np.float32), "boxes": np.zeros((0, 4))}
+            for _ in images
+        ]
+        if not records:
+            return people
+        kpts = np.concatenate(
+            [o["keypoints"].numpy() for o in self.predict_crops(records, memory, batch_size=batch_size)]
+        )
+        ids = np.array([r["image_id"] for r in records])
+        ev = self.hparams.evaluation
+        box_scores = np.array([r["box_score"] for r in records], np.float32)
+        scores = (
+            rescore_instances(kpts[:, :, 2], box_scores, in_vis_thr=ev["in_vis_thr"]) if ev["rescore"] else box_scores
+        )
+        areas = np.array([r["area"] for r in records], np.float32)
+        keep = select_instances(
+            ids, kpts, areas, scores, sigmas=self.keypoint_info.sigmas, oks_thr=ev["oks_thr"], use_nms=ev["use_nms"]
+        )
+        all_boxes = np.array([r["box"] for r in records], np.float32).reshape(-1, 4)
+        for image_id in range(len(images)):
+            chosen = [i for i in keep if ids[i] == image_id]
+            people[image_id] = {
+                "keypoints": kpts[chosen],
+                "scores": scores[chosen].astype(np.float32),
+                "boxes": all_boxes[chosen].astype(np.float32),
+            }
+        return people

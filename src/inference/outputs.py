@@ -1,0 +1,136 @@
+"""What `src.predict` writes: ``results.json``, annotated pictures or an annotated video, and a
+summary of what was read, found and skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from src.inference.predictor import People
+from src.inference.sources import Frame, Skipped
+from src.utils.drawing import draw_keypoint_info
+from src.utils.run_io import write_json_atomic
+from src.utils.skeleton3d import draw_skeleton_3d
+
+VIDEO_NAME = "annotated.mp4"
+
+
+def annotate(image: np.ndarray, people: People, info: Any, *, score_thr: float) -> np.ndarray:
+    """The BGR image with each person's box and skeleton; 3D skeletons in an inset at the bottom right."""
+    out = image.copy()
+    for x, y, w, h in people.boxes:
+        cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), (0, 200, 255), 1)
+    if len(people):
+        out = draw_keypoint_info(out, people.keypoints, info, score_thr=score_thr)
+    if people.joints_3d is not None:
+        size = max(32, min(out.shape[:2]) // 3)
+        inset = draw_skeleton_3d(people.joints_3d, info, size=size)
+        out[-size:, -size:] = inset[: out.shape[0], : out.shape[1]]
+    return out
+
+
+def result_entries(frame: Frame, people: People, *, video: bool) -> list[dict]:
+    """COCO keypoint results of one image or frame (3D models add root-relative joints in mm)."""
+    where = {"frame": frame.index} if video else {"file_name": frame.name}
+    entries = []
+    for i in range(len(people)):
+        entry = {
+            "image_id": frame.index,
+            **where,
+            "category_id": 1,
+            "keypoints": [round(float(v), 2) for v in people.keypoints[i].reshape(-1)],
+            "score": round(float(people.scores[i]), 5),
+            "bbox": [round(float(v), 2) for v in people.boxes[i]],
+        }
+        if people.joints_3d is not None:
+            entry["joints_3d"] = np.round(people.joints_3d[i].astype(np.float64), 1).tolist()
+            entry["root_relative"] = True
+            entry["root_depth"] = round(float(people.root_depth[i]), 1)
+            entry["focal"] = round(float(people.focal[i]), 2)
+        entries.append(entry)
+    return entries
+
+
+class PredictionWriter:
+    """Collects the results of a run and writes them to ``output_dir``.
+
+    Images get annotated pictures (the first ``max_pictures``, under ``pictures/`` with the input's
+    relative paths); videos and webcams one annotated video of the same frame rate and size.
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        *,
+        kind: str,
+        fps: float | None,
+        keypoint_info: Any,
+        max_pictures: int,
+        score_thr: float,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.video = kind in ("video", "webcam")
+        self.fps = fps
+        self.info = keypoint_info
+        self.max_pictures = int(max_pictures)
+        self.score_thr = float(score_thr)
+        self.results: list[dict] = []
+        self.skipped: list[dict] = []
+        self.read = 0
+        self.pictures = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, frame: Frame, people: People) -> None:
+        self.read += 1
+        self.results.extend(result_entries(frame, people, video=self.video))
+        if self.video:
+            self._write_frame(annotate(frame.image, people, self.info, score_thr=self.score_thr))
+        elif self.pictures < self.max_pictures:
+            path = self.output_dir / "pictures" / Path(frame.name).with_suffix(".jpg")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), annotate(frame.image, people, self.info, score_thr=self.score_thr))
+            self.pictures += 1
+
+    def skip(self, skipped: Skipped) -> None:
+        self.skipped.append({"name": skipped.name, "reason": skipped.reason})
+
+    def _write_frame(self, image: np.ndarray) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            path = self.output_dir / VIDEO_NAME
+            self._writer = cv2.VideoWriter(
+                str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps or 30.0), (width, height)
+            )
+            if not self._writer.isOpened():
+                raise OSError(f"cannot write the video {path} (OpenCV has no mp4v encoder here)")
+            self._size = (width, height)
+        if (width, height) != self._size:  # a stream that changes size mid-way: keep the first size
+            image = cv2.resize(image, self._size)
+        self._writer.write(image)
+
+    def close(self, *, input_spec: str, seconds: float) -> dict:
+        """Write results.json and summary.json; returns the summary."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        write_json_atomic(self.output_dir / "results.json", self.results)
+        summary = {
+            "input": input_spec,
+            "frames" if self.video else "images": self.read,
+            "people": len(self.results),
+            "skipped": self.skipped,
+            "seconds": round(seconds, 2),
+            "per_second": round(self.read / seconds, 2) if seconds > 0 else None,
+            "results": str(self.output_dir / "results.json"),
+        }
+        if self.video and self._size is not None:
+            summary["video"] = str(self.output_dir / VIDEO_NAME)
+        elif self.pictures:
+            summary["pictures"] = str(self.output_dir / "pictures")
+        write_json_atomic(self.output_dir / "summary.json", summary)
+        return summary
