@@ -4,10 +4,14 @@
     python -m src.eval ckpt_path=... data=coco data.reader.val_boxes=detections data.reader.det_file=/path/dets.json
     python -m src.eval model=hrnet data=synthetic oracle=true
     python -m src.eval experiment=quickstart_3d mean_pose=true
+    python -m src.eval ckpt_path=TOPDOWN.ckpt data=synthetic detector_ckpt=BOTTOMUP.ckpt
 
 The oracle pushes the ground truth through the model's codec instead of a network (encode to
 heatmaps, decode, project back to the image): the accuracy ceiling of a codec and input size,
-and an end-to-end check of the geometry. ``mean_pose=true`` (3D models) predicts the mean
+and an end-to-end check of the geometry. ``detector_ckpt`` (models of person crops) takes the
+validation boxes from a bottom-up checkpoint instead of the ground truth: its people's boxes,
+padded as in `src.inference.Predictor`, written as ``detector_boxes.json`` in the run folder and
+read as detection results. ``mean_pose=true`` (3D models) predicts the mean
 root-relative training pose for every sample: the baseline a network must beat. Metrics are
 printed and written to metrics.json.
 """
@@ -25,6 +29,8 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
+from src.inference.detections import detect_people
+from src.inference.predictor import Predictor
 from src.tasks.base import to_plain
 from src.tasks.loading import load_task
 from src.utils.builders import build_datamodule
@@ -60,6 +66,8 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if "sigma" in cfg.data and hasattr(model.codec, "sigma"):  # the targets of the model's own codec
         with open_dict(cfg):
             cfg.data.sigma = model.codec.sigma
+    if cfg.get("detector_ckpt"):
+        use_detector_boxes(cfg, model, output_dir)
     datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.paradigm)
     model.check_layout(datamodule.keypoint_info, datamodule.name)
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(output_dir))
@@ -74,6 +82,27 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             keypoint_info=model.keypoint_info,
         )
     return metrics
+
+
+def use_detector_boxes(cfg: DictConfig, model: Any, output_dir: Path) -> Path:
+    """Write the validation person boxes of ``cfg.detector_ckpt`` and point the data's reader at them."""
+    if not model.needs_boxes:
+        raise ValueError(f"detector_ckpt: {model.hparams.name} finds people itself; only crop models take boxes")
+    reader = instantiate(cfg.data.reader)
+    if "det_file" not in cfg.data.reader or not hasattr(reader, "image_files"):
+        raise ValueError(f"detector_ckpt: data={cfg.data.name} reads no detection boxes (COCO-format data does)")
+    reader.prepare()
+    detector = Predictor(load_task(cfg.detector_ckpt))
+    predictor = Predictor(
+        model, detector=detector, **({"detector_padding": cfg.detector_padding} if cfg.get("detector_padding") else {})
+    )
+    boxes = detect_people(predictor, reader.image_files("val"), batch_size=int(cfg.get("detector_batch_size", 8)))
+    path = write_json_atomic(output_dir / "detector_boxes.json", boxes)
+    with open_dict(cfg):
+        cfg.data.reader.val_boxes = "detections"
+        cfg.data.reader.det_file = str(path.resolve())
+    log.info("validation boxes: %d from %s -> %s", len(boxes), cfg.detector_ckpt, path)
+    return path
 
 
 def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:

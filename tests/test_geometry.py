@@ -291,3 +291,19 @@ def test_flip_joints_twice_is_identity():
     twice = flip_joints(*once, 201, COCO17.flip_index)
     np.testing.assert_allclose(twice[0], joints, atol=1e-12)
     np.testing.assert_array_equal(twice[1], vis)
+
+
+def test_keypoint_boxes_enlarge_and_clip():
+    from src.geometry import clip_boxes, enlarge_boxes, keypoint_boxes
+
+    people = np.array(
+        [
+            [[10, 20, 0.9], [30, 60, 0.8], [100, 100, 0.05]],  # the weak joint is left out
+            [[5, 5, 0.01], [15, 25, 0.02], [9, 9, 0.0]],  # fewer than two strong joints: all of them
+        ],
+        np.float32,
+    )
+    np.testing.assert_allclose(keypoint_boxes(people, min_score=0.1), [[10, 20, 20, 40], [5, 5, 10, 20]])
+    assert keypoint_boxes(np.zeros((0, 3, 3)), min_score=0.1).shape == (0, 4)
+    np.testing.assert_allclose(enlarge_boxes(np.array([[10, 20, 20, 40]]), 1.5), [[5, 10, 30, 60]])
+    np.testing.assert_allclose(clip_boxes(np.array([[-5, 10, 30, 100]]), 20, 50), [[0, 10, 19, 39]])

@@ -23,7 +23,7 @@ from src.inference import People, Predictor
 from src.inference.box_files import PersonBoxes
 from src.inference.sources import Frame, Skipped, VideoFrames, open_input
 from src.predict import predict
-from tests.helpers import compose_run, random_checkpoint
+from tests.helpers import TINY_SYNTHETIC, compose_run, random_checkpoint
 
 FRAMES = 60
 VIDEO_SIZE = (160, 128)  # w, h
@@ -318,3 +318,20 @@ def test_exported_backends_find_the_same_people(work, synthetic_images, checkpoi
     )
     with pytest.raises(ValueError, match="needs model_file"):
         Predictor.load(backend="onnx")
+
+
+def test_eval_on_boxes_from_a_bottom_up_checkpoint(work, checkpoints):
+    """src.eval detector_ckpt=...: the crop model is evaluated on the detector's validation boxes."""
+    from src.eval import evaluate
+
+    data_dir = work / "eval_data"
+    overrides = [f"ckpt_path={checkpoints['topdown']}", f"detector_ckpt={checkpoints['bottomup']}", *TINY_SYNTHETIC]
+    metrics = evaluate(compose_run("eval", overrides, work / "eval_det", data_dir))
+    boxes = json.loads((work / "eval_det" / "detector_boxes.json").read_text())
+    images = json.loads((data_dir / "synthetic" / "annotations" / "person_keypoints_val2017.json").read_text())
+    assert {b["image_id"] for b in boxes} <= {i["id"] for i in images["images"]} and len(boxes) > 0
+    assert all(b["bbox"][2] > 0 and b["bbox"][3] > 0 and b["category_id"] == 1 for b in boxes)
+    assert 0.0 <= metrics["val/AP"] <= 1.0
+    bad = [f"ckpt_path={checkpoints['bottomup']}", f"detector_ckpt={checkpoints['bottomup']}", *TINY_SYNTHETIC]
+    with pytest.raises(ValueError, match="finds people itself"):
+        evaluate(compose_run("eval", bad, work / "eval_bad", data_dir))

@@ -113,6 +113,12 @@ def _load_images(data: dict, path: Path) -> dict[int, tuple[str, int, int]]:
     return table
 
 
+def list_coco_images(ann_file: str | Path) -> dict[int, str]:
+    """Image id -> file name of every image an annotation file lists."""
+    path = Path(ann_file)
+    return {image_id: name for image_id, (name, _, _) in _load_images(_read_coco_json(path), path).items()}
+
+
 def _check_categories(data: dict, path: Path, keypoint_info: KeypointInfo) -> set[int]:
     """Ids of the categories with keypoints; checks their keypoint count against the layout."""
     cats = data.get("categories") or []

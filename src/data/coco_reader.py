@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from src.data.coco import check_coco_layout, load_coco_records
+from src.data.coco import check_coco_layout, list_coco_images, load_coco_records
 from src.data.coco_bottomup import load_coco_images
 from src.data.keypoint_info import KeypointInfo
 
@@ -90,6 +90,11 @@ class COCOReader:
             det_file=det_file,
             det_score_thr=self.det_score_thr,
         )
+
+    def image_files(self, split: str) -> list[tuple[int, Path]]:
+        """(image id, file path) of every image of a split, as its annotation file lists them."""
+        split = self._split(split)
+        return [(i, self.image_dirs[split] / name) for i, name in list_coco_images(self.ann_files[split]).items()]
 
     def load_images(self, split: str, *, keypoint_info: KeypointInfo, training: bool) -> list[dict]:
         """Whole-image records with every person and the ignore regions, for bottom-up models."""

@@ -19,7 +19,9 @@ VIDEO_NAME = "annotated.mp4"
 
 
 def annotate(image: np.ndarray, people: People, info: Any, *, score_thr: float) -> np.ndarray:
-    """The BGR image with each person's box and skeleton; 3D skeletons in an inset at the bottom right."""
+    """The BGR image with the box and skeleton of each person scoring at least ``score_thr`` (and
+    their keypoints that do); their 3D skeletons in an inset at the bottom right."""
+    people = people.select(np.flatnonzero(people.scores >= score_thr))
     out = image.copy()
     for x, y, w, h in people.boxes:
         cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), (0, 200, 255), 1)
