@@ -131,8 +131,7 @@ def test_rejects_bad_arguments(bad):
 def test_stage_timers_are_removed(result):
     import cv2
 
-    from src.data import image_io, topdown_dataset, transforms
+    from src.data import topdown_dataset, transforms
 
     assert topdown_dataset.cv2 is cv2
-    assert topdown_dataset.read_image is image_io.read_image
     assert topdown_dataset.normalize_image is transforms.normalize_image

@@ -94,7 +94,7 @@ class COCOKeypointMetric(Metric):
     #: The metric protocol: the key a trainer monitors, its direction, the task options it takes.
     monitor: ClassVar[str] = "AP"
     mode: ClassVar[str] = "max"
-    submission_options: ClassVar[tuple[str, ...]] = ("rescore", "in_vis_thr", "use_nms", "oks_thr")
+    submission_options: ClassVar[tuple[str, ...]] = ("rescore", "in_vis_thr", "use_nms", "oks_thr", "soft_nms")
 
     def __init__(
         self,
@@ -126,6 +126,8 @@ class COCOKeypointMetric(Metric):
         for name in _STATE_NAMES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._coco_gt: COCO | None = None  # cache, not a metric state
+        # sample ids added by this process (not a state: the DDP gather de-duplicates across ranks)
+        self._local_sample_ids: set[int] = set()
         self.summary_text = ""
         self.last_results: list[dict] = []
 
@@ -183,12 +185,26 @@ class COCOKeypointMetric(Metric):
         for name, value in flat.items():
             if value.numel() != n:
                 raise ValueError(f"{name} has {value.numel()} entries for {n} instances")
+        ids = set(flat["sample_ids"].long().tolist())
+        repeated = ids & self._local_sample_ids
+        if repeated:
+            warnings.warn(
+                f"sample ids {sorted(repeated)[:10]} were already added to this metric by an earlier call; their "
+                "new rows count as copies and are dropped. Give each dataset sample its own id and add all of "
+                "its instances in one call.",
+                stacklevel=2,
+            )
+        self._local_sample_ids |= ids
         self.sample_ids.append(flat["sample_ids"].long())
         self.instance_index.append(_occurrence_index(flat["sample_ids"]))
         self.image_ids.append(flat["image_ids"].long())
         self.keypoints.append(keypoints.float())
         self.areas.append(flat["areas"].float())
         self.box_scores.append(flat["box_scores"].float())
+
+    def reset(self) -> None:
+        super().reset()
+        self._local_sample_ids = set()
 
     def compute(self) -> dict[str, float]:
         """The 10 COCO keypoint stats (all zeros, with a warning, when nothing was added)."""
@@ -209,7 +225,7 @@ class COCOKeypointMetric(Metric):
         kept = select_instances(
             data["image_ids"],
             keypoints,
-            data["areas"],
+            _repaired_areas(data["areas"], keypoints),
             scores,
             sigmas=self.sigmas,
             oks_thr=self.oks_thr,
@@ -241,3 +257,21 @@ def _finite_or_zero(values: np.ndarray) -> np.ndarray:
         warnings.warn("non-finite keypoints or scores replaced by 0 before COCO evaluation", stacklevel=3)
         values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
     return values
+
+
+def _repaired_areas(areas: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Instance areas for OKS-NMS; a NaN, infinite or non-positive one (a degenerate box) becomes the
+    area of the instance's keypoint box (at least 1 px^2), with a warning: left as it was, it would
+    make every OKS with the instance NaN and silently change which people NMS keeps."""
+    areas = np.asarray(areas, dtype=np.float64).copy()
+    bad = ~(np.isfinite(areas) & (areas > 0))
+    if bad.any():
+        xy = keypoints[bad, :, :2]
+        extent = xy.max(axis=1) - xy.min(axis=1)
+        areas[bad] = np.maximum(extent[:, 0] * extent[:, 1], 1.0)
+        warnings.warn(
+            f"{int(bad.sum())} instance areas were NaN, infinite or not positive; replaced by the areas of "
+            "their keypoint boxes for OKS-NMS",
+            stacklevel=3,
+        )
+    return areas

@@ -57,9 +57,12 @@ def compute_oks(
     return np.exp(-e).mean(axis=1)
 
 
-def _descending_order(scores: np.ndarray) -> np.ndarray:
-    """Indices sorting scores high to low; ties keep their input order (stable)."""
-    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+def descending_order(scores: np.ndarray) -> np.ndarray:
+    """Indices sorting scores high to low exactly as the official code does,
+    ``np.argsort(scores)[::-1]`` on float64: tied scores come out in reverse of the order NumPy's
+    default sort leaves them in (not a stable descending sort; with ties this changes which
+    duplicate NMS keeps, and so AP)."""
+    return np.argsort(np.asarray(scores, dtype=np.float64))[::-1]
 
 
 def _check_instances(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray) -> None:
@@ -68,6 +71,13 @@ def _check_instances(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarra
     n = keypoints.shape[0]
     if scores.shape != (n,) or areas.shape != (n,):
         raise ValueError(f"scores {scores.shape} and areas {areas.shape} must both be ({n},)")
+    bad = np.flatnonzero(~(np.isfinite(areas) & (areas > 0)))
+    if bad.size:  # a NaN area makes every OKS with the instance NaN, which no threshold test drops
+        raise ValueError(
+            f"OKS-NMS needs finite, positive instance areas; rows {bad[:10].tolist()} have {areas[bad[:10]].tolist()}"
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError(f"OKS-NMS needs finite scores; rows {np.flatnonzero(~np.isfinite(scores))[:10].tolist()}")
 
 
 def oks_nms(
@@ -97,7 +107,7 @@ def oks_nms(
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     areas = np.asarray(areas, dtype=np.float64).reshape(-1)
     _check_instances(keypoints, scores, areas)
-    order = _descending_order(scores)
+    order = descending_order(scores)
     keep: list[int] = []
     while order.size > 0:
         best, rest = order[0], order[1:]
@@ -131,7 +141,7 @@ def soft_oks_nms(
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     areas = np.asarray(areas, dtype=np.float64).reshape(-1)
     _check_instances(keypoints, scores, areas)
-    order = _descending_order(scores)
+    order = descending_order(scores)
     current = scores[order]
     keep: list[int] = []
     while order.size > 0 and len(keep) < max_dets:
@@ -139,6 +149,6 @@ def soft_oks_nms(
         keep.append(int(best))
         overlap = compute_oks(keypoints[best], keypoints[rest], areas[best], areas[rest], sigmas)
         current = current[1:] * np.exp(-(overlap**2) / thr)
-        resort = _descending_order(current)
+        resort = descending_order(current)
         order, current = rest[resort], current[resort]
     return keep

@@ -107,6 +107,12 @@ class PoseModule(LightningModule):
             raise ValueError(f"init={init!r} trains from scratch; it cannot be combined with pretrained weights")
         if zero_init_residual and init != "kaiming":
             raise ValueError(f"zero_init_residual is an option of init='kaiming', not of init={init!r}")
+        unknown = sorted(set(to_plain(evaluation) or {}) - set(self.default_evaluation))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no evaluation option {unknown}; "
+                f"its options: {sorted(self.default_evaluation)}"
+            )
         hparams = {
             "name": name,
             "net": to_plain(net),

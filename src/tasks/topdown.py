@@ -41,6 +41,7 @@ class TopDownPoseModule(PoseModule):
         "in_vis_thr": 0.2,
         "use_nms": True,
         "oks_thr": 0.9,
+        "soft_nms": False,
     }
     test_options = ("flip_test", "shift_heatmap")
     needs_boxes = True
@@ -49,7 +50,7 @@ class TopDownPoseModule(PoseModule):
     @classmethod
     def submission(cls, evaluation: Mapping[str, Any]) -> dict[str, Any]:
         """Official COCO submission of crops: rescoring and OKS-NMS, as configured."""
-        return {k: evaluation[k] for k in ("rescore", "in_vis_thr", "use_nms", "oks_thr")}
+        return {k: evaluation[k] for k in ("rescore", "in_vis_thr", "use_nms", "oks_thr", "soft_nms")}
 
     def set_refine(self, refine: Any) -> None:
         """quarter | dark | none: the codec's sub-pixel refinement."""
@@ -191,7 +192,14 @@ class TopDownPoseModule(PoseModule):
         )
         areas = np.array([r["area"] for r in records], np.float32)
         keep = select_instances(
-            ids, kpts, areas, scores, sigmas=self.keypoint_info.sigmas, oks_thr=ev["oks_thr"], use_nms=ev["use_nms"]
+            ids,
+            kpts,
+            areas,
+            scores,
+            sigmas=self.keypoint_info.sigmas,
+            oks_thr=ev["oks_thr"],
+            use_nms=ev["use_nms"],
+            soft_nms=ev["soft_nms"],
         )
         all_boxes = np.array([r["box"] for r in records], np.float32).reshape(-1, 4)
         for image_id in range(len(images)):
