@@ -241,7 +241,53 @@ H36M18 = KeypointInfo(
     joint_weights=(1.0,) * 18,
 )
 
-_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18)}
+CROWDPOSE14 = KeypointInfo(
+    name="crowdpose14",
+    keypoint_names=(
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+        "head",
+        "neck",
+    ),
+    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    # The skeleton in the CrowdPose files is COCO's (1-based ids up to 17); these are its 14 joints.
+    skeleton=(
+        (12, 13),
+        (13, 0),
+        (13, 1),
+        (0, 2),
+        (2, 4),
+        (1, 3),
+        (3, 5),
+        (0, 6),
+        (1, 7),
+        (6, 7),
+        (6, 8),
+        (8, 10),
+        (7, 9),
+        (9, 11),
+    ),
+    upper_body_ids=(0, 1, 2, 3, 4, 5, 12, 13),
+    lower_body_ids=(6, 7, 8, 9, 10, 11),
+    # crowdposetools (cocoeval.computeOks): shoulders .79, elbows .72, wrists .62, hips 1.07,
+    # knees .87, ankles .89, head and neck .79, all / 10
+    sigmas=tuple(
+        s / 10.0 for s in (0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79)
+    ),
+    joint_weights=(1.0,) * 14,
+)
+
+_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18, CROWDPOSE14)}
 
 #: Joints that two layouts name differently but that datasets are matched on (3DMPPE maps MPII's
 #: "Neck" and "Head", our "upper_neck" and "head_top", onto Human3.6M's "Neck" and "Head").

@@ -74,7 +74,7 @@ def zero_stats() -> dict[str, float]:
     return {name: 0.0 for name in STAT_NAMES}
 
 
-def _check_results(coco_gt: COCO, results: Sequence[dict], num_sigmas: int) -> None:
+def check_results(coco_gt: COCO, results: Sequence[dict], num_sigmas: int) -> None:
     unknown = {r["image_id"] for r in results} - set(coco_gt.getImgIds())
     if unknown:
         raise ValueError(f"results refer to image ids absent from the ground truth, e.g. {sorted(unknown)[:5]}")
@@ -109,7 +109,7 @@ def coco_keypoint_eval(
     if len(results) == 0:
         warnings.warn("COCO keypoint evaluation got no predictions; reporting zeros", stacklevel=2)
         return zero_stats(), NO_PREDICTIONS_TEXT
-    _check_results(coco_gt, results, len(sigmas))
+    check_results(coco_gt, results, len(sigmas))
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(copy.deepcopy(list(results)))  # loadRes adds fields in place
         coco_eval = COCOeval(coco_gt, coco_dt, iouType="keypoints")

@@ -27,7 +27,6 @@ from src.metrics.coco_eval import (
     load_coco_gt,
     select_instances,
     write_results_json,
-    zero_stats,
 )
 from src.metrics.rescoring import rescore_instances
 
@@ -93,6 +92,8 @@ class COCOKeypointMetric(Metric):
     full_state_update = False
     #: The metric protocol: the key a trainer monitors, its direction, the task options it takes.
     monitor: ClassVar[str] = "AP"
+    #: The stats `compute` returns.
+    stat_names: ClassVar[tuple[str, ...]] = STAT_NAMES
     mode: ClassVar[str] = "max"
     submission_options: ClassVar[tuple[str, ...]] = ("rescore", "in_vis_thr", "use_nms", "oks_thr", "soft_nms")
 
@@ -212,8 +213,8 @@ class COCOKeypointMetric(Metric):
         if data is None:
             self.last_results = []
             self.summary_text = NO_PREDICTIONS_TEXT
-            warnings.warn("COCOKeypointMetric.compute() without predictions; reporting zeros", stacklevel=2)
-            return zero_stats()
+            warnings.warn(f"{type(self).__name__}.compute() without predictions; reporting zeros", stacklevel=2)
+            return {name: 0.0 for name in self.stat_names}
         rows = first_occurrences(data["sample_ids"], data["instance_index"])
         data = {name: value[rows] for name, value in data.items()}
         keypoints = _finite_or_zero(data["keypoints"])
@@ -233,8 +234,13 @@ class COCOKeypointMetric(Metric):
             soft_nms=self.soft_nms,
         )
         self.last_results = build_coco_results(data["image_ids"][kept], keypoints[kept], scores[kept])
-        stats, self.summary_text = coco_keypoint_eval(self._get_coco_gt(), self.last_results, self.sigmas)
+        stats, self.summary_text = self.evaluate_results(self._get_coco_gt(), self.last_results)
         return stats
+
+    def evaluate_results(self, coco_gt: COCO, results: list[dict]) -> tuple[dict[str, float], str]:
+        """The stats of the submitted results and a summary text (COCOeval here; subclasses change
+        the evaluation, e.g. `CrowdPoseKeypointMetric`)."""
+        return coco_keypoint_eval(coco_gt, results, self.sigmas)
 
     def _gathered_arrays(self) -> dict[str, np.ndarray] | None:
         """Concatenated states as numpy arrays, or None when there are no rows."""
