@@ -171,6 +171,7 @@ def _gt_records(
     keypoint_info: KeypointInfo,
     aspect_ratio: float,
     padding: float,
+    area_from_box: bool = False,
 ) -> list[dict]:
     anns = data["annotations"]
     if not isinstance(anns, list):
@@ -185,12 +186,15 @@ def _gt_records(
             continue
         if ann.get("category_id", 1) not in cat_ids:
             continue
-        _require(ann, ("keypoints", "area"), path, "annotation", i)
+        _require(ann, ("keypoints",) if area_from_box else ("keypoints", "area"), path, "annotation", i)
         kept.append(ann)
     ids = [a.get("id", f"#{i}") for i, a in enumerate(kept)]
     kpts = _numeric_array([a["keypoints"] for a in kept], path, "keypoints", ids, 3 * k, "annotation").reshape(-1, k, 3)
     boxes = _numeric_array([a["bbox"] for a in kept], path, "bbox", ids, 4, "annotation")
-    areas = _scalar_array([a["area"] for a in kept], path, "area", ids, "annotation")
+    if area_from_box:  # files without areas (CrowdPose): the box area stands in, as 0 for an empty box
+        areas = np.array([a["area"] if "area" in a else b[2] * b[3] for a, b in zip(kept, boxes)], np.float64)
+    else:
+        areas = _scalar_array([a["area"] for a in kept], path, "area", ids, "annotation")
 
     image_ids = np.empty(len(kept), dtype=np.int64)
     sizes = np.empty((len(kept), 2), dtype=np.float64)
@@ -295,6 +299,7 @@ def load_coco_records(
     det_file: str | Path | None = None,
     det_score_thr: float = 0.0,
     padding: float = 1.25,
+    area_from_box: bool = False,
 ) -> list[dict]:
     """Read a COCO keypoint file (and optionally person detections) into top-down records.
 
@@ -309,6 +314,8 @@ def load_coco_records(
             records come from the person detections instead of the ground-truth boxes.
         det_score_thr: keep detections with score >= this (official IMAGE_THRE, 0.0).
         padding: box enlargement factor (official 1.25).
+        area_from_box: annotations may lack ``area`` (CrowdPose files have none); the box area is
+            used for the filter of empty annotations instead.
 
     Returns:
         N records as described in the module docstring; keypoints (K, 2), visible (K,).
@@ -328,7 +335,7 @@ def load_coco_records(
         return _det_records(
             Path(det_file), images, image_dir, ann_file, keypoint_info, aspect_ratio, padding, det_score_thr
         )
-    return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding)
+    return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding, area_from_box)
 
 
 def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:

@@ -37,6 +37,8 @@ class COCOReader:
     """
 
     name = "coco"
+    #: Whether annotations may lack ``area`` (the box area stands in; CrowdPose files have none).
+    area_from_box = False
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class COCOReader:
             training=training,
             det_file=det_file,
             det_score_thr=self.det_score_thr,
+            area_from_box=self.area_from_box,
         )
 
     def image_files(self, split: str) -> list[tuple[int, Path]]:
