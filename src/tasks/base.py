@@ -10,7 +10,9 @@ submission options it has (`submission`).
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +26,8 @@ from src.data.keypoint_info import get_keypoint_info
 from src.models.weights import kaiming_init_, load_official_weights
 from src.paradigms import get_paradigm
 
+log = logging.getLogger(__name__)
+
 #: Checkpoint key holding the class path of the task that wrote it (read by `load_task`).
 TASK_CLASS_KEY = "task_class"
 
@@ -33,6 +37,22 @@ def to_plain(value: Any) -> Any:
     if OmegaConf.is_config(value):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (more often than ``max_nonfinite_skips`` allows)."""
+
+
+def last_checkpoint(trainer: Any) -> str:
+    """The most recently written checkpoint of the trainer's checkpoint callbacks, or a note."""
+    paths = []
+    for callback in getattr(trainer, "checkpoint_callbacks", []) or []:
+        for path in (getattr(callback, "last_model_path", ""), getattr(callback, "best_model_path", "")):
+            if path and Path(path).is_file():
+                paths.append(Path(path))
+    if not paths:
+        return "none written yet"
+    return str(max(paths, key=lambda p: p.stat().st_mtime))
 
 
 class PoseModule(LightningModule):
@@ -65,6 +85,9 @@ class PoseModule(LightningModule):
         official_weights: a local official checkpoint of this network (e.g. an HRNet ``.pth``
             state_dict or a PoseNet ``snapshot_24.pth.tar``) loaded over the initialisation with strict
             key and shape checks (`load_official_weights`), for evaluation or fine-tuning.
+        max_nonfinite_skips: how many training steps with a NaN or infinite loss are skipped (no
+            backward, no optimiser step, a warning) before training stops with an error that names
+            the step and the last checkpoint; 0: stop at the first.
         paradigm: accepted for checkpoints written before the task class was recorded; must equal
             the class's ``paradigm`` when given.
         extra: further plain hyperparameters of the subclass.
@@ -95,6 +118,7 @@ class PoseModule(LightningModule):
         init: str = "official",
         zero_init_residual: bool = False,
         official_weights: str | None = None,
+        max_nonfinite_skips: int = 0,
         paradigm: str | None = None,
         **extra: Any,
     ) -> None:
@@ -127,6 +151,7 @@ class PoseModule(LightningModule):
             "init": init,
             "zero_init_residual": zero_init_residual,
             "official_weights": official_weights,
+            "max_nonfinite_skips": int(max_nonfinite_skips),
             **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
@@ -143,9 +168,37 @@ class PoseModule(LightningModule):
         self.loss_fn = instantiate(hparams["loss"])
         self.keypoint_info = get_keypoint_info(keypoint_info)
         self.val_metric: Any = None
+        self.nonfinite_skipped = 0
         # Predictions of the last validation epoch for a few samples, drawn after training.
         self.visualized: dict[int, np.ndarray] = {}
         self.num_visualized = 0
+
+    # ------------------------------------------------------------------ training
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        """The loss of one training batch (each paradigm logs its parts)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        """`training_loss`, guarded: a NaN or infinite loss is skipped (returning None skips the
+        backward pass and the optimiser step) up to ``max_nonfinite_skips`` times, then stops the
+        run with `NonFiniteLossError`. The check reads the loss on the host once per step."""
+        loss = self.training_loss(batch)
+        if bool(torch.isfinite(loss.detach()).all()):
+            return loss
+        self.nonfinite_skipped += 1
+        where = f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        allowed = int(self.hparams.get("max_nonfinite_skips", 0))
+        if self.nonfinite_skipped <= allowed:
+            log.warning(
+                "loss is %s at %s: step skipped (%d of %d allowed)", loss.item(), where, self.nonfinite_skipped, allowed
+            )
+            return None
+        raise NonFiniteLossError(
+            f"the training loss is {loss.item()} at {where}; training stopped. Last checkpoint: "
+            f"{last_checkpoint(self.trainer)} (resume=true continues from it). A lower learning rate, "
+            f"bf16 instead of fp16, or gradient clipping (trainer.gradient_clip_val) usually help; "
+            f"model.max_nonfinite_skips=N skips up to N such steps."
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -138,7 +138,7 @@ class BottomUpPoseModule(PoseModule):
         return people
 
     # ------------------------------------------------------------------ steps
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict) -> torch.Tensor:
         outputs = self(batch["image"])
         stages = range(len(self.codec.output_sizes))
         total, parts = self.loss_fn(

@@ -108,7 +108,7 @@ class Pose3DModule(PoseModule):
         return coords
 
     # ------------------------------------------------------------------ steps
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict) -> torch.Tensor:
         coords = self.codec.decode(self(batch["image"]))
         loss = self.loss_fn(coords, batch["coords"], batch["coord_weight"], batch["have_depth"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])

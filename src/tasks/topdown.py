@@ -88,7 +88,7 @@ class TopDownPoseModule(PoseModule):
         return decode_keypoints(self.codec, heatmaps, batch["center"], batch["scale"])
 
     # ------------------------------------------------------------------ steps
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_loss(self, batch: dict) -> torch.Tensor:
         outputs = self(batch["image"])
         loss = self.loss_fn(outputs, batch["heatmaps"], batch["target_weight"])
         _, acc, _ = heatmap_accuracy(last_output(outputs).detach().float(), batch["heatmaps"])

@@ -27,13 +27,25 @@ from src.utils.run_io import replace_atomically
 LAST_CHECKPOINT = "last.ckpt"
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the file it would have replaced is unchanged."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose writes are all-or-nothing."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        write_atomic(checkpoint, Path(path))
+        path = Path(path)
+        try:
+            write_atomic(checkpoint, path)
+        except OSError as err:  # a full disk, a quota, a lost mount: the old file was not touched
+            before = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
+            raise CheckpointWriteError(
+                f"cannot write the checkpoint {path}: {err.strerror or err}; {before}. Free space (or fix the "
+                f"folder) and continue with resume=true."
+            ) from err
 
 
 def write_atomic(obj: Any, path: Path) -> None:
