@@ -5,6 +5,11 @@ configured; no checkpoint is lost."""
 from __future__ import annotations
 
 import errno
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +20,8 @@ from src.train import train
 from src.utils.checkpointing import AtomicCheckpointIO, CheckpointWriteError
 from tests.helpers import compose_run
 from tests.test_resume import RUN
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class PoisonLoss(Callback):
@@ -118,3 +125,73 @@ def test_the_atomic_writer_names_the_file_and_what_is_intact(tmp_path, monkeypat
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+class KillAt(Callback):
+    """SIGKILLs its own process when training reaches ``step`` (no clean-up, as the OOM killer or a
+    pre-empted node does)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# 3 epochs of 3 steps; checkpoints/last.ckpt also every 2 steps (2, 4, 6, 8)
+STEPPED = [
+    *RUN,
+    "callbacks.checkpoint_every_n_steps=2",
+    "~callbacks.model_checkpoint",
+]
+
+
+def _train_process(run_dir, data_dir, extra: list[str]) -> subprocess.CompletedProcess:
+    """python -m src.train in a fresh process (one thread, as the test session), into ``run_dir``."""
+    overrides = [
+        *STEPPED,
+        *extra,
+        "run_name=killed",
+        f"paths.log_dir={run_dir.parent}",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        "data.num_workers=0",
+        "data.persistent_workers=false",
+        "data.pin_memory=false",
+        "trainer.accelerator=cpu",
+        "callbacks.progress_bar=null",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "src.train", *overrides],  # OMP_NUM_THREADS=1: one torch thread
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, data_dir):
+    whole = _train_process(tmp_path / "whole", data_dir, [])
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    run = tmp_path / "killed"
+    killed = _train_process(
+        run, data_dir, ["+callbacks.kill._target_=tests.test_faults.KillAt", "+callbacks.kill.step=5"]
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # the mid-epoch checkpoint of step 4: epoch 1, one of its three batches done
+    assert checkpoint["global_step"] == 4 and checkpoint["epoch"] == 1
+    assert checkpoint["PoseDataModule"] == {"epoch": 1, "batches_done": 1, "epoch_batches": 3}
+
+    resumed = _train_process(run, data_dir, ["resume=true"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 9)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert "resuming from a checkpoint that ended before the epoch" not in resumed.stderr

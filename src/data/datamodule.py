@@ -7,6 +7,7 @@ the codec shared with the model, and a metric factory; it never asks which one i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,6 +72,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
+        self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
 
     # ----------------------------------------------------------------------- properties
     @property
@@ -146,7 +148,34 @@ class PoseDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        loader = self._loader(self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        done = int(self._resume_state.get("batches_done", 0))
+        epoch_length = int(self._resume_state.get("epoch_batches", 0))
+        if 0 < done < min(epoch_length, len(loader)):  # a checkpoint written part-way through an epoch
+            loader.sampler.skip_next(done * self.batch_size)
+            # Lightning warns that such a resume is unreliable for loaders it cannot restore; this
+            # one goes on with exactly the batches that epoch had left
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        self._resume_state = {}
+        return loader
+
+    # ----------------------------------------------------------------------- resuming
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training epoch stands, saved in every checkpoint: an epoch interrupted after
+        a mid-epoch checkpoint resumes with the batches it had left (`EpochSeededSampler.skip_next`)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        epoch_batches = trainer.num_training_batches
+        return {
+            "epoch": int(trainer.current_epoch),
+            "batches_done": int(progress.processed),
+            "epoch_batches": int(epoch_batches) if epoch_batches != float("inf") else 0,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_state = dict(state_dict or {})
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False)

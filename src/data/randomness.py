@@ -94,8 +94,16 @@ class EpochSeededSampler(DistributedSampler):
             seed=seed,
             drop_last=False,
         )
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` indices of this process in the next pass: an epoch resumed
+        part-way goes on with exactly the samples (and their augmentations) it had not seen."""
+        self._skip = max(0, int(count))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         epoch = int(self.epoch)
-        for index in super().__iter__():
-            yield (int(index), epoch)
+        skip, self._skip = self._skip, 0
+        for position, index in enumerate(super().__iter__()):
+            if position >= skip:
+                yield (int(index), epoch)
