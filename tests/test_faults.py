@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from lightning.pytorch import Callback
 from src.tasks.base import NonFiniteLossError
 from src.train import train
 from src.utils.checkpointing import AtomicCheckpointIO, CheckpointWriteError
-from tests.helpers import compose_run
+from tests.helpers import TINY_SYNTHETIC, compose_run
 from tests.test_resume import RUN
+from tests.test_train import TINY_HRNET
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,3 +197,42 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, d
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     assert "resuming from a checkpoint that ended before the epoch" not in resumed.stderr
+
+
+class RaiseOnRank(Callback):
+    """Raises on one process of a DDP run at a given step (a bug, a bad sample, a lost device)."""
+
+    def __init__(self, rank: int, step: int) -> None:
+        self.rank, self.step = rank, step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            raise RuntimeError(f"simulated failure on rank {self.rank} at step {self.step}")
+
+
+@pytest.mark.slow
+def test_an_error_on_one_ddp_process_ends_both_promptly(tmp_path, data_dir):
+    """Two CPU processes (gloo): rank 1 raises at step 2; the run ends at once (not at the
+    collective timeout, 30 minutes) with a non-zero status, and the output names the error."""
+    from tests.test_ddp_and_sweeps import CPU_DDP, QUIET, run_cli
+
+    args = [
+        "model=hrnet",
+        *TINY_HRNET,
+        *TINY_SYNTHETIC,
+        *CPU_DDP,
+        *QUIET,
+        "data.num_workers=0",
+        "data.batch_size=2",
+        "trainer.max_epochs=3",
+        "run_name=ddp_failure",
+        "+callbacks.fail._target_=tests.test_faults.RaiseOnRank",
+        "+callbacks.fail.rank=1",
+        "+callbacks.fail.step=2",
+    ]
+    start = time.monotonic()
+    proc = run_cli("src.train", args, tmp_path, check=False)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0
+    assert "simulated failure on rank 1 at step 2" in proc.stderr
+    assert elapsed < 120, elapsed
