@@ -56,6 +56,11 @@ def _read_coco_json(ann_file: Path) -> dict:
     return data
 
 
+#: Pixel coordinates beyond this are refused: no image is that large, and float32 (the records'
+#: type) stops holding whole pixels at 2^24.
+MAX_COORDINATE = 1e7
+
+
 def _numeric_array(values: list, path: Path, field: str, ids: Sequence, width: int, what: str) -> np.ndarray:
     """Stack per-entry lists of length ``width`` into an (M, width) float64 array.
 
@@ -80,7 +85,14 @@ def _numeric_array(values: list, path: Path, field: str, ids: Sequence, width: i
                 raise AnnotationError(
                     f"{path}: {what} {ids[i]!r} has a non-numeric or non-finite value {shown!r} in '{field}'"
                 )
-    return arr.astype(np.float64, copy=False)
+    arr = arr.astype(np.float64, copy=False)
+    if field in ("keypoints", "bbox") and arr.size and np.abs(arr).max() > MAX_COORDINATE:
+        i = int(np.flatnonzero(np.abs(arr).max(axis=1) > MAX_COORDINATE)[0])
+        raise AnnotationError(
+            f"{path}: {what} {ids[i]!r} has '{field}' values beyond {MAX_COORDINATE:g} px "
+            f"(largest {np.abs(arr[i]).max():g}): not pixel coordinates"
+        )
+    return arr
 
 
 def _scalar_array(values: list, path: Path, field: str, ids: Sequence, what: str) -> np.ndarray:

@@ -120,7 +120,7 @@ class PoseDataModule(pl.LightningDataModule):
             self._val_dataset = self._build(training=False)
 
     def _build(self, *, training: bool) -> Dataset:
-        return self.dataset_class.from_reader(
+        dataset = self.dataset_class.from_reader(
             self.reader,
             training=training,
             codec=self.codec,
@@ -129,6 +129,14 @@ class PoseDataModule(pl.LightningDataModule):
             color_rgb=self.color_rgb,
             seed=self.seed,
         )
+        if len(dataset) == 0:  # an empty file, or nobody usable in it: say so before a loader does
+            split = "train" if training else "val"
+            source = getattr(self.reader, "ann_files", {}).get(split, f"the {split} split")
+            raise ValueError(
+                f"data={self.name}: {source} yields no {self.dataset_class.__name__} samples (no annotated "
+                f"people with labelled keypoints); python -m src.check_data data={self.name} lists why"
+            )
+        return dataset
 
     # ----------------------------------------------------------------------- loaders
     def _loader(self, dataset: Any, *, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
