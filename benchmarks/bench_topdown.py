@@ -66,6 +66,7 @@ from src.data.keypoint_info import COCO17, KeypointInfo
 from src.data.topdown_dataset import TopDownDataset
 from src.losses import JointsMSELoss
 from src.models.hrnet import PoseHighResolutionNet
+from src.utils.hardware import cpu_info
 
 #: Forward GFLOPs per image of the official HRNet-W32 at 256x192 (2 x 7.645 GMACs, convolutions only),
 #: from the reference export of leoxiaobin/deep-high-resolution-net.pytorch
@@ -92,29 +93,7 @@ IMAGE_W, IMAGE_H = 640, 480
 
 
 # ----------------------------------------------------------------------------- machine facts
-def cpu_info() -> dict[str, Any]:
-    """CPU model, the bf16-relevant /proc/cpuinfo flags and torch's CPU capability."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("unknown", "", "x86_64"):
-                    model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    return {
-        "model": model,
-        "logical_cpus": os.cpu_count(),
-        "flags": {name: name in flags for name in wanted},
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    }
-
-
+# cpu_info: src.utils.hardware (the same facts choose the training path)
 def bf16_hardware_note(info: dict[str, Any]) -> str:
     flags = info["flags"]
     if flags["amx_bf16"] or flags["avx512_bf16"]:

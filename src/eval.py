@@ -34,6 +34,7 @@ from src.inference.predictor import Predictor
 from src.tasks.base import to_plain
 from src.tasks.loading import load_task
 from src.utils.builders import build_datamodule
+from src.utils.hardware import apply_fast_path
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
 
@@ -156,7 +157,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         with open_dict(cfg):
             cfg.run_name = str(cfg.get("run_name"))
             cfg.pop("model", None)
-    write_json_atomic(output_dir / "run_info.json", run_info(resolved_config(cfg)))
+    fast = apply_fast_path(cfg)
+    info = run_info(resolved_config(cfg))
+    info["fast_path"] = fast
+    write_json_atomic(output_dir / "run_info.json", info)
     if cfg.get("oracle"):
         metrics = evaluate_oracle(cfg, output_dir)
     elif cfg.get("mean_pose"):

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from src.utils.builders import build_datamodule, build_trainer, check_launch
 from src.utils.checkpointing import resume_checkpoint
+from src.utils.hardware import apply_fast_path
 from src.utils.loggers import finish_loggers
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
 from src.utils.visualize import save_prediction_picture
@@ -37,7 +38,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("continuing from %s", ckpt_path)
         keep_logged_history(cfg, ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
+    fast = apply_fast_path(cfg)
+    if fast:
+        log.info("arithmetic: %s (%s)", ", ".join(f"{k}={v}" for k, v in fast.items() if k != "reason"), fast["reason"])
     info = run_info(resolved_config(cfg))
+    info["fast_path"] = fast
     write_json_atomic(output_dir / "run_info.json", info)
 
     model = instantiate(cfg.model, _recursive_=False)

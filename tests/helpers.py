@@ -90,6 +90,9 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path, data_dir:
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
+        if "fast_path" in cfg and not any(o.lstrip("+~").startswith("fast_path") for o in overrides):
+            # the reference arithmetic (fp32), the same on every machine, unless a test asks otherwise
+            cfg.fast_path = False
         cfg.paths.output_dir = str(run_dir)
         cfg.paths.data_dir = str(data_dir)
         cfg.paths.log_dir = str(run_dir / "logs")

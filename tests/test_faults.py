@@ -163,6 +163,7 @@ def _train_process(run_dir, data_dir, extra: list[str]) -> subprocess.CompletedP
         "data.pin_memory=false",
         "trainer.accelerator=cpu",
         "callbacks.progress_bar=null",
+        "fast_path=false",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from src.data.keypoint_info import get_keypoint_info
 from src.models.weights import kaiming_init_, load_official_weights
 from src.paradigms import get_paradigm
+from src.utils.hardware import resolve_channels_last
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class PoseModule(LightningModule):
             training from scratch without ImageNet weights; ``pretrained`` must then be None) or
             "kaiming" (from scratch: Kaiming-normal convolutions and N(0, 0.001) prediction layers,
             `kaiming_init_`; ``pretrained`` must be None).
-        channels_last: run the network in channels_last memory format.
+        channels_last: run the network in channels_last memory format; "auto": where the machine's
+            fast path uses it (`src.utils.hardware`).
         zero_init_residual: with init="kaiming", every residual block starts as its shortcut (the
             weight of its last BN is 0).
         official_weights: a local official checkpoint of this network (e.g. an HRNet ``.pth``
@@ -114,7 +116,7 @@ class PoseModule(LightningModule):
         evaluation: dict | None = None,
         keypoint_info: str = "coco17",
         pretrained: str | None = None,
-        channels_last: bool = False,
+        channels_last: bool | str = False,
         init: str = "official",
         zero_init_residual: bool = False,
         official_weights: str | None = None,
@@ -137,6 +139,7 @@ class PoseModule(LightningModule):
                 f"{type(self).__name__} has no evaluation option {unknown}; "
                 f"its options: {sorted(self.default_evaluation)}"
             )
+        channels_last = resolve_channels_last(channels_last)
         hparams = {
             "name": name,
             "net": to_plain(net),

@@ -1,0 +1,81 @@
+"""The fast path chosen for the hardware, and where it enters a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from src.utils.hardware import apply_fast_path, choose_fast_path, cpu_info, resolve_channels_last
+from tests.helpers import TINY_SYNTHETIC, compose_run
+
+
+def _cpu(*flags: str) -> dict:
+    return {
+        "model": "Test CPU",
+        "flags": {name: name in flags for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "channels_last"),
+    [
+        (("avx2", "avx512f", "avx512_bf16"), "bf16-mixed", True),
+        (("avx2", "amx_bf16"), "bf16-mixed", True),
+        (("avx2", "avx512f"), "32-true", True),
+        ((), "32-true", False),
+    ],
+)
+def test_cpus(monkeypatch, flags, precision, channels_last):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    chosen = choose_fast_path("auto", cpu=_cpu(*flags))
+    assert (chosen.precision, chosen.channels_last) == (precision, channels_last)
+    assert "Test CPU" in chosen.reason
+
+
+@pytest.mark.parametrize(
+    ("capability", "precision"), [((8, 0), "bf16-mixed"), ((9, 0), "bf16-mixed"), ((7, 0), "16-mixed")]
+)
+def test_gpus(monkeypatch, capability, precision):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Test GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability)
+    chosen = choose_fast_path("gpu")
+    assert chosen.precision == precision and chosen.channels_last and "Test GPU" in chosen.reason
+    assert choose_fast_path("cpu", cpu=_cpu()).precision == "32-true"  # accelerator=cpu on a GPU machine
+
+
+def test_auto_enters_the_run_config_and_fast_path_false_is_the_reference(tmp_path):
+    cfg = compose_run("train", ["model=hrnet", "fast_path=true"], tmp_path, tmp_path)
+    assert cfg.trainer.precision == "auto" and cfg.model.channels_last == "auto"
+    record = apply_fast_path(cfg)
+    expected = choose_fast_path(str(cfg.trainer.accelerator))
+    assert (cfg.trainer.precision, cfg.model.channels_last) == (expected.precision, expected.channels_last)
+    assert record["reason"] == expected.reason and cpu_info()["model"]
+
+    reference = compose_run("train", ["model=hrnet", "fast_path=false"], tmp_path, tmp_path)
+    assert apply_fast_path(reference)["precision"] == "32-true" and reference.model.channels_last is False
+    explicit = compose_run(
+        "train", ["model=hrnet", "trainer.precision=bf16-mixed", "fast_path=true"], tmp_path, tmp_path
+    )
+    apply_fast_path(explicit)
+    assert explicit.trainer.precision == "bf16-mixed"  # an explicit value is kept
+    with pytest.raises(ValueError, match="channels_last must be true, false or auto"):
+        resolve_channels_last("fast")
+
+
+def test_a_run_records_its_arithmetic(tmp_path):
+    from src.train import train
+
+    overrides = ["model=hrnet", "debug=fast_dev_run", "data.batch_size=2", "fast_path=true", *TINY_SYNTHETIC]
+    overrides += ["model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1"]
+    overrides += ["model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]"]
+    train(compose_run("train", overrides, tmp_path / "run", tmp_path / "data"))
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    chosen = choose_fast_path("cpu")
+    assert info["fast_path"] == {
+        "precision": chosen.precision,
+        "channels_last": chosen.channels_last,
+        "reason": chosen.reason,
+    }
