@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half / bfloat16 (autocast) -> float32; float32 and float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 class JointsMSELoss(nn.Module):
     """Official ``JointsMSELoss`` / ``JointsOHKMMSELoss``.
 
@@ -61,7 +66,7 @@ class JointsMSELoss(nn.Module):
     def per_joint_loss(self, output: torch.Tensor, target: torch.Tensor, target_weight: torch.Tensor) -> torch.Tensor:
         """(N, K) loss per sample and joint: 0.5 * mean over pixels of the weighted squared error."""
         n, k = output.shape[:2]
-        pred = output.reshape(n, k, -1)
+        pred = _at_least_float32(output).reshape(n, k, -1)  # bf16 / fp16 (autocast) heatmaps: fp32 loss
         gt = target.reshape(n, k, -1).to(pred.dtype)
         if self.use_target_weight:
             weight = target_weight.reshape(n, k, 1).to(pred.dtype)
@@ -77,11 +82,6 @@ class JointsMSELoss(nn.Module):
 
 
 # --------------------------------------------------------------------------- bottom-up (HigherHRNet)
-
-
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """Half / bfloat16 (autocast) -> float32; float32 and float64 unchanged."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 class HeatmapLoss(nn.Module):
