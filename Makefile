@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_bottomup
 	$(BIN)/python -m benchmarks.bench_pose3d
 	$(BIN)/python -m benchmarks.bench_export
+	$(BIN)/python -m benchmarks.bench_metric
 
 synthetic: install
 	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic
