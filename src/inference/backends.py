@@ -71,6 +71,7 @@ def load_exported_task(model_file: str | Path, *, backend: str) -> Any:
     # The network is replaced, so build it without reading any weights file named in the recipe.
     hparams = {**meta["hparams"], "pretrained": None, "official_weights": None, "init": "pytorch"}
     hparams["zero_init_residual"] = False
+    hparams["compile"] = False  # the exported file runs as it is
     task = task_class(**hparams)
     task.net = ExportedNet(path, backend, as_list=bool(meta.get("outputs_as_list", False)))
     task.hparams.channels_last = False

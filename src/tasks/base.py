@@ -90,6 +90,10 @@ class PoseModule(LightningModule):
         max_nonfinite_skips: how many training steps with a NaN or infinite loss are skipped (no
             backward, no optimiser step, a warning) before training stops with an error that names
             the step and the last checkpoint; 0: stop at the first.
+        compile: run the network through ``torch.compile`` (``compile_mode``: default,
+            reduce-overhead, max-autotune, ...; ``compile_backend``: inductor, or eager to check the
+            plumbing). Compiling costs time at the first steps (``make bench`` measures when it
+            pays); the weights and checkpoints are those of the plain network.
         paradigm: accepted for checkpoints written before the task class was recorded; must equal
             the class's ``paradigm`` when given.
         extra: further plain hyperparameters of the subclass.
@@ -121,6 +125,9 @@ class PoseModule(LightningModule):
         zero_init_residual: bool = False,
         official_weights: str | None = None,
         max_nonfinite_skips: int = 0,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
         paradigm: str | None = None,
         **extra: Any,
     ) -> None:
@@ -155,6 +162,9 @@ class PoseModule(LightningModule):
             "zero_init_residual": zero_init_residual,
             "official_weights": official_weights,
             "max_nonfinite_skips": int(max_nonfinite_skips),
+            "compile": bool(compile),
+            "compile_mode": str(compile_mode),
+            "compile_backend": str(compile_backend),
             **{k: to_plain(v) for k, v in extra.items()},
         }
         self.save_hyperparameters(hparams)
@@ -172,9 +182,27 @@ class PoseModule(LightningModule):
         self.keypoint_info = get_keypoint_info(keypoint_info)
         self.val_metric: Any = None
         self.nonfinite_skipped = 0
+        self._compiled: tuple[Any, Any] | None = None  # (network, its compiled form); not a submodule
         # Predictions of the last validation epoch for a few samples, drawn after training.
         self.visualized: dict[int, np.ndarray] = {}
         self.num_visualized = 0
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, images: torch.Tensor) -> Any:
+        """The network's outputs on a batch (channels_last and torch.compile as configured)."""
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.network()(images)
+
+    def network(self) -> Any:
+        """``net``, or its ``torch.compile`` form when ``compile`` is on (made on first use, and again
+        if ``net`` was replaced, e.g. by an exported network)."""
+        if not self.hparams.get("compile"):
+            return self.net
+        if self._compiled is None or self._compiled[0] is not self.net:
+            compiled = torch.compile(self.net, mode=self.hparams.compile_mode, backend=self.hparams.compile_backend)
+            object.__setattr__(self, "_compiled", (self.net, compiled))
+        return self._compiled[1]
 
     # ------------------------------------------------------------------ training
     def training_loss(self, batch: dict) -> torch.Tensor:

@@ -85,11 +85,6 @@ class BottomUpPoseModule(PoseModule):
                 yield _people_predictions(int(image_id), people, scores), batch, {int(image_id): people}
 
     # ------------------------------------------------------------------ forward
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if self.hparams.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
-
     def _normalize(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 (H, W, 3) -> normalised (3, H, W) float32, in the channel order the net was trained on."""
         if not self.hparams.color_rgb:

@@ -92,11 +92,6 @@ class Pose3DModule(PoseModule):
             yield {"joints_cam": torch.from_numpy(np.broadcast_to(mean, (n, *mean.shape)).copy())}, batch, {}
 
     # ------------------------------------------------------------------ forward
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
-
     @torch.no_grad()
     def predict_coords(self, images: torch.Tensor) -> torch.Tensor:
         """Coordinates (N, K, 3) with the configured flip test (official: mean of the prediction and

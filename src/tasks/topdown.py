@@ -67,11 +67,6 @@ class TopDownPoseModule(PoseModule):
             yield {"keypoints": torch.from_numpy(keypoints)}, batch, pictures
 
     # ------------------------------------------------------------------ forward
-    def forward(self, images: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        if self.hparams.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
-
     def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps (N, K, H, W) used for decoding, with the configured flip test."""
         ev = self.hparams.evaluation

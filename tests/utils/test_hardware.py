@@ -79,3 +79,21 @@ def test_a_run_records_its_arithmetic(tmp_path):
         "channels_last": chosen.channels_last,
         "reason": chosen.reason,
     }
+
+
+def test_compile_runs_the_same_network(tmp_path):
+    """model.compile=true goes through torch.compile (the eager backend here: the plumbing, in
+    seconds); outputs and state_dict keys are those of the plain network."""
+    from hydra.utils import instantiate
+
+    overrides = ["model=hrnet", "model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1"]
+    overrides += ["model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]"]
+    plain = instantiate(compose_run("train", overrides, tmp_path, tmp_path).model, _recursive_=False).eval()
+    cfg = compose_run("train", [*overrides, "model.compile=true", "model.compile_backend=eager"], tmp_path, tmp_path)
+    compiled = instantiate(cfg.model, _recursive_=False).eval()
+    compiled.load_state_dict(plain.state_dict())
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    images = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.allclose(compiled(images), plain(images), atol=1e-6)
+    assert compiled.network() is not compiled.net and plain.network() is plain.net
