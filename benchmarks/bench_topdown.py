@@ -83,7 +83,11 @@ VARIANTS: dict[str, tuple[bool, bool, str]] = {
     "bf16_cl": (True, True, "bf16-mixed + channels_last (optimised)"),
     "fp32_cl": (True, False, "fp32 + channels_last"),
     "bf16": (False, True, "bf16-mixed, contiguous"),
+    "bf16_cl_compile": (True, True, "bf16-mixed + channels_last + torch.compile"),
 }
+#: Variants run through torch.compile (model.compile=true): not in the default list, since compiling
+#: HRNet-W32 takes minutes on a small CPU; their first warm-up step holds the compile time.
+COMPILED = ("bf16_cl_compile",)
 BASELINE, OPTIMISED = "fp32", "bf16_cl"
 
 #: (batch, channels, height, width) of the peak convolutions (3x3, C -> C, stride 1, padding 1).
@@ -194,6 +198,7 @@ class _TrainVariant:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = copy.deepcopy(base).to(memory_format=fmt).train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.forward = torch.compile(self.model) if name in COMPILED else self.model
         self.criterion = JointsMSELoss(use_target_weight=True)
         g = torch.Generator().manual_seed(seed)
         h, w = image_size
@@ -209,7 +214,7 @@ class _TrainVariant:
         """One training step; returns (wall seconds, process CPU seconds)."""
         c0, t0 = time.process_time(), time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            heatmaps = self.model(self.images)
+            heatmaps = self.forward(self.images)
         loss = self.criterion(heatmaps.float(), self.targets, self.target_weight)  # loss in fp32
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -279,6 +284,9 @@ def measure_training(
             "cpu_utilisation": sum(run.cpu_s) / (sum(run.times_s) * threads),
             "final_loss": run.losses[-1],
         }
+        if run.name in COMPILED and run.warmup_s:  # the first step compiles
+            results[run.name]["first_step_s"] = run.warmup_s[0]
+            results[run.name]["compile_s"] = max(0.0, run.warmup_s[0] - median_s)
     for res in results.values():
         res["speedup_vs_fp32"] = (
             res["images_per_s"] / results[BASELINE]["images_per_s"] if BASELINE in results else None
@@ -619,6 +627,12 @@ def report(result: dict[str, Any], log=print) -> None:
             f"cross-check with each variant's fastest step instead of the median (less sensitive to load "
             f"spikes): {OPTIMISED} / fp32 = {train['speedup_from_min_step']:.2f}x"
         )
+    for name, v in train["variants"].items():
+        if "compile_s" in v:
+            reference = train["variants"].get("bf16_cl")
+            gain = reference["median_step_s"] - v["median_step_s"] if reference else None
+            pays = f"; pays after {v['compile_s'] / gain:.0f} steps" if gain and gain > 0 else "; no faster per step"
+            log(f"{name}: compile about {v['compile_s']:.1f} s (first step {v['first_step_s']:.1f} s){pays}")
     if train.get("best_variant"):
         best = train["variants"][train["best_variant"]]
         log(
@@ -728,8 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants",
         type=_variants,
-        default=list(VARIANTS),
-        help=f"comma-separated training variants (default {','.join(VARIANTS)})",
+        default=[v for v in VARIANTS if v not in COMPILED],
+        help=f"comma-separated training variants of {','.join(VARIANTS)} (default: all but {','.join(COMPILED)})",
     )
     p.add_argument("--peak-batch", type=int, default=None, help="batch of the peak convolutions (default 8, quick 2)")
     p.add_argument("--peak-reps", type=int, default=None, help="timed calls per peak convolution (default 3, quick 2)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -203,3 +204,23 @@ def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read
         )
     model.load_state_dict(state, strict=True)
     log.info("loaded all %d tensors of %s", len(own), path)
+
+
+def _fp32_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return type(self).forward(self, x.float())
+
+
+def keep_prediction_layers_fp32_(module: nn.Module) -> int:
+    """Make the prediction layers (each network's `prediction_layers`) compute in fp32 under autocast:
+    their input is cast up and autocast is off inside them, so heatmaps, tags and 3D volumes come out
+    in fp32 while the rest of the network runs in bf16 / fp16. Parameters and state_dict keys are
+    unchanged (each layer's ``forward`` is replaced on the instance). Returns the number of layers."""
+    count = 0
+    for owner in module.modules():
+        for name in getattr(owner, "prediction_layers", ()):
+            for layer in owner.get_submodule(name).modules():
+                if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                    layer.forward = types.MethodType(_fp32_forward, layer)
+                    count += 1
+    return count

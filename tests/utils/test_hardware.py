@@ -97,3 +97,29 @@ def test_compile_runs_the_same_network(tmp_path):
     with torch.no_grad():
         assert torch.allclose(compiled(images), plain(images), atol=1e-6)
     assert compiled.network() is not compiled.net and plain.network() is plain.net
+
+
+@pytest.mark.parametrize("paradigm", ["topdown", "bottomup", "pose3d"])
+def test_prediction_layers_stay_fp32_under_autocast(tmp_path, paradigm):
+    import copy
+
+    from hydra.utils import instantiate
+
+    from tests.helpers import TINY_MODELS
+
+    cfg = compose_run("train", TINY_MODELS[paradigm], tmp_path, tmp_path)
+    task = instantiate(cfg.model, _recursive_=False)
+    plain = instantiate(cfg.model, fp32_prediction_layers=False, _recursive_=False)
+    assert list(task.state_dict()) == list(plain.state_dict())  # official keys unchanged
+    size = task.codec.input_size
+    w, h = (size, size) if isinstance(size, int) else size
+    images = torch.randn(1, 3, h, w)
+    for model, dtype in ((task, torch.float32), (copy.deepcopy(task), torch.float32), (plain, torch.bfloat16)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(images)
+        assert all(o.dtype == dtype for o in (out if isinstance(out, (list, tuple)) else [out]))
+    with torch.no_grad():  # no effect in fp32
+        plain.load_state_dict(task.state_dict())
+        a, b = task.eval()(images), plain.eval()(images)
+        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+            assert torch.equal(x, y)
