@@ -133,10 +133,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ["images", "people", "detections", "kept", "add s", "NMS s", "COCOeval s", "compute s"],
         [
             [
-                result["images"],
-                result["ground_truth_people"],
-                result["detections"],
-                result["kept_after_nms"],
+                str(result["images"]),
+                str(result["ground_truth_people"]),
+                str(result["detections"]),
+                str(result["kept_after_nms"]),
                 f"{result['add_s']:.2f}",
                 f"{result['nms_s']:.2f}",
                 f"{result['cocoeval_s']:.2f}",
