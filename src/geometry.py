@@ -257,3 +257,14 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width - 1)
     y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height - 1)
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def warp_from_reduced(warp: np.ndarray, reduction: int) -> np.ndarray:
+    """The (2, 3) matrix that does ``warp`` (full-image pixels -> crop) on the image decoded at
+    1/``reduction`` of its size, whose pixel ``i`` is centred on full pixel ``r i + (r - 1) / 2``."""
+    if reduction == 1:
+        return warp
+    out = np.array(warp, dtype=np.float64)
+    out[:, 2] += out[:, :2].sum(axis=1) * (reduction - 1) / 2.0
+    out[:, :2] *= reduction
+    return out

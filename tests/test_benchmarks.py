@@ -95,8 +95,12 @@ def test_data_fields(result):
     assert set(stages) == {"decode", "warp", "encode", "normalize", "other"}
     assert all(_positive(stages[k]) for k in ("decode", "warp", "encode", "normalize"))
     assert data["decode_only_per_s"] == pytest.approx(1000 / stages["decode"])
-    assert data["aim_samples_per_s"] == 200
-    assert data["aim_met"] == (data["samples_per_s_per_worker"] >= 200)
+    assert data["aim_samples_per_s"] == 400
+    assert data["aim_met"] == (data["samples_per_s_per_worker"] >= 400)
+    assert _positive(data["full_decode_samples_per_s"]) and 0 <= data["reduced_fraction"] <= 1
+    assert data["reduced_decode_speedup"] == pytest.approx(
+        data["samples_per_s_per_worker"] / data["full_decode_samples_per_s"]
+    )
 
 
 def test_json_written_and_complete(result):

@@ -34,6 +34,10 @@ class PoseDataModule(pl.LightningDataModule):
         num_workers, pin_memory, persistent_workers: DataLoader settings.
         color_rgb: feed RGB (HRNet) or BGR (SimpleBaseline configs).
         seed: base seed of the augmentation random numbers.
+        reduced_decode: decode training JPEGs at 1/2, 1/4 or 1/8 of their size when the crop
+            shrinks them that much (`src.data.image_io.read_image_for_crop`); ``auto`` is resolved
+            by the run's fast path (`src.utils.hardware.apply_fast_path`) and is off where nothing
+            resolved it.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class PoseDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         color_rgb: bool = True,
         seed: int = 0,
+        reduced_decode: bool | str = False,
     ) -> None:
         super().__init__()
         self.name = name
@@ -70,6 +75,9 @@ class PoseDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
         self.color_rgb = bool(color_rgb)
         self.seed = int(seed)
+        if reduced_decode not in (True, False, "auto"):
+            raise ValueError(f"data.reduced_decode must be true, false or auto, got {reduced_decode!r}")
+        self.reduced_decode = reduced_decode is True
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
         self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
@@ -128,6 +136,7 @@ class PoseDataModule(pl.LightningDataModule):
             augmentation=self.augmentation,
             color_rgb=self.color_rgb,
             seed=self.seed,
+            reduced_decode=self.reduced_decode,
         )
         if len(dataset) == 0:  # an empty file, or nobody usable in it: say so before a loader does
             split = "train" if training else "val"

@@ -37,7 +37,7 @@ import torch
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info, joint_mapping, root_index
 from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
-from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform
+from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform, warp_from_reduced
 
 #: Keys of a 3D record (see `src.data.h36m`) stored per item.
 _VECTOR_KEYS = {"bbox": 4, "f": 2, "c": 2}
@@ -263,14 +263,15 @@ class Pose3DDataset(PoseDataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         item = self._begin_item(key)
         index = self._record_index(item) if self.training else item
-        image = self.read_bgr(self._image_files[index])  # BGR; the crop is converted below
-        height, width = image.shape[:2]
         bbox = self._bbox[index]
         joints = self._joints_img[index]
         visible = self._visible[index]
         scale, rotation, flipped, color, occlude = 1.0, 0.0, False, None, False
         if self.training:
             scale, rotation, flipped, color, occlude = self._augmentation()
+        # BGR, possibly decoded at 1/r of its size (reduced_decode); the crop is converted below
+        shrink = scale * float(bbox[2]) / self.input_size[0]
+        image, reduction, (height, width) = self.read_bgr_for_crop(self._image_files[index], shrink)
         occluder = self._occlusion(bbox, (width, height)) if occlude else None
 
         center = np.array([bbox[0] + 0.5 * bbox[2], bbox[1] + 0.5 * bbox[3]], np.float32)
@@ -285,7 +286,7 @@ class Pose3DDataset(PoseDataset):
             warp = trans.copy()
             warp[:, 2] += trans[:, 0] * (width - 1)
             warp[:, 0] = -trans[:, 0]
-        crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
+        crop = cv2.warpAffine(image, warp_from_reduced(warp, reduction), self.input_size, flags=cv2.INTER_LINEAR)
         if occluder is not None:
             self._paint_occluder(crop, occluder, warp)
         if self.color_rgb:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch.utils.data import Dataset
 
-from src.data.image_io import read_image
+from src.data.image_io import read_image, read_image_for_crop
 from src.data.keypoint_info import KeypointInfo
 from src.data.randomness import WorkerSeededRandom
 from src.data.transforms import split_augmentation
@@ -28,6 +28,9 @@ class PoseDataset(WorkerSeededRandom, Dataset):
     #: Images already in memory (BGR uint8) by the records' ``image_file``, read in place of the
     #: files: prediction on video frames and arrays goes through the same crops as evaluation.
     images: Mapping[str, np.ndarray] | None = None
+    #: Decode JPEGs at 1/2, 1/4 or 1/8 of their size when the crop shrinks them that much
+    #: (``data.reduced_decode``, training only; see `src.data.image_io`). Set by `from_reader`.
+    reduced_decode: bool = False
 
     def read_bgr(self, image_file: bytes | str) -> np.ndarray:
         """The image of a record, (H, W, 3) uint8 BGR, from ``images`` or from its file."""
@@ -35,6 +38,15 @@ class PoseDataset(WorkerSeededRandom, Dataset):
         if self.images is not None and name in self.images:
             return self.images[name]
         return read_image(name, color_rgb=False)
+
+    def read_bgr_for_crop(self, image_file: bytes | str, shrink: float) -> tuple[np.ndarray, int, tuple[int, int]]:
+        """The image of a crop taking ``shrink`` image pixels per crop pixel: (image, r, (H, W)),
+        the image decoded at 1/r of its full size (H, W); r is 1 unless ``reduced_decode`` is on.
+        Warp it with ``src.geometry.warp_from_reduced(matrix, r)``."""
+        if not self.reduced_decode or (self.images is not None and os.fsdecode(image_file) in self.images):
+            image = self.read_bgr(image_file)
+            return image, 1, image.shape[:2]
+        return read_image_for_crop(os.fsdecode(image_file), shrink=shrink)
 
     @classmethod
     def check_augmentation(cls, augmentation: dict) -> None:
@@ -57,10 +69,11 @@ class PoseDataset(WorkerSeededRandom, Dataset):
         augmentation: dict,
         color_rgb: bool,
         seed: int | None,
+        reduced_decode: bool = False,
     ) -> PoseDataset:
         records = cls.read_records(reader, training=training, codec=codec, keypoint_info=keypoint_info)
         geometric, photometric = split_augmentation(augmentation, cls.AUGMENTATION_KEYS, training=training)
-        return cls(
+        dataset = cls(
             records,
             codec=codec,
             keypoint_info=keypoint_info,
@@ -70,6 +83,8 @@ class PoseDataset(WorkerSeededRandom, Dataset):
             seed=seed,
             **geometric,
         )
+        dataset.reduced_decode = bool(reduced_decode) and training
+        return dataset
 
     def collate_fn(self) -> Callable[[Sequence[dict]], dict] | None:
         """The DataLoader's collate function; None: the default, which stacks equal-shaped tensors."""

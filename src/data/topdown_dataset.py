@@ -13,6 +13,11 @@ Two implementation choices that do not change the result:
 * the image is read in OpenCV's BGR order and only the small crop is converted to RGB (colour
   conversion and warping commute, both act per pixel / per channel).
 
+One option that does (``data.reduced_decode``, on with the fast path, training only): a JPEG is
+decoded at 1/2, 1/4 or 1/8 of its size when the crop shrinks it at least that much, and the crop
+is warped from that smaller, area-averaged image (`src.data.image_io`); joints and targets are
+unchanged.
+
 Shapes: K keypoints; the crop is (h, w) = codec input size, heatmaps (K, H, W).
 """
 
@@ -30,10 +35,12 @@ from src.data.keypoint_info import KeypointInfo
 from src.data.pose_dataset import PoseDataset
 from src.data.transforms import normalize_image
 from src.geometry import (
+    PIXEL_STD,
     affine_transform_points,
     flip_joints,
     get_affine_transform,
     half_body_center_scale,
+    warp_from_reduced,
 )
 
 
@@ -158,15 +165,16 @@ class TopDownDataset(PoseDataset):
         return {int(sid): os.fsdecode(f) for sid, f in zip(self._sample_ids, self._image_files)}
 
     def _augment(
-        self, joints: np.ndarray, visible: np.ndarray, center: np.ndarray, scale: np.ndarray, image_width: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, bool]:
-        """Official random crop parameters, drawn in the official order.
+        self, joints: np.ndarray, visible: np.ndarray, center: np.ndarray, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        """Official random crop parameters, drawn in the official order. The flip is drawn but
+        not applied: it needs the image width, and the image is read after the crop scale is known.
 
         Args:
             joints: (K, 2) image pixels; visible: (K,); center (2,); scale (2,).
 
         Returns:
-            joints (K, 2), visible (K,), center (2,), scale (2,), rotation (degrees), flipped.
+            center (2,), scale (2,), rotation (degrees), flipped.
         """
         rng = self._generator()
         if self.half_body_prob > 0 and visible.sum() > self.half_body_min_joints and rng.random() < self.half_body_prob:
@@ -185,26 +193,24 @@ class TopDownDataset(PoseDataset):
         rotation = 0.0
         if rng.random() <= self.rotation_prob:
             rotation = float(np.clip(rng.standard_normal() * rf, -2 * rf, 2 * rf))
-        flipped = False
-        if self.flip and rng.random() <= 0.5:
-            joints, visible = flip_joints(joints, visible, image_width, self._flip_index)
-            center = np.array([image_width - 1 - center[0], center[1]], dtype=np.float32)
-            flipped = True
-        return joints, visible, np.asarray(center, np.float32), np.asarray(scale, np.float32), rotation, flipped
+        flipped = bool(self.flip and rng.random() <= 0.5)
+        return np.asarray(center, np.float32), np.asarray(scale, np.float32), rotation, flipped
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index = self._begin_item(key)
-        image = self.read_bgr(self._image_files[index])  # BGR; the crop is converted below
-        image_width = image.shape[1]
         joints = self._keypoints[index]
         visible = self._visible[index]
         center = self._centers[index]
         scale = self._scales[index]
         rotation, flipped = 0.0, False
         if self.training:
-            joints, visible, center, scale, rotation, flipped = self._augment(
-                joints, visible, center, scale, image_width
-            )
+            center, scale, rotation, flipped = self._augment(joints, visible, center, scale)
+        # BGR, possibly decoded at 1/r of its size (reduced_decode); the crop is converted below
+        shrink = float(scale[0]) * PIXEL_STD / self.input_size[0]
+        image, reduction, (_, image_width) = self.read_bgr_for_crop(self._image_files[index], shrink)
+        if flipped:
+            joints, visible = flip_joints(joints, visible, image_width, self._flip_index)
+            center = np.array([image_width - 1 - center[0], center[1]], dtype=np.float32)
 
         trans = get_affine_transform(center, scale, rotation, self.input_size)
         warp = trans
@@ -212,6 +218,7 @@ class TopDownDataset(PoseDataset):
             warp = trans.copy()
             warp[:, 2] += trans[:, 0] * (image_width - 1)
             warp[:, 0] = -trans[:, 0]
+        warp = warp_from_reduced(warp, reduction)
         crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
         if self.color_rgb:
             crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)

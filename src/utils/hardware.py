@@ -88,8 +88,9 @@ def resolve_channels_last(value: Any) -> bool:
 
 
 def apply_fast_path(cfg: Any) -> dict[str, Any]:
-    """Replace ``auto`` in ``cfg.trainer.precision`` and ``cfg.model.channels_last`` with the fast path
-    of the run's accelerator (the reference path, fp32 and NCHW, when ``cfg.fast_path`` is false).
+    """Replace ``auto`` in ``cfg.trainer.precision``, ``cfg.model.channels_last`` and
+    ``cfg.data.reduced_decode`` with the fast path of the run's accelerator (the reference path,
+    fp32, NCHW and full-size decoding, when ``cfg.fast_path`` is false).
     Returns what was chosen and why ({} when nothing was ``auto``)."""
     from omegaconf import open_dict
 
@@ -105,6 +106,10 @@ def apply_fast_path(cfg: Any) -> dict[str, Any]:
         if "model" in cfg and str(cfg.model.get("channels_last")) == "auto":
             cfg.model.channels_last = chosen.channels_last
             record["channels_last"] = chosen.channels_last
+        if "data" in cfg and str(cfg.data.get("reduced_decode")) == "auto":
+            # the decoding shortcut is independent of the arithmetic: on with any fast path
+            cfg.data.reduced_decode = bool(cfg.get("fast_path", True))
+            record["reduced_decode"] = cfg.data.reduced_decode
     if record:
         record["reason"] = chosen.reason
     return record
