@@ -7,7 +7,7 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install install-base quickstart test test-fast lint format bench synthetic clean
+.PHONY: install install-base quickstart test test-fast lint format bench bench-details synthetic clean
 
 # everything: the package, the test tools, loggers, sweepers and notebook support
 install: $(STAMP)
@@ -45,7 +45,12 @@ format: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# one run, one table: benchmarks/results/<machine>-<date>.json and .png
 bench: install
+	$(BIN)/python -m benchmarks.report
+
+# the detailed benchmarks behind the report (stages, variants, export, metric)
+bench-details: install
 	$(BIN)/python -m benchmarks.bench_topdown
 	$(BIN)/python -m benchmarks.bench_bottomup
 	$(BIN)/python -m benchmarks.bench_pose3d

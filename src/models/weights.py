@@ -207,6 +207,8 @@ def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read
 
 
 def _fp32_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if x.device.type == "meta":  # no autocast there (FLOP counting, shape inference)
+        return type(self).forward(self, x.float())
     with torch.autocast(device_type=x.device.type, enabled=False):
         return type(self).forward(self, x.float())
 

@@ -1,0 +1,65 @@
+"""benchmarks.report on tiny networks: it runs, and its figures are complete and consistent.
+
+No timing is asserted (the machine may be shared); only the bookkeeping is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import pytest
+
+from benchmarks import report
+
+TINY = [
+    "--tiny", "--iters", "1", "--warmup", "0", "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1",
+    "--bandwidth-mb", "4", "--e2e-images", "1", "--data-images", "2", "--data-passes", "1", "--grouping-images", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return report.main([*TINY, "--out", str(out)])
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def test_every_family_has_both_paths(result):
+    assert set(result["families"]) == set(report.FAMILIES)
+    peak = result["peak"]
+    assert _positive(peak["fp32_gflops"]) and _positive(peak["bf16_gflops"]) and _positive(peak["copy_gb_per_s"])
+    for name, f in result["families"].items():
+        assert _positive(f["forward_gflops_per_image"]), name
+        ref, auto = f["train_reference"], f["train_auto"]
+        assert (ref["precision"], ref["channels_last"]) == ("32-true", False)
+        chosen = result["automatic_path"]
+        assert (auto["precision"], auto["channels_last"]) == (chosen["precision"], chosen["channels_last"])
+        for path in (ref, auto):
+            assert _positive(path["images_per_s"])
+            assert path["achieved_gflops"] == pytest.approx(3 * f["forward_gflops_per_image"] * path["images_per_s"])
+            assert path["pct_of_fp32_peak"] == pytest.approx(100 * path["achieved_gflops"] / peak["fp32_gflops"])
+        assert f["train_ratio"] == pytest.approx(auto["images_per_s"] / ref["images_per_s"])
+        assert all(_positive(f["infer_auto"][f"flip_{flip}_images_per_s"]) for flip in ("off", "on"))
+
+
+def test_data_grouping_and_files(result):
+    data = result["data"]
+    for paradigm in ("topdown", "bottomup", "pose3d"):
+        assert _positive(data[paradigm]["samples_per_s"]), paradigm
+    for figures in data["workers_per_gpu"].values():
+        assert figures["workers"] == math.ceil(figures["samples_per_s_per_gpu"] / data["topdown"]["samples_per_s"])
+    for scenario in ("typical", "stress"):
+        assert _positive(result["grouping"][scenario]["parse_refine"])
+    assert result["grouping"]["typical"]["target_ms"] == 2.0 and result["grouping"]["stress"]["target_ms"] == 8.0
+    json_file, png_file = result["_files"]
+    written = json.loads(open(json_file).read())
+    assert written["families"].keys() == result["families"].keys()
+    image = cv2.imread(png_file)
+    assert image is not None and image.shape[1] == 1100
+    rows = report.table(written)
+    assert len(rows) == 5 + 2 * len(report.FAMILIES) + 1 + 3 + len(data["workers_per_gpu"]) + 2
