@@ -29,3 +29,4 @@ def test_tiny_benchmark_reports_every_variant_and_the_fast_path():
     assert result["fast_path"] == bench_pose3d.fast_path(result["cpu"])
     assert result["train"]["forward_gflops_per_image"] > 0
     assert result["data"]["samples"] == 2 and result["data"]["samples_per_s"] > 0
+    assert result["data"]["reference_samples_per_s"] > 0

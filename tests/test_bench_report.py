@@ -51,6 +51,8 @@ def test_data_grouping_and_files(result):
     data = result["data"]
     for paradigm in ("topdown", "bottomup", "pose3d"):
         assert _positive(data[paradigm]["samples_per_s"]), paradigm
+        if paradigm != "topdown":
+            assert _positive(data[paradigm]["reference_samples_per_s"]), paradigm
     for figures in data["workers_per_gpu"].values():
         assert figures["workers"] == math.ceil(figures["samples_per_s_per_gpu"] / data["topdown"]["samples_per_s"])
     for scenario in ("typical", "stress"):
@@ -62,4 +64,4 @@ def test_data_grouping_and_files(result):
     image = cv2.imread(png_file)
     assert image is not None and image.shape[1] == 1100
     rows = report.table(written)
-    assert len(rows) == 5 + 2 * len(report.FAMILIES) + 1 + 3 + len(data["workers_per_gpu"]) + 2
+    assert len(rows) == 5 + 2 * len(report.FAMILIES) + 1 + 4 + len(data["workers_per_gpu"]) + 2

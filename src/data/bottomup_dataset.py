@@ -39,7 +39,6 @@ from src.data.coco_bottomup import decode_ignore_mask
 from src.data.image_io import read_image
 from src.data.keypoint_info import KeypointInfo
 from src.data.pose_dataset import PoseDataset
-from src.data.transforms import normalize_image
 
 __all__ = ["BottomUpDataset", "bottomup_affine", "collate_bottomup_val"]
 
@@ -332,6 +331,6 @@ class BottomUpDataset(PoseDataset):
         if self.photometric is not None:
             self._generator()  # make sure the photometric random state belongs to this worker
             crop = self.photometric(crop)
-        item["image"] = normalize_image(crop)
+        item["image"] = self.image_tensor(crop)
         item["image_id"] = torch.tensor(self._image_ids[index], dtype=torch.int64)
         return item

@@ -38,6 +38,9 @@ class PoseDataModule(pl.LightningDataModule):
             shrinks them that much (`src.data.image_io.read_image_for_crop`); ``auto`` is resolved
             by the run's fast path (`src.utils.hardware.apply_fast_path`) and is off where nothing
             resolved it.
+        normalize_on_device: training items carry uint8 images that the task normalises on its
+            device (the same numbers; a quarter of the bytes between processes); ``auto`` as
+            ``reduced_decode``.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class PoseDataModule(pl.LightningDataModule):
         color_rgb: bool = True,
         seed: int = 0,
         reduced_decode: bool | str = False,
+        normalize_on_device: bool | str = False,
     ) -> None:
         super().__init__()
         self.name = name
@@ -78,6 +82,9 @@ class PoseDataModule(pl.LightningDataModule):
         if reduced_decode not in (True, False, "auto"):
             raise ValueError(f"data.reduced_decode must be true, false or auto, got {reduced_decode!r}")
         self.reduced_decode = reduced_decode is True
+        if normalize_on_device not in (True, False, "auto"):
+            raise ValueError(f"data.normalize_on_device must be true, false or auto, got {normalize_on_device!r}")
+        self.normalize_on_device = normalize_on_device is True
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
         self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
@@ -137,6 +144,7 @@ class PoseDataModule(pl.LightningDataModule):
             color_rgb=self.color_rgb,
             seed=self.seed,
             reduced_decode=self.reduced_decode,
+            normalize_on_device=self.normalize_on_device,
         )
         if len(dataset) == 0:  # an empty file, or nobody usable in it: say so before a loader does
             split = "train" if training else "val"

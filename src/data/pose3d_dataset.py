@@ -36,7 +36,6 @@ import torch
 
 from src.data.keypoint_info import KeypointInfo, get_keypoint_info, joint_mapping, root_index
 from src.data.pose_dataset import PoseDataset
-from src.data.transforms import normalize_image
 from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform, warp_from_reduced
 
 #: Keys of a 3D record (see `src.data.h36m`) stored per item.
@@ -306,7 +305,7 @@ class Pose3DDataset(PoseDataset):
         gt[:, :2] = self._joints_img[index][:, :2]
         gt[:, 2] = self._visible[index]
         return {
-            "image": normalize_image(crop),
+            "image": self.image_tensor(crop),
             **{k: torch.as_tensor(np.asarray(v)) for k, v in targets.items()},
             "sample_id": torch.tensor(self._sample_ids[index], dtype=torch.int64),
             "image_id": torch.tensor(self._image_ids[index], dtype=torch.int64),

@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from src.data.image_io import read_image, read_image_for_crop
 from src.data.keypoint_info import KeypointInfo
 from src.data.randomness import WorkerSeededRandom
-from src.data.transforms import split_augmentation
+from src.data.transforms import image_tensor, split_augmentation
 
 
 class PoseDataset(WorkerSeededRandom, Dataset):
@@ -31,6 +32,9 @@ class PoseDataset(WorkerSeededRandom, Dataset):
     #: Decode JPEGs at 1/2, 1/4 or 1/8 of their size when the crop shrinks them that much
     #: (``data.reduced_decode``, training only; see `src.data.image_io`). Set by `from_reader`.
     reduced_decode: bool = False
+    #: Training items carry uint8 images, normalised by the task on its device
+    #: (``data.normalize_on_device``; `src.data.transforms.image_tensor`). Set by `from_reader`.
+    normalize_on_device: bool = False
 
     def read_bgr(self, image_file: bytes | str) -> np.ndarray:
         """The image of a record, (H, W, 3) uint8 BGR, from ``images`` or from its file."""
@@ -38,6 +42,10 @@ class PoseDataset(WorkerSeededRandom, Dataset):
         if self.images is not None and name in self.images:
             return self.images[name]
         return read_image(name, color_rgb=False)
+
+    def image_tensor(self, crop: np.ndarray) -> torch.Tensor:
+        """The item's image: normalised float32, or uint8 when ``normalize_on_device`` is on."""
+        return image_tensor(crop, on_device=self.normalize_on_device)
 
     def read_bgr_for_crop(self, image_file: bytes | str, shrink: float) -> tuple[np.ndarray, int, tuple[int, int]]:
         """The image of a crop taking ``shrink`` image pixels per crop pixel: (image, r, (H, W)),
@@ -70,6 +78,7 @@ class PoseDataset(WorkerSeededRandom, Dataset):
         color_rgb: bool,
         seed: int | None,
         reduced_decode: bool = False,
+        normalize_on_device: bool = False,
     ) -> PoseDataset:
         records = cls.read_records(reader, training=training, codec=codec, keypoint_info=keypoint_info)
         geometric, photometric = split_augmentation(augmentation, cls.AUGMENTATION_KEYS, training=training)
@@ -84,6 +93,7 @@ class PoseDataset(WorkerSeededRandom, Dataset):
             **geometric,
         )
         dataset.reduced_decode = bool(reduced_decode) and training
+        dataset.normalize_on_device = bool(normalize_on_device) and training
         return dataset
 
     def collate_fn(self) -> Callable[[Sequence[dict]], dict] | None:

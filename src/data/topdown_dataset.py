@@ -33,7 +33,6 @@ import torch
 
 from src.data.keypoint_info import KeypointInfo
 from src.data.pose_dataset import PoseDataset
-from src.data.transforms import normalize_image
 from src.geometry import (
     PIXEL_STD,
     affine_transform_points,
@@ -233,7 +232,7 @@ class TopDownDataset(PoseDataset):
         gt[:, :2] = joints
         gt[:, 2] = visible
         return {
-            "image": normalize_image(crop),
+            "image": self.image_tensor(crop),
             **{key: torch.from_numpy(np.asarray(value)) for key, value in targets.items()},
             "sample_id": torch.tensor(self._sample_ids[index], dtype=torch.int64),
             "image_id": torch.tensor(self._image_ids[index], dtype=torch.int64),

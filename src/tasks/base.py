@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from src.data.keypoint_info import get_keypoint_info
+from src.data.transforms import normalize_images
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
 from src.utils.hardware import resolve_channels_last
@@ -197,7 +198,10 @@ class PoseModule(LightningModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> Any:
-        """The network's outputs on a batch (channels_last and torch.compile as configured)."""
+        """The network's outputs on a batch (channels_last and torch.compile as configured);
+        uint8 images (``data.normalize_on_device``) are normalised here, on the model's device."""
+        if images.dtype == torch.uint8:
+            images = normalize_images(images)
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.network()(images)

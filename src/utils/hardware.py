@@ -88,9 +88,10 @@ def resolve_channels_last(value: Any) -> bool:
 
 
 def apply_fast_path(cfg: Any) -> dict[str, Any]:
-    """Replace ``auto`` in ``cfg.trainer.precision``, ``cfg.model.channels_last`` and
-    ``cfg.data.reduced_decode`` with the fast path of the run's accelerator (the reference path,
-    fp32, NCHW and full-size decoding, when ``cfg.fast_path`` is false).
+    """Replace ``auto`` in ``cfg.trainer.precision``, ``cfg.model.channels_last``,
+    ``cfg.data.reduced_decode`` and ``cfg.data.normalize_on_device`` with the fast path of the
+    run's accelerator (the reference path when ``cfg.fast_path`` is false: fp32, NCHW, full-size
+    decoding, normalisation in the workers).
     Returns what was chosen and why ({} when nothing was ``auto``)."""
     from omegaconf import open_dict
 
@@ -106,10 +107,10 @@ def apply_fast_path(cfg: Any) -> dict[str, Any]:
         if "model" in cfg and str(cfg.model.get("channels_last")) == "auto":
             cfg.model.channels_last = chosen.channels_last
             record["channels_last"] = chosen.channels_last
-        if "data" in cfg and str(cfg.data.get("reduced_decode")) == "auto":
-            # the decoding shortcut is independent of the arithmetic: on with any fast path
-            cfg.data.reduced_decode = bool(cfg.get("fast_path", True))
-            record["reduced_decode"] = cfg.data.reduced_decode
+        for key in ("reduced_decode", "normalize_on_device"):  # data shortcuts: on with any fast path
+            if "data" in cfg and str(cfg.data.get(key)) == "auto":
+                cfg.data[key] = bool(cfg.get("fast_path", True))
+                record[key] = cfg.data[key]
     if record:
         record["reason"] = chosen.reason
     return record

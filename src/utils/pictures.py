@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:
-    """Normalised (3, H, W) tensor -> (H, W, 3) uint8 in the same channel order."""
+    """Normalised (3, H, W) tensor -> (H, W, 3) uint8 in the same channel order; a uint8 tensor
+    (``data.normalize_on_device``) holds the pixels already."""
+    if image.dtype == torch.uint8:
+        return np.ascontiguousarray(image.detach().cpu().permute(1, 2, 0).numpy())
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     pixels = (image.detach().float().cpu() * std + mean).clamp(0, 1) * 255.0

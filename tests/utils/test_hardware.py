@@ -54,10 +54,11 @@ def test_auto_enters_the_run_config_and_fast_path_false_is_the_reference(tmp_pat
     assert (cfg.trainer.precision, cfg.model.channels_last) == (expected.precision, expected.channels_last)
     assert record["reason"] == expected.reason and cpu_info()["model"]
     assert cfg.data.reduced_decode is True and record["reduced_decode"] is True
+    assert cfg.data.normalize_on_device is True and record["normalize_on_device"] is True
 
     reference = compose_run("train", ["model=hrnet", "fast_path=false"], tmp_path, tmp_path)
     assert apply_fast_path(reference)["precision"] == "32-true" and reference.model.channels_last is False
-    assert reference.data.reduced_decode is False
+    assert reference.data.reduced_decode is False and reference.data.normalize_on_device is False
     explicit = compose_run(
         "train", ["model=hrnet", "trainer.precision=bf16-mixed", "fast_path=true"], tmp_path, tmp_path
     )
@@ -80,6 +81,7 @@ def test_a_run_records_its_arithmetic(tmp_path):
         "precision": chosen.precision,
         "channels_last": chosen.channels_last,
         "reduced_decode": True,
+        "normalize_on_device": True,
         "reason": chosen.reason,
     }
 

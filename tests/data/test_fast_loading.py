@@ -1,4 +1,5 @@
-"""data.reduced_decode: JPEG headers, the reduced reader, and crops that stay aligned with the joints."""
+"""Fast data loading: reduced JPEG decoding (JPEG headers, the reduced reader, crops aligned with the joints)
+and uint8 training images normalised on the device (bit-identical)."""
 
 from __future__ import annotations
 
@@ -164,3 +165,50 @@ def test_only_training_datasets_reduce(tmp_path):
     common = dict(codec=codec, keypoint_info=COCO17, augmentation={}, color_rgb=True, seed=0, reduced_decode=True)
     assert TopDownDataset.from_reader(Reader(), training=True, **common).reduced_decode is True
     assert TopDownDataset.from_reader(Reader(), training=False, **common).reduced_decode is False
+
+
+def test_on_device_normalisation_is_bit_identical():
+    from src.data.transforms import image_tensor, normalize_image, normalize_images
+
+    levels = np.arange(256, dtype=np.uint8)
+    image = np.stack(np.meshgrid(levels, levels[::-1], indexing="ij"), -1)[..., [0, 1, 0]].copy()  # (256, 256, 3)
+    image[..., 2] = np.roll(levels, 7)[None, :]
+    raw = image_tensor(image, on_device=True)
+    assert raw.dtype == torch.uint8 and raw.shape == (3, 256, 256)
+    assert torch.equal(raw.permute(1, 2, 0), torch.from_numpy(image))
+    assert torch.equal(normalize_images(raw[None])[0], normalize_image(image))
+    assert torch.equal(image_tensor(image, on_device=False), normalize_image(image))
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_images(raw[None].float())
+    from src.utils.pictures import denormalize
+
+    assert np.array_equal(denormalize(raw), image)  # pictures read either form
+    assert np.abs(denormalize(normalize_image(image)).astype(int) - image).max() <= 1
+
+
+@pytest.mark.parametrize("paradigm", ["topdown", "bottomup", "pose3d"])
+def test_tasks_normalise_uint8_batches_as_the_workers_would(tmp_path, paradigm):
+    """The same training batch, normalised in the workers or on the device: the same loss."""
+    from hydra.utils import instantiate
+
+    from tests.helpers import TINY_H36M_ROOT, TINY_MODELS, TINY_SYNTHETIC, compose_run
+
+    data = TINY_H36M_ROOT if paradigm == "pose3d" else TINY_SYNTHETIC
+    cfg = compose_run("train", [*TINY_MODELS[paradigm], *data], tmp_path / "run", tmp_path / "data")
+    task = instantiate(cfg.model, _recursive_=False)
+    from src.utils.builders import build_datamodule
+
+    losses = []
+    for on_device in (False, True):
+        cfg.data.normalize_on_device = on_device
+        dm = build_datamodule(cfg.data, codec=task.codec, paradigm=paradigm)
+        dm.prepare_data()
+        dm.setup("fit")
+        dataset = dm.train_dataset
+        assert dataset.normalize_on_device is on_device and dm.val_dataset.normalize_on_device is False
+        batch = next(iter(dm._loader(dataset, batch_size=2, shuffle=True, drop_last=True)))
+        assert batch["image"].dtype == (torch.uint8 if on_device else torch.float32)
+        torch.manual_seed(0)
+        task.train()
+        losses.append(task.training_loss(batch).detach())
+    assert torch.equal(losses[0], losses[1])
