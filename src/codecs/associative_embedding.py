@@ -30,6 +30,7 @@ class AssociativeEmbedding:
         scale_aware_sigma: sigma from the person size (official off).
         detection_threshold, tag_threshold, use_detection_val, ignore_too_much, nms_kernel,
         nms_padding, adjust, refine: grouping options (official test values as defaults).
+        grouping_threads: threads of the grouping (`HeatmapParser`; None: its default).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class AssociativeEmbedding:
         nms_padding: int = 2,
         adjust: bool = True,
         refine: bool = True,
+        grouping_threads: int | None = None,
     ) -> None:
         if input_size % 64:
             raise ValueError(f"input_size must be a multiple of 64 (network strides), got {input_size}")
@@ -71,6 +73,7 @@ class AssociativeEmbedding:
             nms_padding=nms_padding,
             adjust=adjust,
             refine=refine,
+            threads=grouping_threads,
         )
         self._heatmap_generators = [
             HeatmapGenerator(

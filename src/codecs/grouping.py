@@ -33,8 +33,11 @@ Refine finds each arg-max exactly without a full distance map per person: since 
 M <= heatmap, and M <= a run's maximum minus round(distance from the mean tag to the box of the
 run's tags). The (person, missing joint) pairs of a joint first visit its strong runs by
 decreasing maximum and stop as soon as nothing left can reach their best M; the few pairs left
-scan the map by blocks, tiles and runs, skipping what these bounds rule out. Adjust, the mean tags
-and refine's write-back are compiled too, so `parse` spends little time in Python.
+scan the map by blocks (by decreasing maximum, stopping at the first that cannot beat them), tiles
+and runs, skipping what these bounds rule out. Adjust, the mean tags and refine's write-back are
+compiled too, so `parse` spends little time in Python. The candidate pass and refine work per
+joint type, so on large enough inputs they split the joint types over ``threads`` (the kernels
+release the GIL); the results do not depend on the number of threads.
 Inputs are assumed free of NaN (the official arg-max would return the first NaN).
 
 Deviations: ties in the Hungarian step are resolved by ``scipy.optimize.linear_sum_assignment``
@@ -47,7 +50,9 @@ flipped tags), M = ``max_num_people`` candidates per joint, P people.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -63,6 +68,44 @@ _PAD_COST = 1e10
 #: Refine first visits the runs of pixels above this value (or the detection threshold if lower),
 #: strongest first; the pairs they cannot settle scan the map (speed only).
 _STRONG = 0.05
+#: Work below which a kernel runs in one thread whatever ``threads`` says (the hand-over to a
+#: pool thread costs about 0.1 ms): heatmap pixels of the candidate pass, pairs of refine.
+_THREAD_MIN_PIXELS = 1 << 19
+_THREAD_MIN_PAIRS = 24
+#: Pools of worker threads per (process, size); a forked child builds its own.
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads - 1, thread_name_prefix="grouping")
+    return _POOLS[key]
+
+
+def _run_split(fn: Callable, items: list, threads: int) -> list:
+    """[fn(item) for item in items], the first in this thread and the others in the pool (the
+    kernels release the GIL)."""
+    if len(items) == 1:
+        return [fn(items[0])]
+    futures = [_pool(threads).submit(fn, item) for item in items[1:]]
+    first = fn(items[0])
+    return [first] + [f.result() for f in futures]
+
+
+def _joint_groups(weights: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` contiguous joint ranges [j0, j1) with about equal total weight (each
+    non-empty; ranges without weight are dropped)."""
+    k = len(weights)
+    cum = np.cumsum(weights, dtype=np.float64)
+    total = cum[-1] if k else 0.0
+    bounds = [0]
+    for q in range(1, parts):
+        cut = int(np.searchsorted(cum, total * q / parts, side="left")) + 1
+        bounds.append(min(max(cut, bounds[-1] + 1), k))
+    bounds.append(k)
+    groups = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [g for g in groups if weights[g[0] : g[1]].sum() > 0] or [(0, k)]
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -131,6 +174,9 @@ class HeatmapParser:
         adjust, refine: defaults of `parse` (official test: both True).
         joint_order: visiting order of the joint types; default COCO order for 17 joints,
             else 0..K-1.
+        threads: threads of the candidate pass and of refine, each taking a range of joint types
+            (results are the same for any number); None: ``torch.get_num_threads()`` at each
+            call, at most 4. Small inputs use one.
     """
 
     def __init__(
@@ -147,7 +193,10 @@ class HeatmapParser:
         adjust: bool = True,
         refine: bool = True,
         joint_order: Sequence[int] | None = None,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads}")
         if nms_kernel % 2 != 1 or nms_padding != nms_kernel // 2:
             raise ValueError(f"NMS needs an odd kernel and padding kernel // 2, got {nms_kernel}, {nms_padding}")
         if joint_order is None:
@@ -165,6 +214,10 @@ class HeatmapParser:
         self.adjust_default = adjust
         self.refine_default = refine
         self.joint_order = tuple(int(j) for j in joint_order)
+        self.threads = threads
+
+    def _threads(self) -> int:
+        return self.threads if self.threads is not None else max(1, min(4, torch.get_num_threads()))
 
     # ------------------------------------------------------------------ inputs
     def _prepare(self, heatmaps, tags) -> tuple[np.ndarray, np.ndarray]:
@@ -245,12 +298,34 @@ class HeatmapParser:
             top = self.top_k(det, tag)
             return (top["tag_k"], top["loc_k"], top["val_k"]), None
         k, h, w = det.shape
-        val_k, pix_k, *scan = kernels.nms_candidates(
-            det, np.float32(self.detection_threshold), self.nms_padding, self.max_num_people, self._strong()
-        )
+        val_k, pix_k, *scan = self._nms_candidates(det, np.float32(self.detection_threshold), self.nms_padding)
         loc_k = np.stack([pix_k % w, pix_k // w], axis=2)
         tag_k = _TagTable(tag)[pix_k + np.arange(k)[:, None] * (h * w)]
         return (tag_k, loc_k, val_k), tuple(scan)
+
+    def _nms_candidates(self, det: np.ndarray, threshold: np.float32, pad: int) -> tuple[np.ndarray, ...]:
+        """`grouping_kernels.nms_candidates` on (K, H, W) heatmaps, split by joint ranges over
+        ``threads`` (each joint's results depend on its own map only)."""
+        k, h, w = det.shape
+        m, strong = self.max_num_people, self._strong()
+        threads = self._threads() if det.size >= _THREAD_MIN_PIXELS else 1
+        groups = _joint_groups(np.ones(k), min(threads, k))
+        parts = _run_split(
+            lambda g: kernels.nms_candidates(det[g[0] : g[1]], threshold, pad, m, strong), groups, threads
+        )
+        if len(parts) == 1:
+            return parts[0]
+        starts, offset = [np.zeros(1, dtype=np.int64)], 0
+        for part in parts:
+            starts.append(part[4][1:] + offset)
+            offset += part[4][-1]
+        return (
+            np.concatenate([part[0] for part in parts]),
+            np.concatenate([part[1] for part in parts]),
+            np.concatenate([part[2] for part in parts]),
+            np.concatenate([part[3] for part in parts]),
+            np.concatenate(starts),
+        )
 
     # ---------------------------------------------------------------- matching
     def match_by_tag(self, tag_k, loc_k, val_k) -> np.ndarray:
@@ -389,10 +464,8 @@ class HeatmapParser:
             flat_pos = _refine_dense(det, tag, means, pair_person, pair_joint)
         else:
             if scan is None:
-                scan = tuple(kernels.nms_candidates(det, np.float32(np.inf), 0, 0, self._strong())[2:])
-            flat_pos = kernels.refine_argmax(
-                det, _unshared(tag), means[pair_person], pair_joint.astype(np.int64), *scan, self._strong()
-            )
+                scan = tuple(self._nms_candidates(det, np.float32(np.inf), 0)[2:])
+            flat_pos = self._refine_argmax(det, _unshared(tag), means[pair_person], pair_joint.astype(np.int64), scan)
             if people.dtype == np.float32 and people.flags.c_contiguous:
                 kernels.fill_refined(people, det, pair_person, pair_joint, flat_pos)
                 return people
@@ -404,6 +477,40 @@ class HeatmapParser:
         people[pair_person[fill], pair_joint[fill], 1] = (y + 0.5 + dy)[fill]
         people[pair_person[fill], pair_joint[fill], 2] = value[fill]
         return people
+
+    def _refine_argmax(
+        self, det: np.ndarray, tag: np.ndarray, mean: np.ndarray, pair_joint: np.ndarray, scan: tuple
+    ) -> np.ndarray:
+        """`grouping_kernels.refine_argmax` split by joint ranges holding about equal numbers of
+        pairs over ``threads`` (a pair's arg-max depends on its joint's maps only)."""
+        chunk_max, strong_runs, strong_start = scan
+        threads = self._threads() if pair_joint.size >= _THREAD_MIN_PAIRS else 1
+        k = det.shape[0]
+        groups = _joint_groups(np.bincount(pair_joint, minlength=k), min(threads, k))
+        strong = self._strong()
+        if len(groups) == 1:
+            return kernels.refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_start, strong)
+        shared = tag.shape[0] == 1
+        selections = [np.flatnonzero((pair_joint >= j0) & (pair_joint < j1)) for j0, j1 in groups]
+
+        def part(item: tuple[tuple[int, int], np.ndarray]) -> np.ndarray:
+            (j0, j1), sel = item
+            s0, s1 = strong_start[j0], strong_start[j1]
+            return kernels.refine_argmax(
+                det[j0:j1],
+                tag if shared else tag[j0:j1],
+                mean[sel],
+                pair_joint[sel] - j0,
+                chunk_max[j0:j1],
+                strong_runs[s0:s1],
+                strong_start[j0 : j1 + 1] - s0,
+                strong,
+            )
+
+        out = np.empty(pair_joint.size, dtype=np.int64)
+        for sel, found in zip(selections, _run_split(part, list(zip(groups, selections)), threads)):
+            out[sel] = found
+        return out
 
     # ------------------------------------------------------------------ parse
     def parse(

@@ -24,6 +24,9 @@ CHUNK = 16
 #: Refine's second pass scans the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
 SB_ROWS = 8
 SB_RUNS = 4
+#: Refine's first pass bounds a run by its tag box only when more pairs than this can reach it
+#: (speed only).
+BOX_PAIRS = 4
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
 # helpers called in inner loops: inlined (a call would also count references of every array)
@@ -186,14 +189,32 @@ def _one_box(tag, jt, y, x0, x1, r, box):
 
 
 @_jit
-def _band_boxes(tag, jt, maxima, n_chunks, lo, hi, lo2, hi2, tile_box, tile_max, sb_box, sb_max):
-    """Tag boxes (first two components) and heatmap maxima of the tiles of map jt (SB_ROWS rows x
-    one run) and of its blocks (SB_ROWS rows x SB_RUNS runs).
+def _tile_maxima(maxima, h, n_chunks, tile_max, sb_max):
+    """Heatmap maxima of the tiles (SB_ROWS rows x one run) and blocks (SB_ROWS rows x SB_RUNS
+    runs) of one map, from its run maxima (h * n_chunks,)."""
+    sb_cols = (n_chunks + SB_RUNS - 1) // SB_RUNS
+    for band in range((h + SB_ROWS - 1) // SB_ROWS):
+        y0 = band * SB_ROWS
+        y1 = min(y0 + SB_ROWS, h)
+        for c in range(n_chunks):
+            top = maxima[y0 * n_chunks + c]
+            for y in range(y0 + 1, y1):
+                v = maxima[y * n_chunks + c]
+                top = v if v > top else top
+            tile_max[band * n_chunks + c] = top
+            sb = band * sb_cols + c // SB_RUNS
+            sb_max[sb] = top if c % SB_RUNS == 0 else max(sb_max[sb], top)
 
-    Each band of SB_ROWS rows is reduced across its rows element by element (lo, hi: (W * L,)),
-    then, for L = 1 or 2, within each run by halving shifts (lo2, hi2: (W * L,) scratch), so that
-    every step is a loop over whole rows, which compiles to vector code: the pass costs about one
-    read of the tag map. Other L and a last partial run are reduced pixel by pixel.
+
+@_jit
+def _band_box(tag, jt, n_chunks, band, lo, hi, lo2, hi2, tile_box, sb_box):
+    """Tag boxes (min and max of the first two components) of the tiles and blocks of one band of
+    SB_ROWS rows of map jt.
+
+    The band is reduced across its rows element by element (lo, hi: (W * L,)), then, for L = 1
+    or 2, within each run by halving shifts (lo2, hi2: (W * L,) scratch), so that every step is a
+    loop over whole rows, which compiles to vector code: about one read of the band's tags. Other
+    L and a last partial run are reduced pixel by pixel.
     """
     h, w, dim = tag.shape[1], tag.shape[2], tag.shape[3]
     n = w * dim
@@ -203,80 +224,72 @@ def _band_boxes(tag, jt, maxima, n_chunks, lo, hi, lo2, hi2, tile_box, tile_max,
     full = w // CHUNK
     m = full * CHUNK * dim  # floats in the full runs of a row
     halving = CHUNK == 16 and (dim == 1 or dim == 2) and full > 0
-    for band in range((h + SB_ROWS - 1) // SB_ROWS):
-        y0 = band * SB_ROWS
-        y1 = min(y0 + SB_ROWS, h)
-        first = rows[y0]
+    y0 = band * SB_ROWS
+    y1 = min(y0 + SB_ROWS, h)
+    first = rows[y0]
+    for f in range(n):
+        lo[f] = first[f]
+    for f in range(n):
+        hi[f] = first[f]
+    for y in range(y0 + 1, y1):
+        row = rows[y]
         for f in range(n):
-            lo[f] = first[f]
+            v = row[f]
+            lo[f] = v if v < lo[f] else lo[f]
         for f in range(n):
-            hi[f] = first[f]
-        for y in range(y0 + 1, y1):
-            row = rows[y]
-            for f in range(n):
-                v = row[f]
-                lo[f] = v if v < lo[f] else lo[f]
-            for f in range(n):
-                v = row[f]
-                hi[f] = v if v > hi[f] else hi[f]
-        if halving:  # a run's CHUNK * L floats folded onto its first L (the shifts must be literals)
-            if dim == 2:
-                _shift_min(lo, lo2, m - 16, 16)
-                _shift_min(lo2, lo, m - 24, 8)
-                _shift_min(lo, lo2, m - 28, 4)
-                _shift_min(lo2, lo, m - 30, 2)
-                _shift_max(hi, hi2, m - 16, 16)
-                _shift_max(hi2, hi, m - 24, 8)
-                _shift_max(hi, hi2, m - 28, 4)
-                _shift_max(hi2, hi, m - 30, 2)
-            else:
-                _shift_min(lo, lo2, m - 8, 8)
-                _shift_min(lo2, lo, m - 12, 4)
-                _shift_min(lo, lo2, m - 14, 2)
-                _shift_min(lo2, lo, m - 15, 1)
-                _shift_max(hi, hi2, m - 8, 8)
-                _shift_max(hi2, hi, m - 12, 4)
-                _shift_max(hi, hi2, m - 14, 2)
-                _shift_max(hi2, hi, m - 15, 1)
-        for c in range(n_chunks):
-            x0 = c * CHUNK
-            lo0 = lo[x0 * dim]
-            hi0 = hi[x0 * dim]
-            lo1 = lo[x0 * dim + d1]
-            hi1 = hi[x0 * dim + d1]
-            if not (halving and c < full):
-                for x in range(x0 + 1, min(x0 + CHUNK, w)):
-                    t = lo[x * dim]
-                    lo0 = t if t < lo0 else lo0
-                    t = hi[x * dim]
-                    hi0 = t if t > hi0 else hi0
-                    t = lo[x * dim + d1]
-                    lo1 = t if t < lo1 else lo1
-                    t = hi[x * dim + d1]
-                    hi1 = t if t > hi1 else hi1
-            top = maxima[y0 * n_chunks + c]
-            for y in range(y0 + 1, y1):
-                v = maxima[y * n_chunks + c]
-                top = v if v > top else top
-            t = band * n_chunks + c
-            tile_box[t, 0] = lo0
-            tile_box[t, 1] = hi0
-            tile_box[t, 2] = lo1
-            tile_box[t, 3] = hi1
-            tile_max[t] = top
-            sb = band * sb_cols + c // SB_RUNS
-            if c % SB_RUNS == 0:
-                sb_box[sb, 0] = lo0
-                sb_box[sb, 1] = hi0
-                sb_box[sb, 2] = lo1
-                sb_box[sb, 3] = hi1
-                sb_max[sb] = top
-            else:
-                sb_box[sb, 0] = min(sb_box[sb, 0], lo0)
-                sb_box[sb, 1] = max(sb_box[sb, 1], hi0)
-                sb_box[sb, 2] = min(sb_box[sb, 2], lo1)
-                sb_box[sb, 3] = max(sb_box[sb, 3], hi1)
-                sb_max[sb] = max(sb_max[sb], top)
+            v = row[f]
+            hi[f] = v if v > hi[f] else hi[f]
+    if halving:  # a run's CHUNK * L floats folded onto its first L (the shifts must be literals)
+        if dim == 2:
+            _shift_min(lo, lo2, m - 16, 16)
+            _shift_min(lo2, lo, m - 24, 8)
+            _shift_min(lo, lo2, m - 28, 4)
+            _shift_min(lo2, lo, m - 30, 2)
+            _shift_max(hi, hi2, m - 16, 16)
+            _shift_max(hi2, hi, m - 24, 8)
+            _shift_max(hi, hi2, m - 28, 4)
+            _shift_max(hi2, hi, m - 30, 2)
+        else:
+            _shift_min(lo, lo2, m - 8, 8)
+            _shift_min(lo2, lo, m - 12, 4)
+            _shift_min(lo, lo2, m - 14, 2)
+            _shift_min(lo2, lo, m - 15, 1)
+            _shift_max(hi, hi2, m - 8, 8)
+            _shift_max(hi2, hi, m - 12, 4)
+            _shift_max(hi, hi2, m - 14, 2)
+            _shift_max(hi2, hi, m - 15, 1)
+    for c in range(n_chunks):
+        x0 = c * CHUNK
+        lo0 = lo[x0 * dim]
+        hi0 = hi[x0 * dim]
+        lo1 = lo[x0 * dim + d1]
+        hi1 = hi[x0 * dim + d1]
+        if not (halving and c < full):
+            for x in range(x0 + 1, min(x0 + CHUNK, w)):
+                t = lo[x * dim]
+                lo0 = t if t < lo0 else lo0
+                t = hi[x * dim]
+                hi0 = t if t > hi0 else hi0
+                t = lo[x * dim + d1]
+                lo1 = t if t < lo1 else lo1
+                t = hi[x * dim + d1]
+                hi1 = t if t > hi1 else hi1
+        t = band * n_chunks + c
+        tile_box[t, 0] = lo0
+        tile_box[t, 1] = hi0
+        tile_box[t, 2] = lo1
+        tile_box[t, 3] = hi1
+        sb = band * sb_cols + c // SB_RUNS
+        if c % SB_RUNS == 0:
+            sb_box[sb, 0] = lo0
+            sb_box[sb, 1] = hi0
+            sb_box[sb, 2] = lo1
+            sb_box[sb, 3] = hi1
+        else:
+            sb_box[sb, 0] = min(sb_box[sb, 0], lo0)
+            sb_box[sb, 1] = max(sb_box[sb, 1], hi0)
+            sb_box[sb, 2] = min(sb_box[sb, 2], lo1)
+            sb_box[sb, 3] = max(sb_box[sb, 3], hi1)
 
 
 @_inline
@@ -291,19 +304,41 @@ def _box_bound(top, box, r, mean, i):
 
 
 @_inline
-def _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg):
-    """Evaluate pixels x0..x1-1 of row y for the pairs selected[:n_sel] (those a pixel can reach)."""
-    for x in range(x0, x1):
-        v = det[j, y, x]
-        p = y * w + x
-        for t in range(n_sel):
-            i = selected[t]
-            if v < best[i]:
-                continue
-            mv = v - _tag_cost(tag, jt, y, x, mean, i)
-            if mv > best[i] or (mv == best[i] and p < arg[i]):
-                best[i] = mv
-                arg[i] = p
+def _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg, m):
+    """Evaluate pixels x0..x1-1 of row y for the pairs selected[:n_sel] (those the run can reach):
+    per pair, M of the run's pixels into m (a loop without branches, vector code for L = 1, 2),
+    then its first maximum against the pair's best (ties to the lower index)."""
+    dim = tag.shape[3]
+    n = x1 - x0
+    row = det[j, y]
+    tags = tag[jt, y]
+    for t in range(n_sel):
+        i = selected[t]
+        if dim == 1:
+            m0 = mean[i, 0]
+            for q in range(n):
+                d = tags[x0 + q, 0] - m0
+                m[q] = row[x0 + q] - np.rint(np.sqrt(d * d))
+        elif dim == 2:
+            m0 = mean[i, 0]
+            m1 = mean[i, 1]
+            for q in range(n):
+                d = tags[x0 + q, 0] - m0
+                e = tags[x0 + q, 1] - m1
+                m[q] = row[x0 + q] - np.rint(np.sqrt(d * d + e * e))
+        else:
+            for q in range(n):
+                m[q] = row[x0 + q] - _tag_cost(tag, jt, y, x0 + q, mean, i)
+        top = m[0]
+        at = 0
+        for q in range(1, n):
+            if m[q] > top:
+                top = m[q]
+                at = q
+        p = y * w + x0 + at
+        if top > best[i] or (top == best[i] and p < arg[i]):
+            best[i] = top
+            arg[i] = p
 
 
 @_jit
@@ -318,10 +353,12 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
        decreasing maximum (bucketed by a monotone quantisation of the maximum, so a lower bucket
        only holds lower maxima). After each bucket the pairs whose best is >= the smallest maximum
        in it are settled, and after the last one those whose best is > `strong`.
-    2. The pairs left (a mean tag far from the tags of the strong pixels) scan the whole map,
-       block by block, tile by tile (SB_ROWS rows of one run) and run by run, skipping what the
-       bounds rule out; the boxes of the blocks and tiles come from one pass over the joint's tag
-       map, those of the runs from the tiles a pair enters.
+    2. The pairs left (a mean tag far from the tags of the strong pixels) visit the blocks by
+       decreasing maximum and stop at the first block whose maximum is below their best; inside,
+       they go tile by tile (SB_ROWS rows of one run) and run by run, skipping what the bounds
+       rule out. The tags are read only where a pair enters: a band's block and tile boxes come
+       from one vectorised pass over its rows when a pair first enters one of its blocks, the run
+       boxes when it first enters a tile.
 
     Args:
         det: (K, H, W) float32; tag: (K or 1, H, W, L) float32 (one map shared by all joints);
@@ -358,6 +395,8 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
     tile_box = np.empty((n_tiles, 4), dtype=np.float32)
     tile_max = np.empty(n_tiles, dtype=np.float32)
     tile_boxed = np.zeros(n_tiles, dtype=np.bool_)
+    band_boxed = np.zeros((h + SB_ROWS - 1) // SB_ROWS, dtype=np.bool_)
+    m_run = np.empty(CHUNK, dtype=np.float32)
     sb_box = np.empty((n_sb, 4), dtype=np.float32)
     sb_max = np.empty(n_sb, dtype=np.float32)
     scratch = np.empty((4, w * tag.shape[3]), dtype=np.float32)
@@ -411,15 +450,23 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
                     y = r // n_chunks
                     x0 = (r - y * n_chunks) * CHUNK
                     x1 = min(x0 + CHUNK, w)
-                    _one_box(tag, jt, y, x0, x1, r, box)
                     n_sel = 0
                     for t in range(n_active):
                         i = active[t]
-                        if not top < best[i] and not _box_bound(top, box, r, mean, i) < best[i]:
+                        if not top < best[i]:
                             selected[n_sel] = i
                             n_sel += 1
+                    if n_sel > BOX_PAIRS:  # the run's tag box rules pairs out for less than searching
+                        _one_box(tag, jt, y, x0, x1, r, box)
+                        kept = 0
+                        for t in range(n_sel):
+                            i = selected[t]
+                            if not _box_bound(top, box, r, mean, i) < best[i]:
+                                selected[kept] = i
+                                kept += 1
+                        n_sel = kept
                     if n_sel:
-                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg)
+                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg, m_run)
                 # every run left has a maximum < bucket_min[b] (and the weak ones <= strong)
                 edge = bucket_min[b]
                 kept = 0
@@ -443,30 +490,26 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
         if n_active == 0:
             lo = hi
             continue
-        # 2. the pairs left: the whole map, skipping blocks, tiles and runs their bounds rule out
-        # (run boxes are computed for a tile the first time a pair enters it)
-        _band_boxes(
-            tag,
-            jt,
-            maxima,
-            n_chunks,
-            scratch[0],
-            scratch[1],
-            scratch[2],
-            scratch[3],
-            tile_box,
-            tile_max,
-            sb_box,
-            sb_max,
-        )
+        # 2. the pairs left: the blocks by decreasing maximum until the rest cannot beat a pair's
+        # best, skipping blocks, tiles and runs whose bounds rule them out; a band's tag boxes are
+        # computed when a pair first enters one of its blocks, a tile's run boxes likewise
+        _tile_maxima(maxima, h, n_chunks, tile_max, sb_max)
+        sb_order = np.argsort(-sb_max, kind="mergesort")
+        band_boxed[:] = False
         tile_boxed[:] = False
         for t in range(n_active):
             i = active[t]
             selected[0] = i
-            for sb in range(n_sb):
-                if sb_max[sb] < best[i] or _box_bound(sb_max[sb], sb_box, sb, mean, i) < best[i]:
-                    continue
+            for q in range(n_sb):
+                sb = sb_order[q]
+                if sb_max[sb] < best[i]:
+                    break  # the blocks left have lower maxima
                 band = sb // sb_cols
+                if not band_boxed[band]:
+                    _band_box(tag, jt, n_chunks, band, scratch[0], scratch[1], scratch[2], scratch[3], tile_box, sb_box)
+                    band_boxed[band] = True
+                if _box_bound(sb_max[sb], sb_box, sb, mean, i) < best[i]:
+                    continue
                 y0 = band * SB_ROWS
                 y1 = min(y0 + SB_ROWS, h)
                 c0 = (sb % sb_cols) * SB_RUNS
@@ -484,7 +527,7 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
                         r = y * n_chunks + c
                         if maxima[r] < best[i] or _box_bound(maxima[r], box, r, mean, i) < best[i]:
                             continue
-                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, 1, best, arg)
+                        _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, 1, best, arg, m_run)
         lo = hi
     return arg
 

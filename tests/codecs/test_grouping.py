@@ -452,6 +452,51 @@ def test_parse_equals_official_pipeline_on_benchmark_inputs(dim, stress):
         )
 
 
+@pytest.mark.parametrize("stress", [False, True])
+def test_threads_give_the_same_people(monkeypatch, stress):
+    """The candidate pass and refine split by joint ranges over threads (forced here on small
+    maps): the same people and scores as in one thread, for a shared tag map too."""
+    from benchmarks.bench_grouping import make_inputs
+    from src.codecs import grouping
+
+    monkeypatch.setattr(grouping, "_THREAD_MIN_PIXELS", 0)
+    monkeypatch.setattr(grouping, "_THREAD_MIN_PAIRS", 0)
+    rng = np.random.default_rng(5 + stress)
+    for dim in (1, 2):
+        det, tag, _ = make_inputs(rng, size=96, num_joints=K, dim=dim, stress=stress)
+        for tags in (tag, np.broadcast_to(tag[:1], tag.shape)):
+            one = HeatmapParser(threads=1).parse(det, tags)
+            assert len(one[0]) > 0
+            for threads in (2, 3, 5):
+                people, scores = HeatmapParser(threads=threads).parse(det, tags)
+                np.testing.assert_array_equal(people, one[0])
+                np.testing.assert_array_equal(scores, one[1])
+            joints_only = HeatmapParser(threads=3)
+            adjusted = joints_only.parse(det, tags, refine=False)[0]
+            np.testing.assert_array_equal(
+                joints_only.refine(adjusted.copy(), det, tags), HeatmapParser(threads=1).refine(adjusted, det, tags)
+            )
+    with pytest.raises(ValueError, match="threads"):
+        HeatmapParser(threads=0)
+
+
+def test_joint_groups_and_pools(monkeypatch):
+    from src.codecs import grouping
+
+    groups = grouping._joint_groups(np.ones(17), 2)
+    assert groups == [(0, 9), (9, 17)]
+    weights = np.array([0, 5, 0, 0, 1, 1, 1, 1, 1, 0])
+    groups = grouping._joint_groups(weights, 3)
+    assert groups[0][0] <= 1 and groups[-1][1] >= 9 and all(weights[a:b].sum() > 0 for a, b in groups)
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(groups, groups[1:]))  # contiguous
+    assert grouping._joint_groups(np.zeros(4), 2) == [(0, 4)]
+    assert grouping._joint_groups(np.ones(3), 8) == [(0, 1), (1, 2), (2, 3)]
+    pool = grouping._pool(2)
+    assert grouping._pool(2) is pool
+    monkeypatch.setattr(grouping.os, "getpid", lambda: -1)  # as in a forked child: a pool of its own
+    assert grouping._pool(2) is not pool
+
+
 def test_refine_equals_dense_on_full_size_maps():
     """At the benchmark's 256 x 256 maps refine settles most pairs on the strong runs and hands the
     others to the block scan: still the dense (official) result."""
@@ -588,7 +633,9 @@ def test_band_boxes_equal_numpy(dim, hw):
     scratch = np.full((4, w * dim), np.nan, dtype=np.float32)
     tile_box, tile_max = np.empty((bands * n_chunks, 4), np.float32), np.empty(bands * n_chunks, np.float32)
     sb_box, sb_max = np.empty((bands * sb_cols, 4), np.float32), np.empty(bands * sb_cols, np.float32)
-    grouping_kernels._band_boxes(tag, 1, maxima.reshape(-1), n_chunks, *scratch, tile_box, tile_max, sb_box, sb_max)
+    grouping_kernels._tile_maxima(maxima.reshape(-1), h, n_chunks, tile_max, sb_max)
+    for band in range(bands):
+        grouping_kernels._band_box(tag, 1, n_chunks, band, *scratch, tile_box, sb_box)
     comps = [0, min(1, dim - 1)]
     for band in range(bands):
         for c in range(n_chunks):
