@@ -306,7 +306,7 @@ class HeatmapParser:
     def _nms_candidates(self, det: np.ndarray, threshold: np.float32, pad: int) -> tuple[np.ndarray, ...]:
         """`grouping_kernels.nms_candidates` on (K, H, W) heatmaps, split by joint ranges over
         ``threads`` (each joint's results depend on its own map only)."""
-        k, h, w = det.shape
+        k = det.shape[0]
         m, strong = self.max_num_people, self._strong()
         threads = self._threads() if det.size >= _THREAD_MIN_PIXELS else 1
         groups = _joint_groups(np.ones(k), min(threads, k))

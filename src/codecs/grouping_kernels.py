@@ -24,9 +24,6 @@ CHUNK = 16
 #: Refine's second pass scans the map in blocks of SB_ROWS x SB_RUNS runs (speed only).
 SB_ROWS = 8
 SB_RUNS = 4
-#: Refine's first pass bounds a run by its tag box only when more pairs than this can reach it
-#: (speed only).
-BOX_PAIRS = 4
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, boundscheck=False)
 # helpers called in inner loops: inlined (a call would also count references of every array)
@@ -450,21 +447,13 @@ def refine_argmax(det, tag, mean, pair_joint, chunk_max, strong_runs, strong_sta
                     y = r // n_chunks
                     x0 = (r - y * n_chunks) * CHUNK
                     x1 = min(x0 + CHUNK, w)
+                    _one_box(tag, jt, y, x0, x1, r, box)
                     n_sel = 0
                     for t in range(n_active):
                         i = active[t]
-                        if not top < best[i]:
+                        if not top < best[i] and not _box_bound(top, box, r, mean, i) < best[i]:
                             selected[n_sel] = i
                             n_sel += 1
-                    if n_sel > BOX_PAIRS:  # the run's tag box rules pairs out for less than searching
-                        _one_box(tag, jt, y, x0, x1, r, box)
-                        kept = 0
-                        for t in range(n_sel):
-                            i = selected[t]
-                            if not _box_bound(top, box, r, mean, i) < best[i]:
-                                selected[kept] = i
-                                kept += 1
-                        n_sel = kept
                     if n_sel:
                         _search_run(det, tag, j, jt, y, x0, x1, w, mean, selected, n_sel, best, arg, m_run)
                 # every run left has a maximum < bucket_min[b] (and the weak ones <= strong)

@@ -18,6 +18,13 @@ from src.data.keypoint_info import KeypointInfo, get_keypoint_info
 from src.data.randomness import EpochSeededSampler
 
 
+def _fast_path_flag(name: str, value: bool | str) -> bool:
+    """A data shortcut's setting: true or false; ``auto`` left unresolved (no fast path) is off."""
+    if value not in (True, False, "auto"):
+        raise ValueError(f"data.{name} must be true, false or auto, got {value!r}")
+    return value is True
+
+
 class PoseDataModule(pl.LightningDataModule):
     """Train / val data of one source for one paradigm.
 
@@ -79,12 +86,8 @@ class PoseDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
         self.color_rgb = bool(color_rgb)
         self.seed = int(seed)
-        if reduced_decode not in (True, False, "auto"):
-            raise ValueError(f"data.reduced_decode must be true, false or auto, got {reduced_decode!r}")
-        self.reduced_decode = reduced_decode is True
-        if normalize_on_device not in (True, False, "auto"):
-            raise ValueError(f"data.normalize_on_device must be true, false or auto, got {normalize_on_device!r}")
-        self.normalize_on_device = normalize_on_device is True
+        self.reduced_decode = _fast_path_flag("reduced_decode", reduced_decode)
+        self.normalize_on_device = _fast_path_flag("normalize_on_device", normalize_on_device)
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
         self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
