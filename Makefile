@@ -58,7 +58,7 @@ bench-details: install
 	$(BIN)/python -m benchmarks.bench_metric
 
 synthetic: install
-	$(BIN)/python -m src.data.synthetic.generate --root data/synthetic
+	$(BIN)/python -m src.synthetic.generate --root data/synthetic
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_bottomup [--width 32] [--input-size 512] [--images 4] [--threads N]
 
-Runs the whole test-time path of `src.codecs.bottomup_inference.infer_batch` (resize to a
+Runs the whole test-time path of `src.codecs.bottomup_test_time.infer_batch` (resize to a
 multiple of 64, forward, flip, aggregation, projection to the image, grouping) on 640x480
 images, one after the other (batch 1, as the official test), with a randomly initialised network;
 then the grouping benchmark (`benchmarks.bench_grouping`, 30 candidates x 17 joints, refine on
@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from benchmarks import bench_grouping
-from src.codecs.bottomup_inference import infer_batch
+from src.codecs.bottomup_test_time import infer_batch
 from src.codecs.grouping import HeatmapParser
-from src.data.keypoint_info import COCO17
-from src.data.transforms import normalize_image
+from src.datasets.transforms import normalize_image
+from src.layouts import COCO17
 from src.models.higher_hrnet import HigherHRNet
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_topdown import _table
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 from src.metrics import coco_metric
 from src.metrics.coco_metric import COCOKeypointMetric
 from src.utils.hardware import cpu_info

@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_topdown import VARIANTS, _table, bf16_hardware_note, cpu_info
 from src.codecs.integral_3d import Integral3D
-from src.data.keypoint_info import H36M18
+from src.layouts import H36M18
 from src.losses import IntegralL1Loss
 from src.models.posenet import PoseNet
 
@@ -122,9 +122,9 @@ def measure_training(
 
 def measure_data(*, images: int, passes: int, input_size: int, log=print) -> dict[str, Any]:
     """Samples/s per worker of `Pose3DDataset` with the official augmentation on synthetic Human3.6M."""
-    from src.data.h36m import Human36MReader
-    from src.data.pose3d_dataset import Pose3DDataset
-    from src.data.synthetic.h36m_writer import ensure_synthetic_h36m
+    from src.datasets.pose3d import Pose3DDataset
+    from src.readers.h36m import Human36MReader
+    from src.synthetic.h36m_writer import ensure_synthetic_h36m
 
     with tempfile.TemporaryDirectory() as tmp:
         frames = max(1, math.ceil(images / 2))

@@ -60,12 +60,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data import topdown_dataset
-from src.data.coco import load_coco_records
-from src.data.keypoint_info import COCO17, KeypointInfo
-from src.data.topdown_dataset import TopDownDataset
+from src.datasets import topdown as topdown_dataset
+from src.datasets.topdown import TopDownDataset
+from src.layouts import COCO17, KeypointInfo
 from src.losses import JointsMSELoss
 from src.models.hrnet import PoseHighResolutionNet
+from src.readers.coco_records import load_coco_records
 from src.utils.hardware import cpu_info
 
 #: Forward GFLOPs per image of the official HRNet-W32 at 256x192 (2 x 7.645 GMACs, convolutions only),
@@ -410,7 +410,7 @@ _STAGES = {
 
 
 class _Cv2Proxy:
-    """Stands in for the ``cv2`` module inside src.data.topdown_dataset, timing ``warpAffine``."""
+    """Stands in for the ``cv2`` module inside src.datasets.topdown, timing ``warpAffine``."""
 
     def __init__(self, stages: dict[str, float]) -> None:
         self._stages = stages
@@ -513,7 +513,7 @@ def measure_data(
         instrumented_s, instrumented_n = 0.0, 0
         try:
             torch.set_num_threads(1)  # what a DataLoader worker runs with
-            cv2.setNumThreads(0)  # as src.data.datamodule._worker_init: no OpenCV thread pool
+            cv2.setNumThreads(0)  # as src.datasets.datamodule._worker_init: no OpenCV thread pool
             for i in range(min(len(dataset), 8)):  # warm-up: lazy initialisation, page cache
                 dataset[i]
             for epoch in range(passes):

@@ -254,9 +254,9 @@ def measure_bottomup_data(*, images: int, passes: int, tiny: bool, seed: int) ->
     """Samples/s of one worker of `BottomUpDataset(training=True)` on synthetic 640x480 JPEGs."""
     import cv2
 
-    from src.data.bottomup_dataset import BottomUpDataset
-    from src.data.coco_bottomup import load_coco_images
-    from src.data.keypoint_info import COCO17
+    from src.datasets.bottomup import BottomUpDataset
+    from src.layouts import COCO17
+    from src.readers.coco_images import load_coco_images
 
     paradigm, overrides, tiny_overrides = FAMILIES["HigherHRNet-W32"]
     codec = build_task(overrides + (tiny_overrides if tiny else [])).codec
@@ -358,7 +358,7 @@ def run(args: argparse.Namespace, log: Callable = print) -> dict[str, Any]:
             "input_size": size,
         }
         log("[4/5] data pipeline, one worker per paradigm ...")
-        from src.data.keypoint_info import COCO17
+        from src.layouts import COCO17
 
         td_size = (64, 48) if args.tiny else (256, 192)
         topdown = bench_topdown.measure_data(

@@ -23,10 +23,10 @@ import hydra
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
-from src.data.checks import KINDS, Finding, check_coco_annotations, check_image
-from src.data.errors import DatasetNotFoundError
-from src.data.keypoint_info import get_keypoint_info
+from src.layouts import get_keypoint_info
 from src.paradigms import get_paradigm
+from src.readers.checks import KINDS, Finding, check_coco_annotations, check_image
+from src.readers.errors import DatasetNotFoundError
 from src.utils.run_io import write_json_atomic
 
 log = logging.getLogger(__name__)

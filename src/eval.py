@@ -36,7 +36,7 @@ from src.tasks.loading import load_task
 from src.utils.builders import build_datamodule
 from src.utils.hardware import apply_fast_path
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
-from src.utils.visualize import save_prediction_picture
+from src.visualization.predictions import save_prediction_picture
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from src.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 from src.tasks.base import to_plain
 from src.tasks.loading import load_task
 from src.utils.run_io import write_json_atomic

@@ -268,3 +268,43 @@ def warp_from_reduced(warp: np.ndarray, reduction: int) -> np.ndarray:
     out[:, 2] += out[:, :2].sum(axis=1) * (reduction - 1) / 2.0
     out[:, :2] *= reduction
     return out
+
+
+#: Official crop padding of 3DMPPE's ``process_bbox``.
+BOX_PADDING = 1.25
+
+
+def process_bbox(
+    boxes: np.ndarray, width: np.ndarray, height: np.ndarray, aspect_ratio: float, *, padding: float = BOX_PADDING
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official ``process_bbox`` over N boxes: clip to the image, fit the aspect ratio, pad by 1.25.
+
+    The box is clipped as x1 = max(0, x), y1 = max(0, y), x2 = min(W - 1, x1 + max(0, w - 1)),
+    y2 = min(H - 1, y1 + max(0, h - 1)) and becomes (x1, y1, x2 - x1, y2 - y1); its shorter side
+    (relative to ``aspect_ratio``) grows until w / h = aspect_ratio, both sides are multiplied by
+    ``padding`` (official 1.25), and the box is re-centred on the clipped box's centre.
+
+    Args:
+        boxes: (N, 4) [x, y, w, h] in image pixels.
+        width, height: (N,) image sizes (or scalars).
+        aspect_ratio: the model's input width / height.
+
+    Returns:
+        (N, 4) float64 crop boxes [x, y, w, h] and (N,) bool ``keep``: False where the official
+        code drops the box (w * h <= 0, x2 < x1 or y2 < y1); those rows hold NaN.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x, y, w, h = boxes.T
+    x1, y1 = np.maximum(0.0, x), np.maximum(0.0, y)
+    x2 = np.minimum(np.asarray(width, dtype=np.float64) - 1, x1 + np.maximum(0.0, w - 1))
+    y2 = np.minimum(np.asarray(height, dtype=np.float64) - 1, y1 + np.maximum(0.0, h - 1))
+    keep = (w * h > 0) & (x2 >= x1) & (y2 >= y1)
+
+    cw, ch = x2 - x1, y2 - y1
+    cx, cy = x1 + cw / 2.0, y1 + ch / 2.0
+    wider, taller = cw > aspect_ratio * ch, cw < aspect_ratio * ch
+    fw = np.where(taller, ch * aspect_ratio, cw) * padding
+    fh = np.where(wider, cw / aspect_ratio, ch) * padding
+    out = np.stack([cx - fw / 2.0, cy - fh / 2.0, fw, fh], axis=1)
+    out[~keep] = np.nan
+    return out, keep

@@ -31,15 +31,15 @@ PARADIGMS: dict[str, Paradigm] = {
     p.name: p
     for p in (
         Paradigm(
-            "topdown", "src.tasks.topdown.TopDownPoseModule", "src.data.topdown_dataset.TopDownDataset", "augmentation"
+            "topdown", "src.tasks.topdown.TopDownPoseModule", "src.datasets.topdown.TopDownDataset", "augmentation"
         ),
         Paradigm(
             "bottomup",
             "src.tasks.bottomup.BottomUpPoseModule",
-            "src.data.bottomup_dataset.BottomUpDataset",
+            "src.datasets.bottomup.BottomUpDataset",
             "bottomup_augmentation",
         ),
-        Paradigm("pose3d", "src.tasks.pose3d.Pose3DModule", "src.data.pose3d_dataset.Pose3DDataset", "augmentation_3d"),
+        Paradigm("pose3d", "src.tasks.pose3d.Pose3DModule", "src.datasets.pose3d.Pose3DDataset", "augmentation_3d"),
     )
 }
 

@@ -22,7 +22,7 @@ from src.utils.checkpointing import resume_checkpoint
 from src.utils.hardware import apply_fast_path
 from src.utils.loggers import finish_loggers
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
-from src.utils.visualize import save_prediction_picture
+from src.visualization.predictions import save_prediction_picture
 
 log = logging.getLogger(__name__)
 

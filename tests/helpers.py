@@ -134,7 +134,7 @@ def layout_real_mpii(root: Path) -> Path:
 
     import numpy as np
 
-    from src.data.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
+    from src.readers.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
 
     (root / "annot").mkdir(parents=True)
     (root / "images").mkdir()

@@ -16,13 +16,13 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.coco import load_coco_records
-from src.data.coco_bottomup import load_coco_images
-from src.data.errors import AnnotationError
-from src.data.image_io import ImageDecodeError, read_image
-from src.data.keypoint_info import COCO17, CROWDPOSE14, MPII16
-from src.data.mpii import load_mpii_records
 from src.inference.box_files import PersonBoxes
+from src.layouts import COCO17, CROWDPOSE14, MPII16
+from src.readers.coco_images import load_coco_images
+from src.readers.coco_records import load_coco_records
+from src.readers.errors import AnnotationError
+from src.readers.images import ImageDecodeError, read_image
+from src.readers.mpii import load_mpii_records
 
 ERRORS = (AnnotationError, ValueError, FileNotFoundError)  # this project's errors (AnnotationError is a ValueError)
 

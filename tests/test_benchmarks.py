@@ -136,7 +136,7 @@ def test_rejects_bad_arguments(bad):
 def test_stage_timers_are_removed(result):
     import cv2
 
-    from src.data import topdown_dataset
+    from src.datasets import topdown as topdown_dataset
 
     assert topdown_dataset.cv2 is cv2
 

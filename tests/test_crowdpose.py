@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.crowdpose_reader import CrowdPoseReader
-from src.data.errors import DatasetNotFoundError
-from src.data.keypoint_info import CROWDPOSE14
-from src.data.synthetic.crowdpose_writer import crowd_index
 from src.eval import evaluate
+from src.layouts import CROWDPOSE14
+from src.readers.crowdpose import CrowdPoseReader
+from src.readers.errors import DatasetNotFoundError
+from src.synthetic.crowdpose_writer import crowd_index
 from src.train import train
 from tests.helpers import CONF_DIR, TINY_MODELS, compose_run
 

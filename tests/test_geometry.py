@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.keypoint_info import COCO17
 from src.geometry import (
     affine_transform_points,
     box_xywh_to_center_scale,
@@ -18,6 +17,7 @@ from src.geometry import (
     half_body_center_scale,
     heatmap_to_image_coords,
 )
+from src.layouts import COCO17
 
 VECTORS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "algorithm_vectors.json"
 

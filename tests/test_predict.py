@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.synthetic.generate import ensure_synthetic_coco
 from src.inference import People, Predictor
 from src.inference.box_files import PersonBoxes
 from src.inference.sources import Frame, Skipped, VideoFrames, open_input
 from src.predict import predict
+from src.synthetic.generate import ensure_synthetic_coco
 from tests.helpers import TINY_SYNTHETIC, compose_run, random_checkpoint
 
 FRAMES = 60

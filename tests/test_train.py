@@ -293,7 +293,7 @@ def test_unknown_model_config_names_the_option(tmp_path, data_dir):
 
 
 def test_coco_missing_is_a_clear_error(tmp_path, data_dir):
-    from src.data.errors import DatasetNotFoundError
+    from src.readers.errors import DatasetNotFoundError
 
     cfg = compose_run("train", ["data=coco", "debug=fast_dev_run"], tmp_path, tmp_path / "nodata")
     with pytest.raises(DatasetNotFoundError) as err:

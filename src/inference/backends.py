@@ -16,7 +16,7 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
-from src.data.json_files import read_json
+from src.readers.json_files import read_json
 
 
 class ExportedNet(nn.Module):

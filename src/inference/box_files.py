@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.json_files import read_json
+from src.readers.json_files import read_json
 
 
 class PersonBoxes:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from src.data.image_io import read_image
 from src.inference.predictor import Predictor
+from src.readers.images import read_image
 
 log = logging.getLogger(__name__)
 

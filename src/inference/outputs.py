@@ -11,9 +11,9 @@ import numpy as np
 
 from src.inference.predictor import People
 from src.inference.sources import Frame, Skipped
-from src.utils.drawing import draw_keypoint_info
 from src.utils.run_io import write_json_atomic
-from src.utils.skeleton3d import draw_skeleton_3d
+from src.visualization.skeleton3d import draw_skeleton_3d
+from src.visualization.skeletons import draw_keypoint_info
 
 VIDEO_NAME = "annotated.mp4"
 

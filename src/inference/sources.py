@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from src.data.image_io import read_image
+from src.readers.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ What crowdposetools (``cocoeval.py``) do differently from COCO, each reproduced 
   rest, the thresholds the summary passes), each split is evaluated alone, and its AP is the plain
   mean of the precision array over IoU thresholds and recall thresholds (a split without people
   gives -1, as in the official code, which does not filter the -1 entries there);
-* the CrowdPose OKS sigmas (`src.data.keypoint_info.CROWDPOSE14`).
+* the CrowdPose OKS sigmas (`src.layouts.CROWDPOSE14`).
 
 Giving pycocotools a copy of the ground truth whose ``area`` is 0.53 w h makes its OKS and its
 matching those of crowdposetools; the summary and the crowd-index splits are computed here from

@@ -19,8 +19,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat, rank_zero_warn
 
-from src.data.keypoint_info import KeypointInfo, get_keypoint_info
-from src.data.keypoint_info import root_index as layout_root_index
+from src.layouts import KeypointInfo, get_keypoint_info
+from src.layouts import root_index as layout_root_index
 from src.metrics.mpjpe import joint_errors, rigid_align
 
 __all__ = ["ALIGNMENTS", "MPJPE_KEYS", "MPJPEMetric", "PAMPJPEMetric"]
@@ -45,7 +45,7 @@ class MPJPEMetric(Metric):
         eval_layout: registry name of the layout whose joints are evaluated; each of its keypoint
             names must be in ``keypoint_info`` (official: the 17 Human3.6M joints, "h36m17").
         root_index: index of the root joint in ``keypoint_info``; None: the layout's pelvis
-            (`src.data.keypoint_info.root_index`).
+            (`src.layouts.root_index`).
         alignment: "rigid" (rotation + translation, the official PA-MPJPE) or "similarity" (plus an
             isotropic scale).
         **kwargs: passed to torchmetrics.Metric (e.g. process_group, dist_sync_on_step).

@@ -16,9 +16,9 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat, rank_zero_warn
 
-from src.data.keypoint_info import KeypointInfo
-from src.data.mpii_ground_truth import MPIIGroundTruth, read_mpii_ground_truth
+from src.layouts import KeypointInfo
 from src.metrics.pck import MPII_PCKH_GROUPS, mpii_pckh, mpii_pckh_per_joint
+from src.readers.mpii_ground_truth import MPIIGroundTruth, read_mpii_ground_truth
 
 __all__ = ["PCKH_KEYS", "PCKhMetric"]
 

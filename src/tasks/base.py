@@ -22,8 +22,8 @@ from lightning.pytorch import LightningModule
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from src.data.keypoint_info import get_keypoint_info
-from src.data.transforms import normalize_images
+from src.datasets.transforms import normalize_images
+from src.layouts import get_keypoint_info
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
 from src.utils.hardware import resolve_channels_last

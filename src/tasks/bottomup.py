@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from src.codecs.associative_embedding import AssociativeEmbedding
-from src.codecs.bottomup_inference import get_multi_stage_outputs, infer_batch, resize_align_multi_scale
-from src.data.transforms import normalize_image
+from src.codecs.bottomup_test_time import get_multi_stage_outputs, infer_batch, resize_align_multi_scale
+from src.datasets.transforms import normalize_image
 from src.geometry import keypoint_boxes
 from src.tasks.base import PoseModule
 from src.tasks.oracle import bottomup_oracle
-from src.utils.drawing import draw_keypoint_info
-from src.utils.pictures import heatmap_overlay
+from src.visualization.pictures import heatmap_overlay
+from src.visualization.skeletons import draw_keypoint_info
 
 
 class BottomUpPoseModule(PoseModule):

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from src.codecs.associative_embedding import AssociativeEmbedding
-from src.codecs.bottomup_inference import final_keypoints, multi_scale_size
 from src.codecs.bottomup_targets import HeatmapGenerator
+from src.codecs.bottomup_test_time import final_keypoints, multi_scale_size
 from src.codecs.msra_heatmap import MSRAHeatmap
+from src.codecs.topdown_test_time import decode_keypoints
 from src.geometry import affine_transform_points, get_affine_transform
-from src.tasks.inference import decode_keypoints
 
 #: Tag spacing between people in the oracle's tag maps: above the grouping's tag threshold (1.0).
 TAG_SPACING = 2.0

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from src.codecs.integral_3d import Integral3D
-from src.data.h36m import process_bbox
-from src.data.keypoint_info import root_index
+from src.geometry import process_bbox
+from src.layouts import root_index
 from src.tasks.base import PoseModule
-from src.utils.drawing import draw_keypoint_info
-from src.utils.pictures import denormalize
+from src.visualization.pictures import denormalize
+from src.visualization.skeletons import draw_keypoint_info
 
 
 def camera_joints(codec: Integral3D, coords: torch.Tensor | np.ndarray, batch: dict) -> np.ndarray:

@@ -15,15 +15,15 @@ import numpy as np
 import torch
 
 from src.codecs.msra_heatmap import MSRAHeatmap
+from src.codecs.topdown_test_time import decode_keypoints, last_output, topdown_heatmaps
 from src.geometry import PIXEL_STD, box_xywh_to_center_scale
 from src.metrics.accuracy import heatmap_accuracy
 from src.metrics.coco_eval import select_instances
 from src.metrics.rescoring import rescore_instances
 from src.tasks.base import PoseModule
-from src.tasks.inference import decode_keypoints, last_output, topdown_heatmaps
 from src.tasks.oracle import topdown_oracle
-from src.utils.drawing import draw_keypoint_info
-from src.utils.pictures import denormalize, heatmap_overlay
+from src.visualization.pictures import denormalize, heatmap_overlay
+from src.visualization.skeletons import draw_keypoint_info
 
 
 class TopDownPoseModule(PoseModule):

@@ -26,7 +26,7 @@ def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
     The paradigm (`src.paradigms`) chooses the dataset class and which of the data config's
     augmentation blocks it receives; the data config chooses the reader and the metric.
     """
-    from src.data.keypoint_info import get_keypoint_info
+    from src.layouts import get_keypoint_info
     from src.paradigms import PARADIGMS, get_paradigm
 
     chosen = get_paradigm(paradigm)

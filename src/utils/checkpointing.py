@@ -5,7 +5,7 @@
   checkpoint intact (a rename within one folder is atomic on POSIX and Windows).
 - ``RandomStateCallback`` stores the global random states (Python, NumPy, torch) in every
   checkpoint and restores them on resume. The data pipeline needs none of them (its random
-  numbers come from (seed, epoch, index), see ``src.data.randomness``); they cover everything
+  numbers come from (seed, epoch, index), see ``src.datasets.randomness``); they cover everything
   else a model may draw (dropout, random layers).
 - ``resume_checkpoint`` decides what ``resume=true`` continues from, refusing to guess.
 """

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.codecs.bottomup_inference import (
+from src.codecs.bottomup_test_time import (
     aggregate_results,
     final_keypoints,
     get_multi_stage_outputs,
@@ -18,8 +18,8 @@ from src.codecs.bottomup_inference import (
     resize_align_multi_scale,
 )
 from src.codecs.grouping import HeatmapParser
-from src.data.keypoint_info import COCO17
-from src.data.transforms import normalize_image
+from src.datasets.transforms import normalize_image
+from src.layouts import COCO17
 
 K = 17
 FLIP = COCO17.flip_index

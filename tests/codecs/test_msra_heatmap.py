@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from src.codecs import MSRAHeatmap, flip_heatmaps_back
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 
 VECTORS_FILE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "algorithm_vectors.json"
 

@@ -10,12 +10,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from src.codecs.associative_embedding import AssociativeEmbedding
-from src.data.bottomup_dataset import BottomUpDataset, bottomup_affine, collate_bottomup_val
-from src.data.coco_bottomup import load_coco_images
-from src.data.image_io import read_image
-from src.data.keypoint_info import COCO17
-from src.data.transforms import normalize_image
+from src.datasets.bottomup import BottomUpDataset, bottomup_affine, collate_bottomup_val
+from src.datasets.transforms import normalize_image
 from src.geometry import get_affine_transform
+from src.layouts import COCO17
+from src.readers.coco_images import load_coco_images
+from src.readers.images import read_image
 from tests.data.tiny_coco_bottomup import ALL_IDS, SIZES, expected_ignore, expected_joints, make_bottomup_coco
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real_samples" / "coco"
@@ -255,7 +255,7 @@ def test_image_size_mismatch_is_reported(records) -> None:
     with pytest.raises(ValueError, match="img1.jpg: the image is 192x128 but the annotation says 200x128"):
         _dataset([bad])[0]
     with pytest.raises(ValueError, match=r"expected \(M, 16, 3\)"):
-        from src.data.keypoint_info import MPII16
+        from src.layouts import MPII16
 
         BottomUpDataset([records[1]], codec=AssociativeEmbedding(num_joints=16), keypoint_info=MPII16, training=True)
 
@@ -298,7 +298,7 @@ def test_real_coco_samples_at_512() -> None:
 def test_image_files_draw_whole_image_predictions(root, tmp_path) -> None:
     """The run's predictions.jpg for a bottom-up model: predictions are keyed by image id, one
     (P, K, 3) array of grouped people per image."""
-    from src.utils.visualize import save_prediction_picture
+    from src.visualization.predictions import save_prediction_picture
 
     recs = _records(root, training=False)
     dataset = _dataset(recs, training=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from src.check_data import check
-from src.data.checks import check_image, exif_orientation
+from src.readers.checks import check_image, exif_orientation
 from tests.helpers import TINY_SYNTHETIC, compose_run
 
 

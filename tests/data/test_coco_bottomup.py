@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.data.coco_bottomup import decode_ignore_mask, load_coco_images
-from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.keypoint_info import COCO17, MPII16
+from src.layouts import COCO17, MPII16
+from src.readers.coco_images import decode_ignore_mask, load_coco_images
+from src.readers.errors import AnnotationError, DatasetNotFoundError
 from tests.data.tiny_coco_bottomup import (
     ALL_IDS,
     FILES,

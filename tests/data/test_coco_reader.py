@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.data.coco import check_coco_layout, load_coco_records
-from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.keypoint_info import COCO17, MPII16
+from src.layouts import COCO17, MPII16
+from src.readers.coco_records import check_coco_layout, load_coco_records
+from src.readers.errors import AnnotationError, DatasetNotFoundError
 from tests.data.tiny_coco import KEPT_IDS, annotation_dict, make_tiny_coco, write_detections
 from tests.helpers import layout_real_coco
 
@@ -231,7 +231,7 @@ def test_check_coco_layout_message(tmp_path: Path) -> None:
         "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
         "http://images.cocodataset.org/zips/train2017.zip",
         "http://images.cocodataset.org/zips/val2017.zip",
-        f"python -m src.data.download_coco --root {root}",
+        f"python -m src.readers.coco_download --root {root}",
         "data.root=",
         "data.reader.train_ann=",  # the paths are the reader's keys
         "data=synthetic",

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.coco_reader import COCOReader, SyntheticCOCOReader
-from src.data.datamodule import PoseDataModule
-from src.data.errors import DatasetNotFoundError
-from src.data.topdown_dataset import TopDownDataset
+from src.datasets.datamodule import PoseDataModule
+from src.datasets.topdown import TopDownDataset
 from src.metrics.coco_metric import COCOKeypointMetric
+from src.readers.coco import COCOReader
+from src.readers.errors import DatasetNotFoundError
+from src.synthetic.readers import SyntheticCOCOReader
 from tests.data.tiny_coco import make_tiny_coco, write_detections
 from tests.helpers import layout_real_coco
 
@@ -148,7 +149,7 @@ def test_missing_dataset_message(tmp_path: Path) -> None:
     for expected in (
         str(root / "annotations" / "person_keypoints_train2017.json"),
         "ROOT/images/val2017/",
-        "python -m src.data.download_coco --root",
+        "python -m src.readers.coco_download --root",
         "data.root=",
         "data=synthetic",
     ):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from src.data import download_coco as dl
+from src.readers import coco_download as dl
 
 
 class _Server:

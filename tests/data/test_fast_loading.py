@@ -10,12 +10,12 @@ import torch
 
 from src.codecs.integral_3d import Integral3D
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.coco import load_coco_records
-from src.data.image_io import ImageDecodeError, jpeg_size, read_image, read_image_for_crop, reduction_for
-from src.data.keypoint_info import COCO17, H36M18
-from src.data.pose3d_dataset import Pose3DDataset
-from src.data.topdown_dataset import TopDownDataset
+from src.datasets.pose3d import Pose3DDataset
+from src.datasets.topdown import TopDownDataset
 from src.geometry import get_affine_transform, warp_from_reduced
+from src.layouts import COCO17, H36M18
+from src.readers.coco_records import load_coco_records
+from src.readers.images import ImageDecodeError, jpeg_size, read_image, read_image_for_crop, reduction_for
 from tests.data.test_pose3d_dataset import _record
 from tests.data.tiny_coco import make_tiny_coco
 
@@ -168,7 +168,7 @@ def test_only_training_datasets_reduce(tmp_path):
 
 
 def test_on_device_normalisation_is_bit_identical():
-    from src.data.transforms import image_tensor, normalize_image, normalize_images
+    from src.datasets.transforms import image_tensor, normalize_image, normalize_images
 
     levels = np.arange(256, dtype=np.uint8)
     image = np.stack(np.meshgrid(levels, levels[::-1], indexing="ij"), -1)[..., [0, 1, 0]].copy()  # (256, 256, 3)
@@ -180,7 +180,7 @@ def test_on_device_normalisation_is_bit_identical():
     assert torch.equal(image_tensor(image, on_device=False), normalize_image(image))
     with pytest.raises(ValueError, match="uint8"):
         normalize_images(raw[None].float())
-    from src.utils.pictures import denormalize
+    from src.visualization.pictures import denormalize
 
     assert np.array_equal(denormalize(raw), image)  # pictures read either form
     assert np.abs(denormalize(normalize_image(image)).astype(int) - image).max() <= 1

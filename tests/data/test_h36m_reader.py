@@ -15,18 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.h36m import (
-    ACTIONS,
-    ROOT_JOINT,
-    Human36MReader,
-    SyntheticHuman36MReader,
-    image_file_name,
-    process_bbox,
-    subject_files,
-)
-from src.data.keypoint_info import H36M17, MPII16, KeypointInfo
-from src.data.mpii import MPIIReader
+from src.geometry import process_bbox
+from src.layouts import H36M17, MPII16, ROOT_JOINT, KeypointInfo
+from src.readers.errors import AnnotationError, DatasetNotFoundError
+from src.readers.h36m import Human36MReader
+from src.readers.h36m_naming import ACTIONS, image_file_name, subject_files
+from src.readers.mpii import MPIIReader
+from src.synthetic.readers import SyntheticHuman36MReader
 
 # --------------------------------------------------------------------------- a tiny Human3.6M root
 SUBJECTS = (1, 5, 9)
@@ -277,7 +272,7 @@ def test_records_get_processed_boxes_and_empty_ones_are_skipped(
         data["annotations"][1]["bbox"] = [1200, 10, 50, 50]  # outside the image: skipped
 
     edit(root, 1, "data", boxes)
-    with caplog.at_level(logging.WARNING, logger="src.data.h36m"):
+    with caplog.at_level(logging.WARNING, logger="src.readers.h36m"):
         records = load(reader(root, train_subjects=(1,)), aspect=0.75)
     assert len(records) == len(SEQUENCES) * len(CAMERAS) * 3 - 1
     assert [r["sample_id"] for r in records] == list(range(len(records)))
@@ -515,9 +510,9 @@ def test_synthetic_reader_generates_then_reads(tmp_path: Path, monkeypatch: pyte
             make_tiny_h36m(Path(root))
         return Path(root)
 
-    fake = types.ModuleType("src.data.synthetic.h36m_writer")
+    fake = types.ModuleType("src.synthetic.h36m_writer")
     fake.ensure_synthetic_h36m = ensure
-    monkeypatch.setitem(sys.modules, "src.data.synthetic.h36m_writer", fake)
+    monkeypatch.setitem(sys.modules, "src.synthetic.h36m_writer", fake)
 
     root = tmp_path / "synthetic_h36m"
     options = {"train_subjects": (1, 5), "val_subjects": (9,), "val_frame_step": 1}

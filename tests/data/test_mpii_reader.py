@@ -14,17 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.errors import AnnotationError, DatasetNotFoundError
-from src.data.keypoint_info import MPII16
-from src.data.mpii import (
+from src.layouts import MPII16
+from src.readers.errors import AnnotationError, DatasetNotFoundError
+from src.readers.mpii import (
     MPIIReader,
-    SyntheticMPIIReader,
     check_ground_truth_matches,
     check_mpii_layout,
     load_mpii_records,
     read_mpii_json,
 )
-from src.data.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
+from src.readers.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
+from src.synthetic.readers import SyntheticMPIIReader
 from tests.helpers import REAL_MPII, layout_real_mpii
 
 REAL = REAL_MPII
@@ -390,9 +390,9 @@ def test_synthetic_reader_generates_on_prepare(tmp_path: Path, monkeypatch: pyte
             make_tiny_mpii(Path(root))
         return Path(root)
 
-    fake = types.ModuleType("src.data.synthetic.mpii_writer")
+    fake = types.ModuleType("src.synthetic.mpii_writer")
     fake.ensure_synthetic_mpii = ensure_synthetic_mpii  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "src.data.synthetic.mpii_writer", fake)
+    monkeypatch.setitem(sys.modules, "src.synthetic.mpii_writer", fake)
 
     root = tmp_path / "synthetic_mpii"
     reader = SyntheticMPIIReader(root=root, synthetic={"seed": 3, "num_train": 5})

@@ -9,8 +9,8 @@ import torch
 
 from src.camera import camera_to_pixel
 from src.codecs.integral_3d import Integral3D
-from src.data.keypoint_info import H36M18, MPII16, joint_mapping
-from src.data.pose3d_dataset import Pose3DDataset, records_from_2d
+from src.datasets.pose3d import Pose3DDataset, records_from_2d
+from src.layouts import H36M18, MPII16, joint_mapping
 
 F, C = np.array([300.0, 300.0]), np.array([80.0, 60.0])
 

@@ -13,10 +13,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from src.data.keypoint_info import COCO17
-from src.data.synthetic import generate
-from src.data.synthetic.camera import Camera, body_to_camera_rotation
-from src.data.synthetic.figure import (
+from src.layouts import COCO17
+from src.synthetic import generate
+from src.synthetic.camera import Camera, body_to_camera_rotation
+from src.synthetic.figure import (
     JOINT_INDEX,
     JOINT_LIMITS,
     JOINT_NAMES,
@@ -26,7 +26,7 @@ from src.data.synthetic.figure import (
     sample_body_shape,
     sample_pose,
 )
-from src.data.synthetic.generate import MANIFEST, ensure_synthetic_coco
+from src.synthetic.generate import MANIFEST, ensure_synthetic_coco
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
@@ -276,9 +276,9 @@ def _render_single(yaw: float, style_changes: dict) -> tuple:
     """One person (neutral pose) 3 m in front of the camera; returns (skeleton, color, vis)."""
     from dataclasses import replace
 
-    from src.data.synthetic.appearance import figure_primitives, sample_style
-    from src.data.synthetic.render import rasterise
-    from src.data.synthetic.scene import _visibility
+    from src.synthetic.appearance import figure_primitives, sample_style
+    from src.synthetic.render import rasterise
+    from src.synthetic.scene import _visibility
 
     rng = np.random.default_rng(0)
     cam = Camera(fx=400.0, fy=400.0, cx=99.5, cy=149.5)
@@ -324,7 +324,7 @@ def test_min_people_sets_the_people_per_image(tmp_path):
     import json
     from collections import Counter
 
-    from src.data.synthetic.generate import ensure_synthetic_coco
+    from src.synthetic.generate import ensure_synthetic_coco
 
     root = ensure_synthetic_coco(
         tmp_path / "multi", seed=5, num_train=0, num_val=16, min_people=3, max_people=5, empty_prob=0.0, crowd_prob=0.0

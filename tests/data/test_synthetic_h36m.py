@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from src.camera import Camera
-from src.data.keypoint_info import H36M17
-from src.data.synthetic import h36m_writer
-from src.data.synthetic.figure import JOINT_INDEX, JOINT_NAMES, layout_indices, rot_x, rot_z, sample_pose
-from src.data.synthetic.h36m_writer import MANIFEST, ensure_synthetic_h36m
+from src.layouts import H36M17
+from src.synthetic import h36m_writer
+from src.synthetic.figure import JOINT_INDEX, JOINT_NAMES, layout_indices, rot_x, rot_z, sample_pose
+from src.synthetic.h36m_writer import MANIFEST, ensure_synthetic_h36m
 
 SUBJECTS = (1, 9)
 ACTIONS = (2, 14)  # Directions, Walking

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.keypoint_info import MPII16
-from src.data.mpii_ground_truth import read_mpii_ground_truth
-from src.data.synthetic import mpii_writer
-from src.data.synthetic.figure import JOINT_INDEX, layout_indices
-from src.data.synthetic.generate import ensure_synthetic_coco
-from src.data.synthetic.mpii_writer import MANIFEST, ensure_synthetic_mpii
-from src.data.synthetic.scene import SceneConfig, render_scene
+from src.layouts import MPII16
+from src.readers.mpii_ground_truth import read_mpii_ground_truth
+from src.synthetic import mpii_writer
+from src.synthetic.figure import JOINT_INDEX, layout_indices
+from src.synthetic.generate import ensure_synthetic_coco
+from src.synthetic.mpii_writer import MANIFEST, ensure_synthetic_mpii
+from src.synthetic.scene import SceneConfig, render_scene
 
 TINY = {"num_train": 5, "num_val": 3, "image_size": (160, 128), "workers": 1}
 NAMES = MPII16.keypoint_names

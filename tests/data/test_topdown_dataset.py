@@ -11,12 +11,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.data.coco import load_coco_records
-from src.data.image_io import ImageDecodeError, read_image
-from src.data.keypoint_info import COCO17
-from src.data.topdown_dataset import TopDownDataset
-from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PhotometricAugment, normalize_image
+from src.datasets.topdown import TopDownDataset
+from src.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, PhotometricAugment, normalize_image
 from src.geometry import affine_transform_points, flip_joints, get_affine_transform, heatmap_to_image_coords
+from src.layouts import COCO17
+from src.readers.coco_records import load_coco_records
+from src.readers.images import ImageDecodeError, read_image
 from tests.data.tiny_coco import make_tiny_coco
 
 NO_AUG = dict(scale_factor=0.0, rotation_prob=0.0, half_body_prob=0.0)

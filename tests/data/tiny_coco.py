@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 
 IMAGES = {1: (160, 120), 2: (120, 160), 3: (100, 100)}  # id -> (w, h)
 KEPT_IDS = (101, 106, 201)

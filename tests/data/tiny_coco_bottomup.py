@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 
 SIZES = {1: (192, 128), 2: (120, 160), 3: (160, 160), 4: (100, 80), 5: (96, 128)}  # id -> (w, h)
 FILES = {1: "img1.jpg", 2: "img2_gray.jpg", 3: "img3_rgba.png", 4: "img4_empty.jpg", 5: "img5_crowd.jpg"}

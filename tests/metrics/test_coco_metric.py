@@ -17,7 +17,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchmetrics.utilities import dim_zero_cat
 
-from src.data.keypoint_info import COCO17, MPII16, KeypointInfo
+from src.layouts import COCO17, MPII16, KeypointInfo
 from src.metrics.coco_metric import (
     _STATE_NAMES,
     STAT_NAMES,

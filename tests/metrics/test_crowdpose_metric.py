@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.keypoint_info import CROWDPOSE14
+from src.layouts import CROWDPOSE14
 from src.metrics.coco_eval import evaluate_coco_keypoints
 from src.metrics.crowdpose_metric import CrowdPoseKeypointMetric
 

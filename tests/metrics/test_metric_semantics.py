@@ -9,7 +9,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 from src.metrics.coco_metric import COCOKeypointMetric
 from src.metrics.oks import descending_order, oks_nms, soft_oks_nms
 from src.tasks.topdown import TopDownPoseModule

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.keypoint_info import H36M17, KeypointInfo
+from src.layouts import H36M17, KeypointInfo
 from src.metrics.mpjpe import mpjpe, pa_mpjpe, root_relative
 from src.metrics.mpjpe_metric import MPJPE_KEYS, MPJPEMetric, PAMPJPEMetric
 from src.utils.resolvers import metric_mode, metric_monitor

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.data.keypoint_info import COCO17
+from src.layouts import COCO17
 from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
 from src.metrics.rescoring import rescore_instances
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.data.mpii_ground_truth import MPII_JOINT_NAMES
 from src.metrics.pck import (
     bbox_size,
     end_point_error,
@@ -17,6 +16,7 @@ from src.metrics.pck import (
     pck_curve,
     torso_size,
 )
+from src.readers.mpii_ground_truth import MPII_JOINT_NAMES
 
 NAMES = MPII_JOINT_NAMES
 J = {name: i for i, name in enumerate(NAMES)}

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.keypoint_info import COCO17, MPII16
-from src.data.mpii_ground_truth import MPII_JOINT_NAMES, MPIIGroundTruth, write_mpii_ground_truth
+from src.layouts import COCO17, MPII16
 from src.metrics.pck import mpii_pckh
 from src.metrics.pckh_metric import PCKH_KEYS, PCKhMetric
+from src.readers.mpii_ground_truth import MPII_JOINT_NAMES, MPIIGroundTruth, write_mpii_ground_truth
 
 N = 6
 LSHO = MPII_JOINT_NAMES.index("lsho")

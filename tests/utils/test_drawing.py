@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.keypoint_info import COCO17
-from src.utils.drawing import (
+from src.layouts import COCO17
+from src.visualization.skeletons import (
     CENTER_COLOR,
     LEFT_COLOR,
     RIGHT_COLOR,

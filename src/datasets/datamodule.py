@@ -1,0 +1,222 @@
+"""LightningDataModule generic over sources (readers), paradigms (datasets) and metrics.
+
+The one module under ``src/datasets`` that imports Lightning. The runner hands it the objects the
+configs chose: a reader (COCO, MPII, synthetic, ...), the dataset class of the model's paradigm,
+the codec shared with the model, and a metric factory; it never asks which one it was given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset
+
+from src.datasets.randomness import EpochSeededSampler
+from src.layouts import KeypointInfo, get_keypoint_info
+
+
+def _fast_path_flag(name: str, value: bool | str) -> bool:
+    """A data shortcut's setting: true or false; ``auto`` left unresolved (no fast path) is off."""
+    if value not in (True, False, "auto"):
+        raise ValueError(f"data.{name} must be true, false or auto, got {value!r}")
+    return value is True
+
+
+class PoseDataModule(pl.LightningDataModule):
+    """Train / val data of one source for one paradigm.
+
+    Args:
+        name: the data config's name (run folders, messages).
+        reader: the source (``prepare``, ``check``, ``load_records`` / ``load_images``, ``metric_inputs``).
+        metric: factory of the evaluation metric (a Hydra partial of a torchmetrics Metric that
+            declares ``monitor``, ``mode`` and ``submission_options``); see `build_metric`.
+        dataset: the paradigm's Dataset class (``from_reader``, ``collate_fn``); set by the runner.
+        codec: the codec shared with the model (targets in, predictions out).
+        keypoint_info: keypoint layout name ("coco17", "mpii16", ...).
+        augmentation: the paradigm's training augmentation (keys checked by the dataset).
+        batch_size, val_batch_size: per-process batch sizes.
+        num_workers, pin_memory, persistent_workers: DataLoader settings.
+        color_rgb: feed RGB (HRNet) or BGR (SimpleBaseline configs).
+        seed: base seed of the augmentation random numbers.
+        reduced_decode: decode training JPEGs at 1/2, 1/4 or 1/8 of their size when the crop
+            shrinks them that much (`src.readers.images.read_image_for_crop`); ``auto`` is resolved
+            by the run's fast path (`src.utils.hardware.apply_fast_path`) and is off where nothing
+            resolved it.
+        normalize_on_device: training items carry uint8 images that the task normalises on its
+            device (the same numbers; a quarter of the bytes between processes); ``auto`` as
+            ``reduced_decode``.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        reader: Any,
+        metric: Callable[..., Any],
+        dataset: type[Dataset],
+        codec: Any,
+        keypoint_info: str = "coco17",
+        augmentation: Mapping[str, Any] | None = None,
+        batch_size: int = 32,
+        val_batch_size: int = 32,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = False,
+        color_rgb: bool = True,
+        seed: int = 0,
+        reduced_decode: bool | str = False,
+        normalize_on_device: bool | str = False,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.reader = reader
+        self.metric_factory = metric
+        self.dataset_class = dataset
+        self.codec = codec
+        self._keypoint_info = get_keypoint_info(keypoint_info)
+        self.augmentation = dict(augmentation or {})
+        dataset.check_augmentation(self.augmentation)
+        self.batch_size = int(batch_size)
+        self.val_batch_size = int(val_batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
+        self.color_rgb = bool(color_rgb)
+        self.seed = int(seed)
+        self.reduced_decode = _fast_path_flag("reduced_decode", reduced_decode)
+        self.normalize_on_device = _fast_path_flag("normalize_on_device", normalize_on_device)
+        self._train_dataset: Dataset | None = None
+        self._val_dataset: Dataset | None = None
+        self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
+
+    # ----------------------------------------------------------------------- properties
+    @property
+    def keypoint_info(self) -> KeypointInfo:
+        return self._keypoint_info
+
+    @property
+    def train_dataset(self) -> Any:
+        if self._train_dataset is None:
+            raise RuntimeError("train_dataset is built by setup('fit'); call it first")
+        return self._train_dataset
+
+    @property
+    def val_dataset(self) -> Any:
+        if self._val_dataset is None:
+            raise RuntimeError("val_dataset is built by setup(); call it first")
+        return self._val_dataset
+
+    def build_metric(self, options: Mapping[str, Any] | None = None) -> Any:
+        """The evaluation metric of this source, for predictions in this layout.
+
+        ``options`` are the task's submission options (e.g. COCO rescoring and OKS-NMS); the
+        metric receives those it declares in ``submission_options``.
+        """
+        factory = self.metric_factory
+        metric_class = getattr(factory, "func", factory)
+        accepted = set(getattr(metric_class, "submission_options", ()))
+        chosen = {k: v for k, v in (options or {}).items() if k in accepted}
+        return factory(keypoint_info=self._keypoint_info, **self.reader.metric_inputs(), **chosen)
+
+    # ----------------------------------------------------------------------- lifecycle
+    def prepare_data(self) -> None:
+        """Generate a synthetic source, or check a real one (a message says how to get it)."""
+        self.reader.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        """fit: train + val datasets; validate / test / predict: the val dataset."""
+        # prepare_data runs on one process only; every process checks so errors stay readable
+        if stage in (None, "fit"):
+            self.reader.check("train")
+        self.reader.check("val")
+        if stage in (None, "fit") and self._train_dataset is None:
+            self._train_dataset = self._build(training=True)
+        if self._val_dataset is None:
+            self._val_dataset = self._build(training=False)
+
+    def _build(self, *, training: bool) -> Dataset:
+        dataset = self.dataset_class.from_reader(
+            self.reader,
+            training=training,
+            codec=self.codec,
+            keypoint_info=self._keypoint_info,
+            augmentation=self.augmentation,
+            color_rgb=self.color_rgb,
+            seed=self.seed,
+            reduced_decode=self.reduced_decode,
+            normalize_on_device=self.normalize_on_device,
+        )
+        if len(dataset) == 0:  # an empty file, or nobody usable in it: say so before a loader does
+            split = "train" if training else "val"
+            source = getattr(self.reader, "ann_files", {}).get(split, f"the {split} split")
+            raise ValueError(
+                f"data={self.name}: {source} yields no {self.dataset_class.__name__} samples (no annotated "
+                f"people with labelled keypoints); python -m src.check_data data={self.name} lists why"
+            )
+        return dataset
+
+    # ----------------------------------------------------------------------- loaders
+    def _loader(self, dataset: Any, *, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        # Training draws each sample's augmentation from (seed, epoch, index): reproducible with any
+        # number of workers or processes, and across an interrupted and resumed run.
+        sampler = EpochSeededSampler(dataset, seed=self.seed, shuffle=True) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            worker_init_fn=_worker_init,
+            collate_fn=dataset.collate_fn(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        loader = self._loader(self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        done = int(self._resume_state.get("batches_done", 0))
+        epoch_length = int(self._resume_state.get("epoch_batches", 0))
+        if 0 < done < min(epoch_length, len(loader)):  # a checkpoint written part-way through an epoch
+            loader.sampler.skip_next(done * self.batch_size)
+            # Lightning warns that such a resume is unreliable for loaders it cannot restore; this
+            # one goes on with exactly the batches that epoch had left
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        self._resume_state = {}
+        return loader
+
+    # ----------------------------------------------------------------------- resuming
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training epoch stands, saved in every checkpoint: an epoch interrupted after
+        a mid-epoch checkpoint resumes with the batches it had left (`EpochSeededSampler.skip_next`)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        epoch_batches = trainer.num_training_batches
+        return {
+            "epoch": int(trainer.current_epoch),
+            "batches_done": int(progress.processed),
+            "epoch_batches": int(epoch_batches) if epoch_batches != float("inf") else 0,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_state = dict(state_dict or {})
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+
+def _worker_init(worker_id: int) -> None:
+    """No OpenCV thread pool inside DataLoader workers: the workers are the parallelism."""
+    import cv2
+
+    cv2.setNumThreads(0)

@@ -1,0 +1,301 @@
+"""COCO keypoint annotations and person detections -> top-down person records.
+
+One record is one person crop to train on or to evaluate:
+
+    {"sample_id": int, "image_id": int, "image_file": str,
+     "center": (2,) float32, "scale": (2,) float32, "area": float, "box_score": float,
+     "keypoints": (K, 2) float32, "visible": (K,) float32}
+
+``area`` is the padded, aspect-corrected box area (200 s_x)(200 s_y) that the official OKS-NMS
+uses. ``sample_id`` is a running index over the returned list (unique within one call).
+
+Ground-truth boxes follow the official HRNet reader (``lib/dataset/coco.py``): crowd annotations
+are skipped; the box is sanitised as x1 = max(0, x), y1 = max(0, y), x2 = min(W - 1, x1 + max(0,
+w - 1)), y2 = min(H - 1, y1 + max(0, h - 1)) and the clean box is (x1, y1, x2 - x1, y2 - y1); an
+annotation is dropped when its ``area`` is 0, when x2 < x1 or y2 < y1, or when all of its keypoint
+values are 0 (no labelled keypoint). COCO visibility v in {1, 2} becomes 1. Keypoints outside
+the image are kept as they are.
+
+Detection boxes follow ``_load_coco_person_detection_results``: category 1 only, boxes used as
+given, keypoints zero. The official code keeps a detection when ``score >= IMAGE_THRE`` (it skips
+``score < thr``); ``det_score_thr`` has the same meaning here. Detection records get
+``visible = 0`` (no ground truth, so no training target), where the official code sets ones.
+
+The work per annotation is linear and mostly vectorised, so reading is bound by ``json.load``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from src.geometry import PIXEL_STD, box_xywh_to_center_scale
+from src.layouts import KeypointInfo
+from src.readers.coco_json import (
+    image_table,
+    keypoint_categories,
+    numeric_array,
+    read_coco_json,
+    require_keys,
+    scalar_array,
+)
+from src.readers.errors import AnnotationError, DatasetNotFoundError
+from src.readers.json_files import read_json
+
+COCO_URLS = {
+    "annotations": "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+    "train2017": "http://images.cocodataset.org/zips/train2017.zip",
+    "val2017": "http://images.cocodataset.org/zips/val2017.zip",
+}
+
+
+def list_coco_images(ann_file: str | Path) -> dict[int, str]:
+    """Image id -> file name of every image an annotation file lists."""
+    path = Path(ann_file)
+    return {image_id: name for image_id, (name, _, _) in image_table(read_coco_json(path), path).items()}
+
+
+def _make_record(
+    sample_id: int,
+    image_id: int,
+    image_file: str,
+    box: np.ndarray,
+    *,
+    aspect_ratio: float,
+    padding: float,
+    box_score: float,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+) -> dict:
+    center, scale = box_xywh_to_center_scale(box, aspect_ratio=aspect_ratio, padding=padding)
+    return {
+        "sample_id": sample_id,
+        "image_id": image_id,
+        "image_file": image_file,
+        "center": center.astype(np.float32, copy=False),
+        "scale": scale.astype(np.float32, copy=False),
+        "area": float(scale[0]) * PIXEL_STD * float(scale[1]) * PIXEL_STD,
+        "box_score": float(box_score),
+        "keypoints": keypoints,
+        "visible": visible,
+    }
+
+
+def _gt_records(
+    data: dict,
+    path: Path,
+    images: dict,
+    image_dir: Path,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    padding: float,
+    area_from_box: bool = False,
+) -> list[dict]:
+    anns = data["annotations"]
+    if not isinstance(anns, list):
+        raise AnnotationError(f"{path}: 'annotations' must be a list, got {type(anns).__name__}")
+    cat_ids = keypoint_categories(data, path, keypoint_info)
+    k = keypoint_info.num_keypoints
+
+    kept = []
+    for i, ann in enumerate(anns):
+        require_keys(ann, ("image_id", "bbox"), path, "annotation", i)
+        if ann.get("iscrowd", 0):
+            continue
+        if ann.get("category_id", 1) not in cat_ids:
+            continue
+        require_keys(ann, ("keypoints",) if area_from_box else ("keypoints", "area"), path, "annotation", i)
+        kept.append(ann)
+    ids = [a.get("id", f"#{i}") for i, a in enumerate(kept)]
+    kpts = numeric_array([a["keypoints"] for a in kept], path, "keypoints", ids, 3 * k, "annotation").reshape(-1, k, 3)
+    boxes = numeric_array([a["bbox"] for a in kept], path, "bbox", ids, 4, "annotation")
+    if area_from_box:  # files without areas (CrowdPose): the box area stands in, as 0 for an empty box
+        areas = np.array([a["area"] if "area" in a else b[2] * b[3] for a, b in zip(kept, boxes)], np.float64)
+    else:
+        areas = scalar_array([a["area"] for a in kept], path, "area", ids, "annotation")
+
+    image_ids = np.empty(len(kept), dtype=np.int64)
+    sizes = np.empty((len(kept), 2), dtype=np.float64)
+    for i, ann in enumerate(kept):
+        image_id = ann["image_id"]
+        if image_id not in images:
+            raise AnnotationError(
+                f"{path}: annotation {ids[i]!r} refers to image_id {image_id!r}, which is not in 'images'"
+            )
+        image_ids[i] = image_id
+        _, w, h = images[image_id]
+        sizes[i] = (w, h)
+
+    # official box sanitising (HRN lib/dataset/coco.py), vectorised
+    x1 = np.maximum(0.0, boxes[:, 0])
+    y1 = np.maximum(0.0, boxes[:, 1])
+    x2 = np.minimum(sizes[:, 0] - 1, x1 + np.maximum(0.0, boxes[:, 2] - 1))
+    y2 = np.minimum(sizes[:, 1] - 1, y1 + np.maximum(0.0, boxes[:, 3] - 1))
+    if not kept:
+        return []
+    has_kpts = kpts.reshape(len(kept), -1).max(axis=1) != 0  # official: skip if max(keypoints) == 0
+    valid = (areas > 0) & (x2 >= x1) & (y2 >= y1) & has_kpts
+    clean = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
+
+    joints = kpts[:, :, :2].astype(np.float32)
+    visible = (kpts[:, :, 2] > 0).astype(np.float32)
+    prefix = str(image_dir) + os.sep
+    records = []
+    for i in np.flatnonzero(valid).tolist():
+        image_id = int(image_ids[i])
+        records.append(
+            _make_record(
+                len(records),
+                image_id,
+                prefix + images[image_id][0],
+                clean[i],
+                aspect_ratio=aspect_ratio,
+                padding=padding,
+                box_score=1.0,
+                keypoints=joints[i],
+                visible=visible[i],
+            )
+        )
+    return records
+
+
+def _det_records(
+    det_file: Path,
+    images: dict,
+    image_dir: Path,
+    ann_file: Path,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    padding: float,
+    det_score_thr: float,
+) -> list[dict]:
+    dets = read_json(det_file, "detection file")
+    if not isinstance(dets, list):
+        raise AnnotationError(f"{det_file}: expected a list of detections, got {type(dets).__name__}")
+    if not dets:
+        raise AnnotationError(f"{det_file}: the detection file contains no detections")
+    for i, det in enumerate(dets):
+        require_keys(det, ("image_id", "category_id", "bbox", "score"), det_file, "detection", i)
+    index = [i for i, d in enumerate(dets) if d["category_id"] == 1]
+    people = [dets[i] for i in index]
+    ids = [f"#{i}" for i in index]
+    boxes = numeric_array([d["bbox"] for d in people], det_file, "bbox", ids, 4, "detection")
+    scores = scalar_array([d["score"] for d in people], det_file, "score", ids, "detection")
+
+    k = keypoint_info.num_keypoints
+    prefix = str(image_dir) + os.sep
+    records = []
+    for i in np.flatnonzero(scores >= det_score_thr).tolist():
+        image_id = people[i]["image_id"]
+        if image_id not in images:
+            raise AnnotationError(
+                f"{det_file}: detection for image_id {image_id!r} but that image is not in {ann_file}"
+            )
+        records.append(
+            _make_record(
+                len(records),
+                int(image_id),
+                prefix + images[image_id][0],
+                boxes[i],
+                aspect_ratio=aspect_ratio,
+                padding=padding,
+                box_score=float(scores[i]),
+                keypoints=np.zeros((k, 2), dtype=np.float32),
+                visible=np.zeros(k, dtype=np.float32),
+            )
+        )
+    return records
+
+
+def load_coco_records(
+    ann_file: str | Path,
+    image_dir: str | Path,
+    *,
+    keypoint_info: KeypointInfo,
+    aspect_ratio: float,
+    training: bool,
+    det_file: str | Path | None = None,
+    det_score_thr: float = 0.0,
+    padding: float = 1.25,
+    area_from_box: bool = False,
+) -> list[dict]:
+    """Read a COCO keypoint file (and optionally person detections) into top-down records.
+
+    Args:
+        ann_file: ``person_keypoints_*.json`` (COCO format; any layout matching ``keypoint_info``).
+        image_dir: folder holding the images named by ``images[].file_name``.
+        keypoint_info: the keypoint layout; its K must match the file.
+        aspect_ratio: w / h of the model input (192 / 256 = 0.75).
+        training: True for training records. Ground-truth records are the same either way (the
+            official code uses one loader for both); detections are only allowed for evaluation.
+        det_file: detection results (list of {image_id, category_id, bbox xywh, score}); when given,
+            records come from the person detections instead of the ground-truth boxes.
+        det_score_thr: keep detections with score >= this (official IMAGE_THRE, 0.0).
+        padding: box enlargement factor (official 1.25).
+        area_from_box: annotations may lack ``area`` (CrowdPose files have none); the box area is
+            used for the filter of empty annotations instead.
+
+    Returns:
+        N records as described in the module docstring; keypoints (K, 2), visible (K,).
+
+    Raises:
+        DatasetNotFoundError: a file does not exist.
+        AnnotationError: malformed content (message names the file and the problem).
+    """
+    ann_file, image_dir = Path(ann_file), Path(image_dir)
+    if training and det_file is not None:
+        raise ValueError("detection boxes (det_file) are only used for evaluation, not for training")
+    data = read_coco_json(ann_file)
+    images = image_table(data, ann_file)
+    if det_file is not None:
+        # the annotations are still validated: the metric evaluates against them
+        keypoint_categories(data, ann_file, keypoint_info)
+        return _det_records(
+            Path(det_file), images, image_dir, ann_file, keypoint_info, aspect_ratio, padding, det_score_thr
+        )
+    return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding, area_from_box)
+
+
+def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:
+    """Raise DatasetNotFoundError unless ``ann_file`` is a file and ``image_dir`` a folder.
+
+    The message lists what is missing, the standard layout under ``root``, where to download
+    COCO, how to point the configuration elsewhere, and that ``data=synthetic`` works offline.
+
+    Args:
+        root: dataset root (``data.root``).
+        ann_file: annotation file expected for ``split``.
+        image_dir: image folder expected for ``split``.
+        split: name used in the message (e.g. "train2017", "val2017").
+    """
+    root, ann_file, image_dir = Path(root), Path(ann_file), Path(image_dir)
+    missing = []
+    if not root.is_dir():
+        missing.append(f"dataset root {root}")
+    if not ann_file.is_file():
+        missing.append(f"annotation file {ann_file}")
+    if not image_dir.is_dir():
+        missing.append(f"image folder {image_dir}/")
+    if not missing:
+        return
+    lines = [
+        f"COCO {split} data not found. Missing: " + "; ".join(missing) + ".",
+        "",
+        f"Expected layout under ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})") + ":",
+        "  ROOT/annotations/person_keypoints_train2017.json",
+        "  ROOT/annotations/person_keypoints_val2017.json",
+        "  ROOT/images/train2017/   (000000xxxxxx.jpg)",
+        "  ROOT/images/val2017/",
+        "",
+        "Get it with:",
+        f"  python -m src.readers.coco_download --root {root}",
+        "or download and unzip (images into ROOT/images/, annotations into ROOT/):",
+        *(f"  {url}" for url in COCO_URLS.values()),
+        "",
+        "Point to another location with e.g. data.root=/path/to/coco, or per file with",
+        "data.reader.train_ann=... data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...",
+        "No data at hand? data=synthetic generates a small COCO-format dataset offline.",
+    ]
+    raise DatasetNotFoundError("\n".join(lines))

@@ -1,0 +1,28 @@
+"""Embedded synthetic dataset: articulated 3D figures rendered to a COCO person-keypoint dataset.
+
+Modules: figure (3D skeleton, proportions, joint limits, poses), camera (pinhole projection),
+appearance (clothing, face/hair, figure primitives), raster (depth-buffered rasteriser),
+background (clutter), scene (one image with visibility and masks), coco_writer (COCO records),
+generate (cached dataset writer and CLI: ``python -m src.synthetic.generate``), mpii_writer
+(the same figures as an MPII-format dataset: ``python -m src.synthetic.mpii_writer``), cache
+(generate once per parameter set into a folder, atomically).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ensure_synthetic_coco", "ensure_synthetic_mpii"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported lazily so that ``python -m src.synthetic.generate`` runs without a double import
+    if name == "ensure_synthetic_coco":
+        from src.synthetic.generate import ensure_synthetic_coco
+
+        return ensure_synthetic_coco
+    if name == "ensure_synthetic_mpii":
+        from src.synthetic.mpii_writer import ensure_synthetic_mpii
+
+        return ensure_synthetic_mpii
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
