@@ -287,6 +287,38 @@ CROWDPOSE14 = KeypointInfo(
     joint_weights=(1.0,) * 14,
 )
 
+#: The MPII-16 joints as the official ground truth (``gt_valid.mat``) spells them, in MPII16 order.
+MPII_SHORT_NAMES = (
+    "rank",
+    "rkne",
+    "rhip",
+    "lhip",
+    "lkne",
+    "lank",
+    "pelv",
+    "thor",
+    "neck",
+    "head",
+    "rwri",
+    "relb",
+    "rsho",
+    "lsho",
+    "lelb",
+    "lwri",
+)
+
+#: Other spellings of those joints -> the gt_valid.mat one: the MPII annotation tools and the
+#: Stacked Hourglass code write the thorax "Thrx", and the mpii16 layout uses long names.
+MPII_NAME_ALIASES = {"thrx": "thor", **dict(zip(MPII16.keypoint_names, MPII_SHORT_NAMES))}
+
+
+def mpii_joint_name(name: str) -> str:
+    """The gt_valid.mat spelling of an MPII joint name in any case or known spelling ("Thrx" ->
+    "thor", "head_top" -> "head"); other names come back lower-cased and stripped."""
+    key = str(name).strip().lower()
+    return MPII_NAME_ALIASES.get(key, key)
+
+
 _REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18, CROWDPOSE14)}
 
 #: Joints that two layouts name differently but that datasets are matched on (3DMPPE maps MPII's

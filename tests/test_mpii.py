@@ -157,9 +157,19 @@ def test_oracle_pckh_on_synthetic_mpii(tmp_path, data_dir):
 
 
 @pytest.mark.skipif(not REAL_MPII.is_dir(), reason="real MPII samples (../shared) not available")
-def test_oracle_pckh_on_real_samples(tmp_path):
-    """The real MPII samples through the official HRNet MPII codec (256x256, heatmap 64, sigma 2)."""
+@pytest.mark.parametrize("thorax", ["thor", "thrx"])
+def test_oracle_pckh_on_real_samples(tmp_path, thorax):
+    """The real MPII samples through the official HRNet MPII codec (256x256, heatmap 64, sigma 2),
+    with the gt_valid.mat joint names of the HRNet files ("thor") and of the MPII tools ("thrx")."""
+    from dataclasses import replace
+
+    from src.readers.mpii_ground_truth import read_mpii_ground_truth, write_mpii_ground_truth
+
     root = layout_real_mpii(tmp_path / "mpii")
+    gt_file = root / "annot" / "gt_valid.mat"
+    gt = read_mpii_ground_truth(gt_file)
+    names = tuple(thorax if name == "thor" else name for name in gt.joint_names)
+    write_mpii_ground_truth(gt_file, replace(gt, joint_names=names))
     cfg = compose_run(
         "eval",
         ["experiment=hrnet_w32_256x256_mpii", "oracle=true", f"data.root={root}"],

@@ -6,18 +6,26 @@ K keypoints, T thresholds. Coordinates are pixels; pred and gt must share one co
 
 A keypoint (i, j) is correct when ``dist_ij / normalizer_i <= threshold`` (``<=`` as the official
 HRNet evaluator; pytorch-pose uses ``<``). Only visible entries are scored.
+
+People without a usable normaliser (0 for a missing or zero-size head box): `pck`, `pck_curve`
+and `pck_auc` raise by default, or leave them out with ``zero_normalizer="skip"`` as mmpose's
+``keypoint_pck_accuracy`` does; `mpii_pckh` divides unchecked, as the official MPII evaluator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+
+from src.layouts import MPII_SHORT_NAMES, mpii_joint_name
 
 __all__ = [
     "MPII_MEAN_EXCLUDED",
     "MPII_PCKH_GROUPS",
     "OFFICIAL_MPII_THRESHOLDS",
+    "PCKResult",
     "bbox_size",
     "end_point_error",
     "head_size",
@@ -27,6 +35,7 @@ __all__ = [
     "pck_auc",
     "pck_curve",
     "torso_size",
+    "unusable_normalizers",
 ]
 
 #: Threshold grid of the official evaluator (HRNet lib/dataset/mpii.py). Its row 11, threshold 0.11,
@@ -44,8 +53,12 @@ MPII_PCKH_GROUPS: dict[str, tuple[str, ...]] = {
     "Knee": ("lkne", "rkne"),
     "Ankle": ("lank", "rank"),
 }
-#: Joints left out of the official mean PCKh (they are reported per joint only).
-MPII_MEAN_EXCLUDED = ("pelv", "thor")
+#: Positions of the joints left out of the official mean PCKh, pelvis and thorax (reported per joint
+#: only). The official evaluators mask them by position in the 16-joint MPII order, not by name.
+MPII_MEAN_EXCLUDED = (MPII_SHORT_NAMES.index("pelv"), MPII_SHORT_NAMES.index("thor"))
+
+#: What `pck` does with a scored person whose normaliser is not finite and > 0.
+ZeroNormalizer = Literal["raise", "skip"]
 
 
 # --------------------------------------------------------------------------- input checks
@@ -78,19 +91,37 @@ def _normalized_errors(pred: np.ndarray, gt: np.ndarray, normalizer: np.ndarray)
         return distances / np.asarray(normalizer, dtype=np.float64)[:, None]
 
 
-def _check_normalizer(normalizer: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """(N,) float64 normaliser; ValueError unless it is finite and > 0 for every person with a visible joint."""
+def unusable_normalizers(normalizer: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(N,) bool: people with a visible joint whose normaliser is not finite and > 0 (0 for a person
+    without a head box or with a zero-size one); ``zero_normalizer="skip"`` leaves exactly these out."""
     normalizer = np.asarray(normalizer, dtype=np.float64)
-    if normalizer.shape != visible.shape[:1]:
+    visible = np.asarray(visible).astype(bool)
+    if visible.ndim != 2 or normalizer.shape != visible.shape[:1]:
         raise ValueError(f"normalizer has shape {normalizer.shape}, expected (N,) = {visible.shape[:1]}")
-    scored = visible.any(axis=1)
-    bad = np.flatnonzero(scored & ~(np.isfinite(normalizer) & (normalizer > 0)))
-    if len(bad):
+    with np.errstate(invalid="ignore"):
+        return visible.any(axis=1) & ~(np.isfinite(normalizer) & (normalizer > 0))
+
+
+def _check_normalizer(
+    normalizer: np.ndarray, visible: np.ndarray, zero_normalizer: ZeroNormalizer
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(N,) float64 normaliser, the (N, K) visible entries still scored, and how many people were left out.
+
+    ``zero_normalizer="raise"``: ValueError unless the normaliser is finite and > 0 for every person
+    with a visible joint. ``"skip"``: those people's joints are not scored.
+    """
+    if zero_normalizer not in ("raise", "skip"):
+        raise ValueError(f"zero_normalizer must be 'raise' or 'skip', got {zero_normalizer!r}")
+    bad = unusable_normalizers(normalizer, visible)
+    normalizer = np.asarray(normalizer, dtype=np.float64)
+    first = np.flatnonzero(bad)
+    if zero_normalizer == "raise" and len(first):
         raise ValueError(
-            f"normalizer must be finite and > 0 for every person with a visible joint; {len(bad)} are not "
-            f"(first: person {bad[0]}, value {normalizer[bad[0]]}). Drop those people or mark their joints invisible."
+            f"normalizer must be finite and > 0 for every person with a visible joint; {len(first)} are not "
+            f"(first: person {first[0]}, value {normalizer[first[0]]}). Drop those people, mark their joints "
+            'invisible, or pass zero_normalizer="skip" to leave them out'
         )
-    return normalizer
+    return normalizer, visible & ~bad[:, None], len(first)
 
 
 def _percent_correct(errors: np.ndarray, visible: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -106,43 +137,92 @@ def _percent_correct(errors: np.ndarray, visible: np.ndarray, threshold: float) 
 # --------------------------------------------------------------------------- PCK, curve, AUC, EPE
 
 
+class PCKResult(tuple):
+    """What `pck` returns: unpacks as ``(per_joint, counts)``; ``skipped`` is the number of people
+    left out for their normaliser (always 0 with ``zero_normalizer="raise"``)."""
+
+    skipped: int
+
+    def __new__(cls, per_joint: np.ndarray, counts: np.ndarray, skipped: int) -> PCKResult:
+        result = super().__new__(cls, (per_joint, counts))
+        result.skipped = int(skipped)
+        return result
+
+    @property
+    def per_joint(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self[1]
+
+
 def pck(
-    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, normalizer: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    normalizer: np.ndarray,
+    threshold: float,
+    *,
+    zero_normalizer: ZeroNormalizer = "raise",
+) -> PCKResult:
     """Percentage of correct keypoints per joint.
 
     Args:
         pred: (N, K, 2) predicted keypoints.
         gt: (N, K, 2) ground truth, same pixel convention as pred.
         visible: (N, K) bool, True where the joint is annotated (only these are scored).
-        normalizer: (N,) per-person scale (head size, box size, torso size); must be > 0 for
-            every person with a visible joint (ValueError otherwise).
+        normalizer: (N,) per-person scale (head size, box size, torso size).
         threshold: correct when ``dist / normalizer <= threshold``.
+        zero_normalizer: what to do with a person who has a visible joint but a normaliser that is
+            not finite and > 0 (no head box, a zero-size box): "raise" a ValueError (the default),
+            or "skip" the person, as mmpose's ``keypoint_pck_accuracy`` leaves out samples whose
+            normaliser is 0 (mmpose replaces negative ones by 1e6 and scores them; "skip" leaves
+            those out too). The official MPII evaluator checks nothing (see `mpii_pckh`).
 
     Returns:
-        per_joint: (K,) float64 percent in [0, 100], NaN where a joint has no visible entry.
-        counts: (K,) int64 number of visible entries per joint.
+        A `PCKResult`, unpacked as ``per_joint, counts``:
+        per_joint: (K,) float64 percent in [0, 100], NaN where a joint has no scored entry.
+        counts: (K,) int64 number of scored entries per joint.
+        ``.skipped``: the number of people left out by ``zero_normalizer="skip"``.
     """
     pred, gt, visible = _keypoint_arrays(pred, gt, visible)
-    normalizer = _check_normalizer(normalizer, visible)
-    return _percent_correct(_normalized_errors(pred, gt, normalizer), visible, threshold)
+    normalizer, scored, skipped = _check_normalizer(normalizer, visible, zero_normalizer)
+    per_joint, counts = _percent_correct(_normalized_errors(pred, gt, normalizer), scored, threshold)
+    return PCKResult(per_joint, counts, skipped)
 
 
 def pck_curve(
-    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, normalizer: np.ndarray, thresholds: Sequence[float]
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    normalizer: np.ndarray,
+    thresholds: Sequence[float],
+    *,
+    zero_normalizer: ZeroNormalizer = "raise",
 ) -> np.ndarray:
-    """(T, K) per-joint PCK (percent, NaN where a joint has no visible entry) at each of T thresholds."""
+    """(T, K) per-joint PCK (percent, NaN where a joint has no scored entry) at each of T thresholds.
+
+    ``zero_normalizer`` as in `pck` (the people left out are the same at every threshold:
+    ``pck(...).skipped`` or ``unusable_normalizers(normalizer, visible).sum()`` counts them).
+    """
     pred, gt, visible = _keypoint_arrays(pred, gt, visible)
-    normalizer = _check_normalizer(normalizer, visible)
+    normalizer, scored, _ = _check_normalizer(normalizer, visible, zero_normalizer)
     errors = _normalized_errors(pred, gt, normalizer)  # computed once for all thresholds
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if len(thresholds) == 0:
         raise ValueError("thresholds is empty")
-    return np.stack([_percent_correct(errors, visible, t)[0] for t in thresholds])
+    return np.stack([_percent_correct(errors, scored, t)[0] for t in thresholds])
 
 
 def pck_auc(
-    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, normalizer: np.ndarray, thresholds: Sequence[float]
+    pred: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    normalizer: np.ndarray,
+    thresholds: Sequence[float],
+    *,
+    zero_normalizer: ZeroNormalizer = "raise",
 ) -> float:
     """Area under the mean-PCK curve, normalised to [0, 100] over the threshold range.
 
@@ -151,12 +231,12 @@ def pck_auc(
     The area is the trapezoid rule over those samples divided by (t_{T-1} - t_0), so a model that
     is correct at every threshold scores 100. Example: thresholds np.linspace(0, 0.5, 51).
 
-    Returns NaN when no joint is visible at all.
+    Returns NaN when no joint is visible at all. ``zero_normalizer`` as in `pck`.
     """
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if len(thresholds) < 2 or not np.all(np.diff(thresholds) > 0):
         raise ValueError(f"thresholds must be at least two strictly increasing values, got {thresholds.tolist()}")
-    curve = pck_curve(pred, gt, visible, normalizer, thresholds)  # (T, K)
+    curve = pck_curve(pred, gt, visible, normalizer, thresholds, zero_normalizer=zero_normalizer)  # (T, K)
     scored = ~np.isnan(curve[0])  # NaN columns (no visible entry) are NaN at every threshold
     if not scored.any():
         return float("nan")
@@ -203,7 +283,8 @@ def bbox_size(gt: np.ndarray, visible: np.ndarray) -> np.ndarray:
 
     The max side, as in the PCK of Yang & Ramanan: it does not shrink for a person seen from the
     side the way the short side does. NaN for a person with no visible joint (`pck` does not score
-    them) and 0 for a person with a single one (`pck` rejects it: filter such people first).
+    them) and 0 for a person with a single one (`pck` rejects it, or leaves it out with
+    ``zero_normalizer="skip"``).
 
     Args:
         gt: (N, K, 2) ground-truth keypoints.
@@ -244,8 +325,10 @@ def torso_size(gt: np.ndarray, left_shoulder: int, right_hip: int, *, visible: n
 
 
 def _joint_index(joint_names: Sequence[str], name: str) -> int:
+    """Index of the joint ``name`` (gt_valid.mat spelling) among names in any known spelling."""
+    spelled = [mpii_joint_name(n) for n in joint_names]
     try:
-        return list(joint_names).index(name)
+        return spelled.index(name)
     except ValueError:
         raise ValueError(f"MPII PCKh needs joint {name!r}, which is not in joint_names {list(joint_names)}") from None
 
@@ -319,8 +402,14 @@ def mpii_pckh(
 
     Head size = 0.6 x head box diagonal; a joint is correct when dist / head size <= threshold;
     per-joint PCKh in percent over the annotated entries; groups Head (joint 'head') and
-    Shoulder/Elbow/Wrist/Hip/Knee/Ankle (mean of left and right); Mean = sum over the joints
-    other than 'pelv' and 'thor' of PCKh_j * count_j / sum(count) (count-weighted).
+    Shoulder/Elbow/Wrist/Hip/Knee/Ankle (mean of left and right), found by name as the official
+    code does; Mean = sum over the joints other than pelvis and thorax of PCKh_j * count_j /
+    sum(count) (count-weighted). Pelvis and thorax are left out by position (6 and 7 of the
+    16-joint MPII order), as the official code masks them, so their spelling does not matter.
+
+    Head sizes are not checked, as in the official evaluators (HRNet and MPII's MATLAB code): a
+    person with a zero-size head box has every annotated joint counted as wrong. Use `pck` with
+    `head_size` to raise on such people or leave them out instead.
 
     Args:
         pred: (N, K, 2) predictions, same pixel convention as gt (for gt_valid.mat: 1-based, so the
@@ -328,8 +417,9 @@ def mpii_pckh(
         gt_positions: (N, K, 2) ground truth.
         missing: (N, K) bool, True where a joint is not annotated (not scored).
         headboxes: (N, 2, 2) head box corners [[x1, y1], [x2, y2]].
-        joint_names: K names as in gt_valid.mat ('rank', 'rkne', ..., 'head', ..., 'lwri'); joints
-            are found by name (ValueError naming a missing one).
+        joint_names: the 16 names of gt_valid.mat ('rank', 'rkne', ..., 'head', ..., 'lwri'), in
+            any case or known spelling (the MPII tools' 'thrx', the mpii16 layout's long names);
+            the group joints are found by name (ValueError naming a missing one).
         threshold: threshold of "PCKh" and the group values.
         low_threshold: threshold of "PCKh@0.1".
         official_low_column: report as "PCKh@0.1" the official "Mean@0.1" column instead, which
@@ -347,10 +437,11 @@ def mpii_pckh(
     k = visible.shape[1]
     if len(joint_names) != k:
         raise ValueError(f"joint_names has {len(joint_names)} names for K={k} joints")
+    if k != len(MPII_SHORT_NAMES):
+        raise ValueError(f"MPII PCKh scores the {len(MPII_SHORT_NAMES)} MPII joints in their official order, got K={k}")
     groups = {group: [_joint_index(joint_names, name) for name in names] for group, names in MPII_PCKH_GROUPS.items()}
     included = np.ones(k, dtype=bool)
-    for name in MPII_MEAN_EXCLUDED:
-        included[_joint_index(joint_names, name)] = False
+    included[list(MPII_MEAN_EXCLUDED)] = False
 
     errors = _normalized_errors(pred, gt_positions, head_size(headboxes))  # official: no check on head size
     per_joint, counts = _percent_correct(errors, visible, threshold)

@@ -17,27 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from src.layouts import MPII_SHORT_NAMES, mpii_joint_name
 from src.readers.errors import AnnotationError, DatasetNotFoundError
 
-#: Joint names of gt_valid.mat, in the channel order of the MPII-16 layout.
-MPII_JOINT_NAMES = (
-    "rank",
-    "rkne",
-    "rhip",
-    "lhip",
-    "lkne",
-    "lank",
-    "pelv",
-    "thor",
-    "neck",
-    "head",
-    "rwri",
-    "relb",
-    "rsho",
-    "lsho",
-    "lelb",
-    "lwri",
-)
+#: Joint names of gt_valid.mat, in the channel order of the MPII-16 layout. Names read from a file
+#: are brought to these spellings (`src.layouts.mpii_joint_name`: "Thrx" of the MPII tools -> "thor").
+MPII_JOINT_NAMES = MPII_SHORT_NAMES
 
 
 @dataclass(frozen=True)
@@ -48,7 +33,7 @@ class MPIIGroundTruth:
         positions: (N, K, 2) float64, 1-based MATLAB pixels.
         missing: (N, K) bool, True where the joint is not annotated.
         headboxes: (N, 2, 2) float64 head box corners [[x1, y1], [x2, y2]].
-        joint_names: K names, as in ``dataset_joints``.
+        joint_names: K names of ``dataset_joints`` in the gt_valid.mat spelling (`MPII_JOINT_NAMES`).
     """
 
     positions: np.ndarray
@@ -79,7 +64,11 @@ def _field(mat: dict, key: str, path: Path, shape_hint: str) -> np.ndarray:
 
 
 def read_mpii_ground_truth(path: str | Path) -> MPIIGroundTruth:
-    """Read ``gt_valid.mat``; raise errors that name the file and the variable that is wrong."""
+    """Read ``gt_valid.mat``; raise errors that name the file and the variable that is wrong.
+
+    Joint names are returned in the gt_valid.mat spelling whatever the file uses (any case, the
+    MPII tools' "thrx" for the thorax), so files written by either tool give the same result.
+    """
     from scipy.io import loadmat
 
     path = Path(path)
@@ -102,7 +91,7 @@ def read_mpii_ground_truth(path: str | Path) -> MPIIGroundTruth:
     names = MPII_JOINT_NAMES if k == len(MPII_JOINT_NAMES) else tuple(f"joint{i}" for i in range(k))
     if "dataset_joints" in mat:
         raw = np.asarray(mat["dataset_joints"]).ravel()
-        names = tuple(str(np.asarray(v).ravel()[0]) if np.asarray(v).size else "" for v in raw)
+        names = tuple(mpii_joint_name(np.asarray(v).ravel()[0]) if np.asarray(v).size else "" for v in raw)
         if len(names) != k:
             raise AnnotationError(f"{path}: dataset_joints names {len(names)} joints, pos_gt_src {k}")
     return MPIIGroundTruth(

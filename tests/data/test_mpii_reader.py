@@ -23,7 +23,12 @@ from src.readers.mpii import (
     load_mpii_records,
     read_mpii_json,
 )
-from src.readers.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_truth
+from src.readers.mpii_ground_truth import (
+    MPII_JOINT_NAMES,
+    MPIIGroundTruth,
+    read_mpii_ground_truth,
+    write_mpii_ground_truth,
+)
 from src.synthetic.readers import SyntheticMPIIReader
 from tests.helpers import REAL_MPII, layout_real_mpii
 
@@ -409,6 +414,21 @@ def test_synthetic_reader_generates_on_prepare(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(fake, "ensure_synthetic_mpii", lambda root, **kw: make_tiny_mpii(Path(root)))
     with pytest.raises(DatasetNotFoundError, match="pictures"):
         broken.prepare()
+
+
+def test_ground_truth_joint_names_in_any_spelling_read_as_gt_valid_names(tmp_path: Path) -> None:
+    """The MPII tools spell the thorax "thrx", the Stacked Hourglass code "Thrx" and capitalises the
+    rest: all read as the names of the HRNet gt_valid.mat, the positions untouched."""
+    truth = _ground_truth(VALID)
+    tools = tuple("thrx" if n == "thor" else n for n in MPII_JOINT_NAMES)
+    hourglass = tuple(n.capitalize() if n != "thor" else "Thrx" for n in MPII_JOINT_NAMES)
+    for i, names in enumerate((tools, hourglass)):
+        path = write_mpii_ground_truth(
+            tmp_path / f"{i}.mat", MPIIGroundTruth(truth.positions, truth.missing, truth.headboxes, joint_names=names)
+        )
+        read = read_mpii_ground_truth(path)
+        assert read.joint_names == MPII_JOINT_NAMES
+        np.testing.assert_array_equal(read.positions, truth.positions)
 
 
 # --------------------------------------------------------------------------- real samples

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from src.layouts import MPII16, mpii_joint_name
 from src.metrics.pck import (
     bbox_size,
     end_point_error,
@@ -15,6 +16,7 @@ from src.metrics.pck import (
     pck_auc,
     pck_curve,
     torso_size,
+    unusable_normalizers,
 )
 from src.readers.mpii_ground_truth import MPII_JOINT_NAMES
 
@@ -262,3 +264,79 @@ def test_mpii_pckh_names_a_missing_joint() -> None:
         mpii_pckh(positions, positions, missing, boxes, joint_names=names)
     with pytest.raises(ValueError, match="15 names for K=16"):
         mpii_pckh(positions, positions, missing, boxes, joint_names=NAMES[:15])
+
+
+def test_mpii_pckh_accepts_every_spelling_and_excludes_pelvis_and_thorax_by_position() -> None:
+    positions, missing, boxes = _mpii_people(5, seed=7)
+    pred = positions + np.random.default_rng(8).normal(0, 10, positions.shape)
+    official = mpii_pckh(pred, positions, missing, boxes, joint_names=NAMES)
+    tools = tuple("thrx" if n == "thor" else n for n in NAMES)  # the MPII annotation tools' thorax
+    assert mpii_pckh(pred, positions, missing, boxes, joint_names=tools) == official
+    assert mpii_pckh(pred, positions, missing, boxes, joint_names=[n.upper() for n in tools]) == official
+    long_names = MPII16.keypoint_names  # right_ankle, ..., thorax, upper_neck, head_top, ...
+    assert mpii_pckh(pred, positions, missing, boxes, joint_names=long_names) == official
+    # positions 6 and 7 are left out of the mean whatever they are called
+    unnamed = tuple(f"joint{i}" if i in (6, 7) else n for i, n in enumerate(NAMES))
+    assert mpii_pckh(pred, positions, missing, boxes, joint_names=unnamed) == official
+    pred[:, 6:8] += 100.0
+    assert mpii_pckh(pred, positions, missing, boxes, joint_names=unnamed)["PCKh"] == official["PCKh"]
+    with pytest.raises(ValueError, match="16 MPII joints .* K=14"):
+        mpii_pckh(pred[:, :14], positions[:, :14], missing[:, :14], boxes, joint_names=NAMES[:14])
+
+
+def test_mpii_joint_name_spellings() -> None:
+    assert [mpii_joint_name(n) for n in ("Thrx", "thrx", " THOR ", "thorax", "head_top", "upper_neck")] == [
+        "thor",
+        "thor",
+        "thor",
+        "thor",
+        "head",
+        "neck",
+    ]
+    assert mpii_joint_name("joint6") == "joint6"
+
+
+# --------------------------------------------------------------------------- people without a normaliser
+
+
+def test_pck_raises_on_a_zero_normaliser_by_default_and_skips_it_on_request() -> None:
+    gt = np.zeros((4, 2, 2))
+    pred = gt.copy()
+    pred[3] += 100.0  # person 3: wrong (normaliser 1)
+    visible = np.ones((4, 2), dtype=bool)
+    visible[2] = False  # person 2: nothing visible, a NaN normaliser is never looked at
+    head = np.array([1.0, 0.0, np.nan, 1.0])  # person 1: a zero-size head box
+    with pytest.raises(ValueError, match=r"person 1, value 0\.0.*zero_normalizer=\"skip\""):
+        pck(pred, gt, visible, head, 0.5)
+    result = pck(pred, gt, visible, head, 0.5, zero_normalizer="skip")
+    per_joint, counts = result  # unpacks as before
+    assert per_joint.tolist() == [50.0, 50.0] and counts.tolist() == [2, 2] and result.skipped == 1
+    assert pck(pred, gt, visible, np.ones(4), 0.5).skipped == 0
+    # negative and infinite normalisers are left out too
+    skipped = pck(pred, gt, visible, np.array([1.0, -2.0, 1.0, np.inf]), 0.5, zero_normalizer="skip")
+    assert skipped.per_joint.tolist() == [100.0, 100.0] and skipped.counts.tolist() == [1, 1] and skipped.skipped == 2
+    assert unusable_normalizers(head, visible).tolist() == [False, True, False, False]
+    curve = pck_curve(pred, gt, visible, head, [0.5, 1000.0], zero_normalizer="skip")
+    assert curve.tolist() == [[50.0, 50.0], [100.0, 100.0]]
+    assert pck_auc(pred, gt, visible, head, [0.5, 1000.0], zero_normalizer="skip") == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="person 1"):
+        pck_auc(pred, gt, visible, head, [0.5, 1000.0])
+    with pytest.raises(ValueError, match="'raise' or 'skip'"):
+        pck(pred, gt, visible, head, 0.5, zero_normalizer="ignore")
+
+
+def test_skipping_matches_mmpose_masking_of_zero_normalisers() -> None:
+    """mmpose's keypoint_pck_accuracy masks every joint of a sample whose normaliser is 0 and scores
+    the rest; restated here: drop those people, then score as usual."""
+    rng = np.random.default_rng(5)
+    gt = rng.uniform(0, 100, (20, 5, 2))
+    pred = gt + rng.normal(0, 8, gt.shape)
+    visible = rng.uniform(size=(20, 5)) < 0.8
+    norm = rng.uniform(20, 60, 20)
+    norm[[3, 11, 12]] = 0.0
+    kept = norm > 0
+    result = pck(pred, gt, visible, norm, 0.2, zero_normalizer="skip")
+    expected = pck(pred[kept], gt[kept], visible[kept], norm[kept], 0.2)
+    np.testing.assert_array_equal(result.per_joint, expected.per_joint)
+    np.testing.assert_array_equal(result.counts, expected.counts)
+    assert result.skipped == int((~kept & visible.any(axis=1)).sum())

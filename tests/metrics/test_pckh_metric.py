@@ -151,3 +151,35 @@ def test_out_of_range_sample_id_names_the_file(gt) -> None:
     metric.update(preds, {"sample_id": torch.tensor([0, N])})
     with pytest.raises(ValueError, match=rf"sample id {N} out of range .*gt_valid\.mat"):
         metric.compute()
+
+
+#: gt_valid.mat spellings: the HRNet file's, the MPII annotation tools' thorax, the Stacked Hourglass code's.
+SPELLINGS = {
+    "hrnet": MPII_JOINT_NAMES,
+    "mpii_tools": tuple("thrx" if name == "thor" else name for name in MPII_JOINT_NAMES),
+    "hourglass": ("RAnk", "RKne", "RHip", "LHip", "LKne", "LAnk", "Pelv", "Thrx", "Neck", "Head")
+    + ("RWri", "RElb", "RSho", "LSho", "LElb", "LWri"),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_every_spelling_of_the_joint_names_gives_the_official_result(gt, tmp_path: Path, spelling: str) -> None:
+    path, truth = gt
+    names = SPELLINGS[spelling]
+    respelled = write_mpii_ground_truth(
+        tmp_path / spelling / "gt_valid.mat",
+        MPIIGroundTruth(truth.positions, truth.missing, truth.headboxes, joint_names=names),
+    )
+    preds, batch = _predictions(truth, list(range(N)))
+    preds["keypoints"][:, 6:8, :2] += 100.0  # pelvis and thorax wrong: outside the mean
+    preds["keypoints"][1, LSHO, :2] += 100.0  # one wrong left shoulder: inside it
+    results = {}
+    for file in (path, respelled):
+        metric = PCKhMetric(gt_file=file, keypoint_info=MPII16)
+        metric.update(preds, batch)
+        results[file] = metric.compute()
+        assert list(metric.last_per_joint) == list(MPII_JOINT_NAMES)  # one spelling, whatever the file's
+        assert metric.last_per_joint["thor"] == 0.0 and metric.last_per_joint["pelv"] == 0.0
+    assert results[respelled] == results[path]
+    assert results[path]["PCKh/Shoulder"] == pytest.approx(100.0 - 50.0 / N)
+    assert 97.0 < results[path]["PCKh"] < 100.0
