@@ -19,10 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from src import runner
 from src.layouts import get_keypoint_info
 from src.paradigms import get_paradigm
 from src.readers.checks import KINDS, Finding, check_coco_annotations, check_image
@@ -31,6 +31,8 @@ from src.utils.run_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 SHOWN = 5
+#: Exit status when the data is not there at all (1: it is there, with fatal problems).
+NO_DATA = 2
 
 
 def scan(cfg: DictConfig) -> list[Finding]:
@@ -83,14 +85,15 @@ def report(findings: list[Finding]) -> tuple[str, bool]:
     return "\n".join(lines), any(f.fatal for f in findings)
 
 
+@runner.task
 def check(cfg: DictConfig) -> int:
     """Run the checks of ``cfg``; returns the exit status (0 fine, 1 fatal problems, 2 no data)."""
     output_dir = Path(cfg.paths.output_dir)
     try:
         findings = scan(cfg)
     except DatasetNotFoundError as err:
-        print(err, file=sys.stderr)
-        return 2
+        runner.report_error(err)
+        return NO_DATA
     text, fatal = report(findings)
     write_json_atomic(
         output_dir / "check_data.json",
@@ -101,7 +104,7 @@ def check(cfg: DictConfig) -> int:
     return 1 if fatal else 0
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="check_data")
+@runner.main("check_data", status=lambda err: NO_DATA if isinstance(err, DatasetNotFoundError) else 1)
 def main(cfg: DictConfig) -> Any:
     sys.exit(check(cfg))
 

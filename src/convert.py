@@ -17,13 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from src import runner
 from src.tasks.base import PoseModule
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def converted_checkpoint(task: PoseModule) -> dict[str, Any]:
     return checkpoint
 
 
+@runner.task
 def convert(cfg: DictConfig) -> Path:
     """Build the configured task from the official file and save it; returns the checkpoint path."""
     if not cfg.get("official"):
@@ -67,7 +68,7 @@ def convert(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="convert")
+@runner.main("convert")
 def main(cfg: DictConfig) -> None:
     convert(cfg)
 

@@ -22,20 +22,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning.pytorch as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
+from src import runner
 from src.inference.detections import detect_people
 from src.inference.predictor import Predictor
 from src.tasks.base import to_plain
 from src.tasks.loading import load_task
 from src.utils.builders import build_datamodule
-from src.utils.hardware import apply_fast_path
-from src.utils.run_io import resolved_config, run_info, write_json_atomic
+from src.utils.run_io import write_json_atomic
 from src.visualization.predictions import save_prediction_picture
 
 log = logging.getLogger(__name__)
@@ -62,6 +61,17 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             ", ".join(f"{k}=" for k in TEST_OPTION_KEYS),
         )
     model = load_task(cfg.ckpt_path)
+    # the checkpoint holds the memory format of the run that wrote it; this run's fast path decides
+    run = runner.current_run()
+    run.record(
+        **runner.resolve_task(
+            model,
+            enabled=bool(cfg.get("fast_path", False)),
+            batch_size=int(cfg.data.get("val_batch_size", 1)),
+            precision=str(cfg.trainer.precision),
+            accelerator=str(cfg.trainer.get("accelerator", "auto")),
+        )
+    )
     model.set_test_options(**{k: to_plain(cfg.get(k)) for k in TEST_OPTION_KEYS})
     model.num_visualized = int(cfg.get("num_visualized", 0))
     if "sigma" in cfg.data and hasattr(model.codec, "sigma"):  # the targets of the model's own codec
@@ -92,7 +102,7 @@ def use_detector_boxes(cfg: DictConfig, model: Any, output_dir: Path) -> Path:
     reader = instantiate(cfg.data.reader)
     if "det_file" not in cfg.data.reader or not hasattr(reader, "image_files"):
         raise ValueError(f"detector_ckpt: data={cfg.data.name} reads no detection boxes (COCO-format data does)")
-    reader.prepare()
+    reader.prepare(splits=("val",))
     detector = Predictor(load_task(cfg.detector_ckpt))
     predictor = Predictor(
         model, detector=detector, **({"detector_padding": cfg.detector_padding} if cfg.get("detector_padding") else {})
@@ -111,7 +121,7 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     task_class = get_class(cfg.model._target_)
     codec = instantiate(cfg.model.codec)
     datamodule = build_datamodule(cfg.data, codec=codec, paradigm=task_class.paradigm)
-    datamodule.prepare_data()
+    datamodule.prepare_data("validate")
     datamodule.setup("validate")
     evaluation = {**task_class.default_evaluation, **(to_plain(cfg.model.get("evaluation")) or {})}
     metric = datamodule.build_metric(task_class.submission(evaluation))
@@ -149,18 +159,20 @@ def evaluate_mean_pose(cfg: DictConfig) -> dict[str, float]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
+    """Evaluate what ``cfg`` (conf/eval.yaml) names; prints and returns the metrics."""
     if cfg.get("ckpt_path") and not (cfg.get("oracle") or cfg.get("mean_pose")):
         # the checkpoint brings its model; the composed default (which may interpolate keys that
         # this data config lacks, e.g. data.sigma) is not part of the run
         with open_dict(cfg):
             cfg.run_name = str(cfg.get("run_name"))
             cfg.pop("model", None)
-    fast = apply_fast_path(cfg)
-    info = run_info(resolved_config(cfg))
-    info["fast_path"] = fast
-    write_json_atomic(output_dir / "run_info.json", info)
+    return _evaluate(cfg)
+
+
+@runner.task
+def _evaluate(cfg: DictConfig) -> dict[str, float]:
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
     if cfg.get("oracle"):
         metrics = evaluate_oracle(cfg, output_dir)
     elif cfg.get("mean_pose"):
@@ -180,7 +192,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@runner.main("eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

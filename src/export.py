@@ -18,12 +18,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from src import runner
 from src.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 from src.tasks.base import to_plain
 from src.tasks.loading import load_task
@@ -131,13 +131,19 @@ def check_onnx_parity(task: Any, path: Path, images: torch.Tensor) -> float:
     return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
 
 
+@runner.task
 def run(cfg: DictConfig) -> Path:
+    """Export the checkpoint ``cfg`` (conf/export.yaml) names; returns the exported file."""
     if not cfg.get("ckpt_path"):
         raise ValueError("python -m src.export needs ckpt_path=PATH (a checkpoint of src.train or src.convert)")
     file_format = str(cfg.get("format", "onnx"))
     if file_format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {file_format!r}")
     task = load_task(cfg.ckpt_path).eval()
+    # the traced weights take this run's memory format (the graph itself takes NCHW inputs)
+    runner.current_run().record(
+        precision="32-true", **runner.resolve_task(task, enabled=bool(cfg.get("fast_path", False)), accelerator="cpu")
+    )
     default = Path(cfg.paths.output_dir) / f"{task.hparams.name}{SUFFIX[file_format]}"
     out = Path(str(cfg.out)) if cfg.get("out") else default
     export(task, out, file_format=file_format, opset=int(cfg.get("opset", 17)))
@@ -148,7 +154,7 @@ def run(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@runner.main("export")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

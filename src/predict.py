@@ -17,29 +17,36 @@ it is `src.inference.Predictor`.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
-import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from src import runner
 from src.inference.box_files import PersonBoxes
 from src.inference.outputs import PredictionWriter
-from src.inference.predictor import Predictor
+from src.inference.predictor import Predictor, resolve_device
 from src.inference.sources import Frame, Skipped, open_input
 
 log = logging.getLogger(__name__)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+def use_fast_path(cfg: DictConfig, predictor: Predictor, device: str) -> None:
+    """The memory format of the predictor's networks (a checkpoint holds the one of the run that
+    wrote it): this run's fast path, or NCHW with fast_path=false. Exported files run as exported."""
+    enabled = bool(cfg.get("fast_path", True))
+    run = runner.current_run()
+    if str(cfg.get("backend", "torch")) != "torch":
+        run.record(precision="32-true", channels_last=False, memory_format={"how": "exported file"})
+        return
+    common = dict(enabled=enabled, batch_size=int(cfg.batch_size), accelerator="cpu" if device == "cpu" else "auto")
+    run.record(precision="32-true", **runner.resolve_task(predictor.task, **common))
+    if predictor.detector is not None:
+        run.record(detector=runner.resolve_task(predictor.detector.task, **common))
 
 
+@runner.task
 def predict(cfg: DictConfig) -> Path:
     """Run ``cfg`` (conf/predict.yaml); returns the output folder."""
     backend = str(cfg.get("backend", "torch"))
@@ -47,16 +54,18 @@ def predict(cfg: DictConfig) -> Path:
         raise ValueError("python -m src.predict needs ckpt_path=PATH (or backend=onnx model_file=PATH) and input=...")
     if cfg.get("input") is None or str(cfg.input) == "":
         raise ValueError("python -m src.predict needs input=IMAGE, FOLDER, VIDEO or a webcam index")
+    device = resolve_device(str(cfg.get("device", "auto")))
     predictor = Predictor.load(
         cfg.get("ckpt_path"),
         backend=backend,
         model_file=cfg.get("model_file"),
         detector_ckpt=cfg.get("detector_ckpt"),
-        device=_device(str(cfg.get("device", "auto"))),
+        device=device,
         batch_size=int(cfg.batch_size),
         focal=cfg.get("focal"),
         **({"detector_padding": float(cfg.detector_padding)} if cfg.get("detector_padding") is not None else {}),
     )
+    use_fast_path(cfg, predictor, device)
     person_boxes = PersonBoxes(cfg.boxes) if cfg.get("boxes") else None
     if predictor.needs_boxes and person_boxes is None:
         raise ValueError(
@@ -119,14 +128,9 @@ def predict(cfg: DictConfig) -> Path:
     return output_dir
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@runner.main("predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except (FileNotFoundError, ValueError, ImportError, OSError) as err:  # user input: a message, no traceback
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    predict(cfg)
 
 
 if __name__ == "__main__":

@@ -11,22 +11,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from src import runner
 from src.utils.builders import build_datamodule, build_trainer, check_launch
 from src.utils.checkpointing import resume_checkpoint
-from src.utils.hardware import apply_fast_path
-from src.utils.loggers import finish_loggers
-from src.utils.run_io import resolved_config, run_info, write_json_atomic
+from src.utils.run_io import write_json_atomic
 from src.visualization.predictions import save_prediction_picture
 
 log = logging.getLogger(__name__)
 
 
+@runner.task
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final metrics."""
     check_launch(cfg)
@@ -38,32 +37,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("continuing from %s", ckpt_path)
         keep_logged_history(cfg, ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
-    fast = apply_fast_path(cfg)
-    if fast:
-        log.info("arithmetic: %s (%s)", ", ".join(f"{k}={v}" for k, v in fast.items() if k != "reason"), fast["reason"])
-    info = run_info(resolved_config(cfg))
-    info["fast_path"] = fast
-    write_json_atomic(output_dir / "run_info.json", info)
+    info = runner.current_run().info
 
     model = instantiate(cfg.model, _recursive_=False)
     model.num_visualized = int(cfg.get("num_visualized", 0))
     datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.paradigm)
     trainer = build_trainer(cfg)
-    try:
-        for logger in trainer.loggers:  # resolved config, git commit and package versions
-            logger.log_hyperparams(info)
-        log.info("training %s on %s; run folder %s", cfg.model.name, cfg.data.name, output_dir)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    for logger in trainer.loggers:  # resolved config, git commit, packages, machine, fast path
+        logger.log_hyperparams(info)
+    log.info("training %s on %s; run folder %s", cfg.model.name, cfg.data.name, output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.get("evaluate_best") and best:
-            log.info("validating the best checkpoint %s", best)
-            (results,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-            metrics.update({k: float(v) for k, v in results.items()})
-            metrics["best_checkpoint"] = best
-    finally:
-        finish_loggers(trainer.loggers)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("evaluate_best") and best:
+        log.info("validating the best checkpoint %s", best)
+        (results,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics.update({k: float(v) for k, v in results.items()})
+        metrics["best_checkpoint"] = best
     if trainer.is_global_zero:
         write_json_atomic(output_dir / "metrics.json", metrics)
     if model.visualized and trainer.is_global_zero:
@@ -95,7 +86,7 @@ def keep_logged_history(cfg: DictConfig, ckpt_path: str) -> None:
             cfg.logger[key].keep_until_step = step
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@runner.main("train")
 def main(cfg: DictConfig) -> Any:
     metrics = train(cfg)
     name = cfg.get("optimized_metric")

@@ -70,6 +70,13 @@ def as_image_list(images: np.ndarray | Sequence[np.ndarray], *, color: str) -> t
     return checked, single
 
 
+def resolve_device(device: str) -> str:
+    """``auto``: cuda when a GPU is available, else cpu; any other name unchanged."""
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
 class Predictor:
     """A model ready to run on images; build it with `Predictor.load`.
 
@@ -112,13 +119,15 @@ class Predictor:
     ) -> Predictor:
         """A predictor from a checkpoint of `src.train` / `src.convert` (``backend="torch"``), or from
         an exported file and its JSON sidecar (``backend="onnx"`` or ``"torchscript"``,
-        ``model_file=``). ``detector_ckpt``: a bottom-up checkpoint proposing boxes; ``test_options``:
-        e.g. ``{"flip_test": False}``; other keywords go to `Predictor`."""
+        ``model_file=``). ``detector_ckpt``: a bottom-up checkpoint proposing boxes; ``device``:
+        cpu, cuda, cuda:1, ... or auto (cuda when available); ``test_options``: e.g.
+        ``{"flip_test": False}``; other keywords go to `Predictor`."""
         from src.inference.backends import load_exported_task
         from src.tasks.loading import load_task
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        device = resolve_device(device)
         if backend == "torch":
             if not ckpt_path:
                 raise ValueError("the torch backend needs ckpt_path (a checkpoint of src.train or src.convert)")

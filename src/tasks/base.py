@@ -26,7 +26,7 @@ from src.datasets.transforms import normalize_images
 from src.layouts import get_keypoint_info
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
-from src.utils.hardware import resolve_channels_last
+from src.utils.hardware import check_auto, choose_fast_path, decide_channels_last, input_shape_of
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,11 @@ class PoseModule(LightningModule):
             training from scratch without ImageNet weights; ``pretrained`` must then be None) or
             "kaiming" (from scratch: Kaiming-normal convolutions and N(0, 0.001) prediction layers,
             `kaiming_init_`; ``pretrained`` must be None).
-        channels_last: run the network in channels_last memory format; "auto": where the machine's
-            fast path uses it (`src.utils.hardware`).
+        channels_last: run the network in channels_last memory format; "auto": the fast path
+            decides, as for a run (`src.utils.hardware.decide_channels_last`: channels_last on GPUs,
+            the faster format measured on CPUs). Runs resolve it before the task is built
+            (`src.runner.resolve_fast_path`, which honours ``fast_path=false``); the hyperparameter
+            holds the resolved value.
         zero_init_residual: with init="kaiming", every residual block starts as its shortcut (the
             weight of its last BN is 0).
         official_weights: a local official checkpoint of this network (e.g. an HRNet ``.pth``
@@ -152,7 +155,7 @@ class PoseModule(LightningModule):
                 f"{type(self).__name__} has no evaluation option {unknown}; "
                 f"its options: {sorted(self.default_evaluation)}"
             )
-        channels_last = resolve_channels_last(channels_last)
+        check_auto("channels_last", channels_last)
         hparams = {
             "name": name,
             "net": to_plain(net),
@@ -184,9 +187,16 @@ class PoseModule(LightningModule):
             load_official_weights(self.net, official_weights)
         if fp32_prediction_layers:
             keep_prediction_layers_fp32_(self.net)
-        if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
         self.codec = instantiate(hparams["codec"])
+        if channels_last == "auto":  # built outside a run (e.g. a notebook): the same decider
+            chosen = decide_channels_last(
+                self.net,
+                input_shape=input_shape_of(self.codec),
+                batch_size=1,
+                precision=choose_fast_path().precision,
+            )
+            channels_last = bool(chosen["channels_last"])
+        self.set_channels_last(bool(channels_last))
         self.loss_fn = instantiate(hparams["loss"])
         self.keypoint_info = get_keypoint_info(keypoint_info)
         self.val_metric: Any = None
@@ -195,6 +205,12 @@ class PoseModule(LightningModule):
         # Predictions of the last validation epoch for a few samples, drawn after training.
         self.visualized: dict[int, np.ndarray] = {}
         self.num_visualized = 0
+
+    def set_channels_last(self, channels_last: bool) -> None:
+        """Run the network (weights and inputs) in channels_last or NCHW memory format."""
+        self.hparams.channels_last = bool(channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = self.net.to(memory_format=layout)
 
     # ------------------------------------------------------------------ forward
     def forward(self, images: torch.Tensor) -> Any:

@@ -121,7 +121,7 @@ def check_launch(cfg: DictConfig) -> None:
         or int(trainer.get("num_nodes", 1)) > 1
     )
     if several:
-        raise RuntimeError(
+        raise ValueError(
             f"trainer.strategy={strategy} with trainer.devices={devices} inside a Hydra multirun (-m): "
             "Lightning starts each extra DDP process by re-running the command line, so every job "
             "would launch the whole sweep again. Run the sweep with one device per job "

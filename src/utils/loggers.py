@@ -40,12 +40,19 @@ def wandb_logger(*, offline: bool | str = "auto", **kwargs: Any):
     return WandbLogger(offline=offline, **kwargs)
 
 
-def finish_loggers(loggers: list[Any]) -> None:
-    """End the W&B run of this job, so that the next job of a sweep starts its own run."""
-    from lightning.pytorch.loggers import WandbLogger  # importable without wandb installed
+def finish_loggers(loggers: list[Any] | None = None) -> None:
+    """End the W&B run of this job, so that the next job of a sweep starts its own run (every
+    entry point does, through `src.runner.task`). ``loggers``: only when one of them is a
+    ``WandbLogger``; None: whenever W&B was imported and has a run open."""
+    import sys
 
-    if any(isinstance(logger, WandbLogger) for logger in loggers):
+    if loggers is not None:
+        from lightning.pytorch.loggers import WandbLogger  # importable without wandb installed
+
+        if not any(isinstance(logger, WandbLogger) for logger in loggers):
+            return
+    wandb = sys.modules.get("wandb")
+    if loggers is not None and wandb is None:
         import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -7,8 +7,17 @@ import json
 import pytest
 import torch
 
-from src.utils.hardware import apply_fast_path, choose_fast_path, cpu_info, resolve_channels_last
+from src.utils.hardware import (
+    choose_fast_path,
+    cpu_info,
+    decide_channels_last,
+    memory_format_cache,
+    time_memory_formats,
+)
 from tests.helpers import TINY_SYNTHETIC, compose_run
+
+TINY_HRNET = ["model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1"]
+TINY_HRNET += ["model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]"]
 
 
 def _cpu(*flags: str) -> dict:
@@ -46,44 +55,149 @@ def test_gpus(monkeypatch, capability, precision):
     assert choose_fast_path("cpu", cpu=_cpu()).precision == "32-true"  # accelerator=cpu on a GPU machine
 
 
-def test_auto_enters_the_run_config_and_fast_path_false_is_the_reference(tmp_path):
-    cfg = compose_run("train", ["model=hrnet", "fast_path=true"], tmp_path, tmp_path)
+def _fake_measure(nchw_ms: float, channels_last_ms: float, calls: list | None = None):
+    """A stand-in for `time_memory_formats` that returns the given timings (and counts its calls)."""
+
+    def measure(net, *, input_shape, batch_size, precision):
+        if calls is not None:
+            calls.append((type(net).__name__, tuple(input_shape), batch_size, precision))
+        return {"nchw_ms": nchw_ms, "channels_last_ms": channels_last_ms, "steps": 3}
+
+    return measure
+
+
+def _tiny_net() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)
+    )
+
+
+def test_auto_enters_the_run_config_and_fast_path_false_is_the_reference(tmp_path, monkeypatch):
+    from src.runner import resolve_fast_path
+
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_run("train", ["model=hrnet", "fast_path=true", *TINY_HRNET], tmp_path, tmp_path)
     assert cfg.trainer.precision == "auto" and cfg.model.channels_last == "auto"
-    record = apply_fast_path(cfg)
+    calls: list = []
+    record = resolve_fast_path(cfg, measure=_fake_measure(10.0, 12.0, calls))
     expected = choose_fast_path(str(cfg.trainer.accelerator))
-    assert (cfg.trainer.precision, cfg.model.channels_last) == (expected.precision, expected.channels_last)
-    assert record["reason"] == expected.reason and cpu_info()["model"]
+    # the memory format is measured on the run's network, input and batch, at the chosen precision
+    assert calls == [("PoseHighResolutionNet", (3, 64, 48), cfg.data.batch_size, expected.precision)]
+    assert (cfg.trainer.precision, cfg.model.channels_last) == (expected.precision, False)  # NCHW was faster
+    assert record["memory_format"]["how"] == "measured" and record["memory_format"]["channels_last_ms"] == 12.0
+    assert record["reason"].startswith(expected.reason) and "NCHW measured faster" in record["reason"]
     assert cfg.data.reduced_decode is True and record["reduced_decode"] is True
     assert cfg.data.normalize_on_device is True and record["normalize_on_device"] is True
 
     reference = compose_run("train", ["model=hrnet", "fast_path=false"], tmp_path, tmp_path)
-    assert apply_fast_path(reference)["precision"] == "32-true" and reference.model.channels_last is False
+    record = resolve_fast_path(reference, measure=_fake_measure(12.0, 10.0, calls))
+    assert record["precision"] == "32-true" and reference.model.channels_last is False and len(calls) == 1
     assert reference.data.reduced_decode is False and reference.data.normalize_on_device is False
+    assert record["fast_path"] is False and record["reason"].startswith("fast_path=false")
     explicit = compose_run(
-        "train", ["model=hrnet", "trainer.precision=bf16-mixed", "fast_path=true"], tmp_path, tmp_path
+        "train",
+        ["model=hrnet", "trainer.precision=bf16-mixed", "model.channels_last=true", "fast_path=true"],
+        tmp_path,
+        tmp_path,
     )
-    apply_fast_path(explicit)
-    assert explicit.trainer.precision == "bf16-mixed"  # an explicit value is kept
+    record = resolve_fast_path(explicit, measure=_fake_measure(1.0, 2.0, calls))
+    assert explicit.trainer.precision == "bf16-mixed" and explicit.model.channels_last is True  # explicit: kept
+    assert len(calls) == 1 and "memory_format" not in record  # nothing measured when not auto
+    bad = compose_run("train", ["model=hrnet", "model.channels_last=fast"], tmp_path, tmp_path)
     with pytest.raises(ValueError, match="channels_last must be true, false or auto"):
-        resolve_channels_last("fast")
+        resolve_fast_path(bad)
 
 
-def test_a_run_records_its_arithmetic(tmp_path):
+def test_the_measured_choice_is_cached_per_machine_and_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    net, calls = _tiny_net(), []
+    common = dict(input_shape=(3, 32, 32), batch_size=2, precision="32-true")
+    first = decide_channels_last(net, **common, measure=_fake_measure(10.0, 7.0, calls))
+    assert first["channels_last"] is True and first["how"] == "measured" and len(calls) == 1
+    again = decide_channels_last(net, **common, measure=_fake_measure(1.0, 100.0, calls))
+    assert again["how"] == "cached" and again["channels_last"] is True and len(calls) == 1
+    assert (again["nchw_ms"], again["channels_last_ms"]) == (10.0, 7.0)
+    cache = json.loads(memory_format_cache().read_text())
+    assert memory_format_cache().parent == tmp_path / "cache" and list(cache) == [first["key"]]
+    key = first["key"]
+    assert cpu_info()["model"] in key and torch.__version__ in key and "Sequential" in key and "batch 2" in key
+    # another batch, input, precision or network is another entry
+    other = decide_channels_last(net, **{**common, "batch_size": 4}, measure=_fake_measure(5.0, 6.0, calls))
+    assert other["how"] == "measured" and other["channels_last"] is False and len(calls) == 2
+    wider = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3))
+    decide_channels_last(wider, **common, measure=_fake_measure(5.0, 6.0, calls))
+    assert len(calls) == 3 and len(json.loads(memory_format_cache().read_text())) == 3
+    # a tie keeps the reference (NCHW); GPUs keep the rule and measure nothing
+    tie = decide_channels_last(net, **{**common, "precision": "bf16-mixed"}, measure=_fake_measure(5.0, 5.0))
+    assert tie["channels_last"] is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert decide_channels_last(net, **common, accelerator="gpu", measure=_fake_measure(1.0, 2.0, calls)) == {
+        "channels_last": True,
+        "how": "rule",
+    }
+    assert len(calls) == 3
+
+
+def test_a_real_measurement_of_a_tiny_network():
+    net = _tiny_net()
+    before = [p.clone() for p in net.parameters()]
+    timings = time_memory_formats(net, input_shape=(3, 32, 32), batch_size=2, precision="32-true", budget_s=0.5)
+    assert timings["nchw_ms"] > 0 and timings["channels_last_ms"] > 0 and 1 <= timings["steps"] <= 5
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # the caller's network untouched
+    assert all(p.grad is None for p in net.parameters()) and net[0].weight.is_contiguous()
+
+
+def test_a_task_built_outside_a_run_resolves_auto_through_the_same_decider(tmp_path, monkeypatch):
+    """channels_last=auto in a task built by hand (a notebook) is the decider's cached choice."""
+    from hydra.utils import instantiate
+
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_run("train", ["model=hrnet", *TINY_HRNET], tmp_path, tmp_path)
+    assert cfg.model.channels_last == "auto"
+    net = instantiate(cfg.model.net)
+    for choice, (nchw, last) in ((True, (9.0, 3.0)), (False, (3.0, 9.0))):
+        memory_format_cache().unlink(missing_ok=True)
+        decide_channels_last(
+            net,
+            input_shape=(3, 64, 48),
+            batch_size=1,
+            precision=choose_fast_path().precision,
+            measure=_fake_measure(nchw, last),
+        )
+        task = instantiate(cfg.model, _recursive_=False)
+        assert task.hparams.channels_last is choice
+        weight = next(p for p in task.net.parameters() if p.dim() == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last) is choice
+    with pytest.raises(Exception, match="channels_last must be true, false or auto"):
+        instantiate(cfg.model, channels_last="fast", _recursive_=False)
+
+
+def test_a_run_records_its_arithmetic(tmp_path, monkeypatch):
     from src.train import train
 
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path / "cache"))
     overrides = ["model=hrnet", "debug=fast_dev_run", "data.batch_size=2", "fast_path=true", *TINY_SYNTHETIC]
-    overrides += ["model.net.width=8", "model.net.stage_num_modules=[1,1,1]", "model.net.num_blocks=1"]
-    overrides += ["model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]"]
-    train(compose_run("train", overrides, tmp_path / "run", tmp_path / "data"))
+    train(compose_run("train", [*overrides, *TINY_HRNET], tmp_path / "run", tmp_path / "data"))
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     chosen = choose_fast_path("cpu")
-    assert info["fast_path"] == {
+    record = info["fast_path"]
+    measured = record.pop("memory_format")
+    assert measured["how"] == "measured" and measured["nchw_ms"] > 0 and measured["channels_last_ms"] > 0
+    assert measured["channels_last"] is (measured["channels_last_ms"] < measured["nchw_ms"])
+    assert record == {
+        "fast_path": True,
         "precision": chosen.precision,
-        "channels_last": chosen.channels_last,
+        "channels_last": measured["channels_last"],
         "reduced_decode": True,
         "normalize_on_device": True,
-        "reason": chosen.reason,
+        "reason": record["reason"],
     }
+    assert record["reason"].startswith(chosen.reason) and "ms a step" in record["reason"]
+    assert info["config"]["model"]["channels_last"] is measured["channels_last"]
+    assert set(info["machine"]) == {"cpu", "cores", "threads", "flags", "gpu"}
 
 
 def test_compile_runs_the_same_network(tmp_path):
