@@ -28,8 +28,8 @@ class AssociativeEmbedding:
         max_num_people: persons encoded in the tag targets and candidates per joint at test time.
         tag_per_joint: one tag map per joint (official True).
         scale_aware_sigma: sigma from the person size (official off).
-        detection_threshold, tag_threshold, use_detection_val, ignore_too_much, nms_kernel,
-        nms_padding, adjust, refine: grouping options (official test values as defaults).
+        detection_threshold, tag_threshold, use_detection_val, ignore_too_much, nms_kernel, nms_padding, adjust, refine:
+            grouping options (official test values as defaults).
         grouping_threads: threads of the grouping (`HeatmapParser`; None: its default).
     """
 

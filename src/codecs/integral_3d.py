@@ -85,7 +85,7 @@ class Integral3D:
 
         Returns:
             {"coords": (K, 3) float32 x, y output pixels and z depth bins,
-             "coord_weight": (K,) float32, "have_depth": () float32 1.0 or 0.0}.
+                "coord_weight": (K,) float32, "have_depth": () float32 1.0 or 0.0}.
 
         Raises:
             ValueError: the arrays do not describe the same K joints.

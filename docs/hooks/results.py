@@ -1,0 +1,313 @@
+"""Measured figures in the docs, rendered from the result files the runs wrote.
+
+A page holds a marker, and the built page holds a table made from the files present at build time:
+
+    <!-- results:quickstarts -->   benchmarks/results/quickstarts/*.json, one row per file, grouped by experiment
+    <!-- results:benchmarks -->    benchmarks/results/*.json (`make bench`), one section per machine and date
+
+Nothing here knows a figure: a new results file changes the built page without editing prose. MkDocs
+loads this module as a hook (``hooks:`` in mkdocs.yml); the functions also work alone, on any folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+#: Folders relative to the repository root (the folder of mkdocs.yml).
+BENCHMARKS = Path("benchmarks/results")
+QUICKSTARTS = BENCHMARKS / "quickstarts"
+#: Where a benchmark's PNG is published in the site (pages link to it from the site root).
+IMAGE_DIR = "results"
+
+MARKER = re.compile(r"<!--\s*results:([a-z_]+)\s*-->")
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be rendered; the message names the file and the problem."""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ResultsFileError(f"{path}: not a readable JSON file ({err})") from err
+    if not isinstance(data, dict):
+        raise ResultsFileError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _need(data: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in data:
+        raise ResultsFileError(f"{path}: missing key {key!r}")
+    return data[key]
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    """Wall time as minutes and seconds (seconds alone under a minute)."""
+    total = int(round(float(seconds)))
+    minutes, secs = divmod(total, 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+# ----------------------------------------------------------------------------------------- quickstarts
+
+
+def load_quickstarts(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every quickstart results file of ``folder`` (sorted by experiment, date, file name)."""
+    folder = Path(folder)
+    found = [(p, _read(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    for path, data in found:
+        for key in ("experiment", "date", "machine", "precision", "wall_s", "headline"):
+            _need(data, key, path)
+    return sorted(found, key=lambda item: (str(item[1]["experiment"]), str(item[1]["date"]), item[0].name))
+
+
+def _machine(machine: dict[str, Any]) -> str:
+    cpu = machine.get("cpu") or "unknown CPU"
+    cores, threads = machine.get("cores"), machine.get("threads")
+    text = cpu + (f", {cores} cores" if cores else "") + (f", {threads} threads" if threads else "")
+    return f"{machine['gpu']} ({text})" if machine.get("gpu") else text
+
+
+def _cpu_flags(machine: dict[str, Any]) -> str:
+    flags = machine.get("flags") or []
+    if isinstance(flags, dict):
+        flags = [name for name, present in flags.items() if present]
+    return ", ".join(flags) or "none listed"
+
+
+def _path(data: dict[str, Any]) -> str:
+    memory = "channels_last" if data.get("channels_last") else "NCHW"
+    return f"{data['precision']}, {memory}"
+
+
+def _headline(data: dict[str, Any], path: Path) -> str:
+    head = data["headline"]
+    if not isinstance(head, dict):
+        raise ResultsFileError(f"{path}: 'headline' must be an object with key, value and mode")
+    key, value = _need(head, "key", path), _need(head, "value", path)
+    better = {"max": "higher is better", "min": "lower is better"}.get(head.get("mode"), "")
+    return f"{key} {_number(value)}" + (f" ({better})" if better else "")
+
+
+def _phases(data: dict[str, Any]) -> str:
+    phases = data.get("phases_s") or {}
+    return ", ".join(f"{name.replace('_', ' ')} {_duration(s)}" for name, s in phases.items()) or "-"
+
+
+def render_quickstarts(folder: Path) -> str:
+    """Markdown: per experiment, a table with one row per results file (machine, path, date)."""
+    runs = load_quickstarts(folder)
+    if not runs:
+        return (
+            f"*No quickstart results file in `{Path(folder).as_posix()}/` yet.* A quickstart run writes one there "
+            "(`python -m src.train experiment=quickstart`); rebuild the docs to show it."
+        )
+    lines: list[str] = []
+    experiments: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for path, data in runs:
+        experiments.setdefault(str(data["experiment"]), []).append((path, data))
+    header = ["date", "machine", "CPU flags", "path", "wall time", "phases", "epochs", "headline", "file"]
+    for experiment, items in experiments.items():
+        lines += ["", f"#### `experiment={experiment}`", ""]
+        rows = [
+            [
+                data["date"],
+                _machine(data["machine"]),
+                _cpu_flags(data["machine"]),
+                _path(data),
+                _duration(data["wall_s"]),
+                _phases(data),
+                data.get("epochs", "-"),
+                _headline(data, path),
+                f"`{path.name}`",
+            ]
+            for path, data in items
+        ]
+        lines += _table(header, rows)
+        commands = sorted({str(data["command"]) for _, data in items if data.get("command")})
+        if commands:
+            lines += ["", "Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`{c}`" for c in commands)]
+    return "\n".join(lines).strip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------ benchmarks
+
+
+def load_benchmarks(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every `make bench` report of ``folder`` (sorted by date, then file name)."""
+    folder = Path(folder)
+    found = [(p, _read(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    for path, data in found:
+        for key in ("date", "machine", "families"):
+            _need(data, key, path)
+    return sorted(found, key=lambda item: (str(item[1]["date"]), item[0].name))
+
+
+def _bench_machine(m: dict[str, Any]) -> str:
+    flags = m.get("flags") or {}
+    names = [k for k, v in flags.items() if v] if isinstance(flags, dict) else list(flags)
+    text = m.get("cpu", "unknown CPU")
+    if m.get("threads"):
+        text += f", {m['threads']} threads" + (f" of {m['logical_cpus']}" if m.get("logical_cpus") else "")
+    text += f"; instruction sets: {', '.join(names) or 'none of note'}"
+    if m.get("gpu"):
+        text = f"{m['gpu']} ({text})"
+    if m.get("torch"):
+        text += f"; torch {m['torch']}"
+    return text
+
+
+def _family_rows(families: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, f in families.items():
+        ref, auto, inf = f.get("train_reference", {}), f.get("train_auto", {}), f.get("infer_auto", {})
+        size = "x".join(str(v) for v in f.get("input_hw", [])) or "-"
+        rows.append(
+            [
+                name,
+                size,
+                _number(ref.get("images_per_s", "-"), 2),
+                f"{_number(auto.get('images_per_s', '-'), 2)} ({auto.get('precision', '?')})",
+                f"{_number(f.get('train_ratio', '-'), 2)}x",
+                f"{_number(inf.get('flip_off_images_per_s', '-'), 1)} / "
+                f"{_number(inf.get('flip_on_images_per_s', '-'), 1)}",
+            ]
+        )
+    return rows
+
+
+def _data_rows(data: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for paradigm in ("topdown", "bottomup", "pose3d"):
+        d = data.get(paradigm)
+        if not d:
+            continue
+        reference = d.get("reference_samples_per_s", d.get("full_decode_samples_per_s"))
+        rows.append([paradigm, _number(reference, 1), _number(d.get("samples_per_s"), 1)])
+    return rows
+
+
+def render_benchmark(path: Path, data: dict[str, Any], image_dir: str = IMAGE_DIR) -> str:
+    """Markdown for one `make bench` report: the machine, training, inference, data and grouping."""
+    lines = [f"### {data['machine'].get('gpu') or data['machine'].get('cpu', path.stem)}, {data['date']}", ""]
+    lines.append(f"Machine: {_bench_machine(data['machine'])}. File: `{BENCHMARKS.as_posix()}/{path.name}`.")
+    auto = data.get("automatic_path") or {}
+    if auto:
+        memory = "channels_last" if auto.get("channels_last") else "NCHW"
+        reason = auto.get("reason", "no reason recorded")
+        lines += ["", f"Automatic path: {auto.get('precision')}, {memory} ({reason})."]
+    peak = data.get("peak") or {}
+    if peak:
+        lines += [
+            "",
+            f"Measured peak: {_number(peak.get('fp32_gflops'), 1)} GFLOP/s fp32 and "
+            f"{_number(peak.get('bf16_gflops'), 1)} GFLOP/s bf16 (3x3 convolutions), memory copy "
+            f"{_number(peak.get('copy_gb_per_s'), 1)} GB/s.",
+        ]
+    batch = next((f.get("batch") for f in data["families"].values() if f.get("batch")), None)
+    lines += ["", f"Training and inference, images/s{f' (batch {batch})' if batch else ''}:", ""]
+    header = ["family", "input (h x w)", "train, reference", "train, automatic", "ratio", "inference, flip off / on"]
+    lines += _table(header, _family_rows(data["families"]))
+    data_rows = _data_rows(data.get("data") or {})
+    if data_rows:
+        lines += ["", "Data pipeline, training samples/s of one worker:", ""]
+        lines += _table(["paradigm", "reference reading", "fast path reading"], data_rows)
+    e2e = data.get("bottomup_end_to_end")
+    if e2e:
+        lines += [
+            "",
+            f"HigherHRNet-W{e2e.get('width')} end to end at {e2e.get('input_size')} (resize, network, grouping): "
+            f"{_number(e2e.get('flip_off_images_per_s'), 2)} / {_number(e2e.get('flip_on_images_per_s'), 2)} "
+            "images/s without / with flip.",
+        ]
+    grouping = data.get("grouping") or {}
+    if grouping:
+        rows = [
+            [
+                scenario,
+                _number(g.get("parse_refine"), 2),
+                _number(g.get("parse_refine_1_thread"), 2),
+                _number(g.get("parse_no_refine"), 2),
+                g.get("threads", "-"),
+            ]
+            for scenario, g in grouping.items()
+        ]
+        lines += ["", "Grouping, ms per image (median):", ""]
+        header = ["scenario", "with refine", "with refine, one thread", "without refine", "threads"]
+        lines += _table(header, rows)
+    png = path.with_suffix(".png")
+    if png.is_file():
+        title = f"make bench on {data['machine'].get('cpu', path.stem)}, {data['date']}"
+        lines += ["", f"![{title}]({image_dir}/{png.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def render_benchmarks(folder: Path, image_dir: str = IMAGE_DIR) -> str:
+    """Markdown for every `make bench` report in ``folder``, one section each."""
+    reports = load_benchmarks(folder)
+    if not reports:
+        return f"*No `make bench` report in `{Path(folder).as_posix()}/` yet.* Run `make bench` and rebuild the docs."
+    return "\n".join(render_benchmark(path, data, image_dir) for path, data in reports)
+
+
+# --------------------------------------------------------------------------------------------- markers
+
+
+def render_markers(markdown: str, root: Path, image_dir: str = IMAGE_DIR) -> str:
+    """``markdown`` with every results marker replaced by its table, from the files under ``root``."""
+    root = Path(root)
+    renderers = {
+        "quickstarts": lambda: render_quickstarts(root / QUICKSTARTS),
+        "benchmarks": lambda: render_benchmarks(root / BENCHMARKS, image_dir),
+    }
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in renderers:
+            raise ResultsFileError(f"unknown results marker {match.group(0)!r}; known: {sorted(renderers)}")
+        return renderers[name]()
+
+    return MARKER.sub(replace, markdown)
+
+
+# ---------------------------------------------------------------------------------------- MkDocs hooks
+
+
+def _root(config: Any) -> Path:
+    return Path(config["config_file_path"]).resolve().parent
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Publish the benchmark PNGs under ``results/`` in the site, so pages can show them."""
+    from mkdocs.structure.files import File
+
+    for png in sorted((_root(config) / BENCHMARKS).glob("*.png")):
+        files.append(File.generated(config, f"{IMAGE_DIR}/{png.name}", abs_src_path=str(png)))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Replace the results markers of a page; image links are made relative to the page."""
+    depth = page.file.src_uri.count("/")
+    return render_markers(markdown, _root(config), image_dir="../" * depth + IMAGE_DIR)
