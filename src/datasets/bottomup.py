@@ -38,7 +38,6 @@ import torch
 from src.datasets.base import PoseDataset
 from src.layouts import KeypointInfo
 from src.readers.coco_images import decode_ignore_mask
-from src.readers.images import read_image
 
 __all__ = ["BottomUpDataset", "bottomup_affine", "collate_bottomup_val"]
 
@@ -98,21 +97,17 @@ class BottomUpDataset(PoseDataset):
     Args:
         records: image records from ``load_coco_images`` (image_id, image_file, width, height,
             joints (M, K, 3), box_sizes (M,), ignore_rle).
-        codec: the associative-embedding codec shared with the model: its ``input_size`` (side of
-            the square network input), ``output_sizes``, ``scale_aware_sigma`` and ``encode`` (the
-            heatmap and tag targets; P = its ``max_num_people``).
-        keypoint_info: keypoint layout (K, flip_index).
-        training: random augmentation and targets; otherwise whole images for evaluation.
         max_rotation, min_scale, max_scale, scale_type ("short" | "long"), max_translate: the
             random affine (see the module docstring).
         flip: probability of the horizontal flip.
-            With the codec's ``scale_aware_sigma``, each person's sigma = max(box w, h) / 256 * 2 /
-            scale jitter (official option, off in the released configs) goes to the codec as a 4th
-            joint column.
-        color_rgb: feed RGB (official) instead of OpenCV's BGR.
-        photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the training
-            crop; if it has ``reseed(int)`` it is reseeded from the item's generator.
-        seed: base seed of the augmentation random numbers (see ``_generator``).
+        **common: the arguments of every paradigm's dataset (`PoseDataset`): codec (the
+            associative-embedding codec shared with the model: its ``input_size`` (side of the
+            square network input), ``output_sizes``, ``scale_aware_sigma`` and ``encode``, the
+            heatmap and tag targets; P = its ``max_num_people``), keypoint_info (K, flip_index),
+            training (random augmentation and targets; otherwise whole images for evaluation),
+            color_rgb, photometric, seed, images, normalize_on_device. With the codec's
+            ``scale_aware_sigma``, each person's sigma = max(box w, h) / 256 * 2 / scale jitter
+            (official option, off in the released configs) goes to the codec as a 4th joint column.
 
     Training items (dicts of tensors; i indexes ``output_sizes``):
         image (3, input_size, input_size) float32 normalised; heatmaps_i (K, S_i, S_i) float32;
@@ -125,9 +120,6 @@ class BottomUpDataset(PoseDataset):
         Batch them with ``collate_bottomup_val``.
     """
 
-    #: Keys of the data config's ``bottomup_augmentation`` (all but photometric are constructor arguments).
-    AUGMENTATION_KEYS = ("max_rotation", "min_scale", "max_scale", "scale_type", "max_translate", "flip", "photometric")
-
     @classmethod
     def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
         """Whole-image records (every person, ignore regions) of the reader's split."""
@@ -136,7 +128,7 @@ class BottomUpDataset(PoseDataset):
                 f"data={reader.name} annotates single people, not every person of an image: it has no "
                 "whole-image records for bottom-up models"
             )
-        return reader.load_images("train" if training else "val", keypoint_info=keypoint_info, training=training)
+        return reader.load_images(cls.split(training), keypoint_info=keypoint_info, training=training)
 
     def collate_fn(self) -> Callable[[Sequence[dict]], dict] | None:
         """Validation images keep their own sizes: they travel as lists (`collate_bottomup_val`)."""
@@ -146,56 +138,35 @@ class BottomUpDataset(PoseDataset):
         self,
         records: list[dict],
         *,
-        codec: Any,
-        keypoint_info: KeypointInfo,
-        training: bool,
         max_rotation: float = 30.0,
         min_scale: float = 0.75,
         max_scale: float = 1.5,
         scale_type: str = "short",
         max_translate: float = 40.0,
         flip: float = 0.5,
-        color_rgb: bool = True,
-        photometric: Callable[[np.ndarray], np.ndarray] | None = None,
-        seed: int | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__()
         if scale_type not in ("short", "long"):
-            raise ValueError(f"scale_type must be 'short' or 'long', got {scale_type!r}")
-        if not 0.0 <= float(flip) <= 1.0:
-            raise ValueError(f"flip is a probability in [0, 1], got {flip!r}")
+            raise ValueError(f"{type(self).__name__}: scale_type must be 'short' or 'long', got {scale_type!r}")
         if not 0 < float(min_scale) <= float(max_scale):
-            raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale!r}, {max_scale!r}")
-        if codec.num_joints != keypoint_info.num_keypoints:
             raise ValueError(
-                f"the codec encodes {codec.num_joints} joints, layout {keypoint_info.name!r} has "
-                f"{keypoint_info.num_keypoints}"
+                f"{type(self).__name__}: need 0 < min_scale <= max_scale, got {min_scale!r}, {max_scale!r}"
             )
-        self.codec = codec
-        self.keypoint_info = keypoint_info
-        self.input_size = int(codec.input_size)
-        self.output_sizes = tuple(int(s) for s in codec.output_sizes)
-        self.scale_aware_sigma = bool(codec.scale_aware_sigma)
-        self.training = bool(training)
-        self.max_rotation = float(max_rotation)
+        self.max_rotation = self._at_least("max_rotation", max_rotation)
         self.min_scale = float(min_scale)
         self.max_scale = float(max_scale)
         self.scale_type = scale_type
-        self.max_translate = float(max_translate)
-        self.flip = float(flip)
-        self.color_rgb = bool(color_rgb)
-        self.photometric = photometric
-        self.seed = seed
-        self._flip_index = np.asarray(keypoint_info.flip_index, dtype=np.int64)
-        self._store(records)
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
+        self.max_translate = self._at_least("max_translate", max_translate)
+        self.flip = self._probability("flip", flip)
+        super().__init__(records, **common)
+        self.input_size = int(self.codec.input_size)
+        self.output_sizes = tuple(int(s) for s in self.codec.output_sizes)
+        self.scale_aware_sigma = bool(self.codec.scale_aware_sigma)
 
     # ------------------------------------------------------------------ storage
     def _store(self, records: list[dict]) -> None:
-        """Keep the records as a few flat arrays (people and RLE bytes concatenated, with offsets):
-        compact, and no per-item Python objects whose reference counts would un-share
-        copy-on-write memory in forked DataLoader workers."""
+        """Keep the records as a few flat arrays, people and RLE bytes concatenated with offsets
+        (see `PoseDataset._store`)."""
         k = self.keypoint_info.num_keypoints
         n = len(records)
         for r in records:
@@ -272,7 +243,7 @@ class BottomUpDataset(PoseDataset):
 
     def _val_item(self, index: int) -> dict[str, Any]:
         path = os.fsdecode(self._image_files[index])
-        image = read_image(path, color_rgb=True)
+        image = cv2.cvtColor(self.read_bgr(path), cv2.COLOR_BGR2RGB)
         w, h = (int(v) for v in self._sizes[index])
         return {
             "image": image,
@@ -285,7 +256,7 @@ class BottomUpDataset(PoseDataset):
 
     def _train_item(self, index: int) -> dict[str, Any]:
         path = os.fsdecode(self._image_files[index])
-        image = read_image(path, color_rgb=False)  # BGR; the crop is converted below
+        image = self.read_bgr(path)  # BGR; the crop is converted below
         height, width = image.shape[:2]
         rec_w, rec_h = (int(v) for v in self._sizes[index])
         if (width, height) != (rec_w, rec_h):
@@ -326,11 +297,7 @@ class BottomUpDataset(PoseDataset):
         crop = cv2.warpAffine(image, mat, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR)
         if flipped:
             crop = cv2.flip(crop, 1)
-        if self.color_rgb:
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-        if self.photometric is not None:
-            self._generator()  # make sure the photometric random state belongs to this worker
-            crop = self.photometric(crop)
+        crop = self.photometric_crop(self.model_channels(crop))
         item["image"] = self.image_tensor(crop)
         item["image_id"] = torch.tensor(self._image_ids[index], dtype=torch.int64)
         return item

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
@@ -95,19 +94,17 @@ class Pose3DDataset(PoseDataset):
     Args:
         records: 3D records of a reader (`src.readers.h36m.Human36MReader.load_records`), followed in
             training by 2D records made by `records_from_2d` (``have_depth`` 0).
-        codec: the `Integral3D` codec shared with the model (``input_size``, ``encode``).
-        keypoint_info: the model's layout (flip pairs).
-        training: apply the random augmentation (and the mixed epoch); otherwise the plain box crop.
         scale_factor: scale jitter 1 + sf clip(N(0, 1), -1, 1) (official 0.25).
         rotation_factor: rotation rf clip(N(0, 1), -2, 2) degrees (official 30).
         rotation_prob: probability of rotating at all (official 0.6).
         flip: random horizontal flip with probability 0.5.
         color_factor: per-channel colour scale U(1 - cf, 1 + cf) (official 0.2; 0 disables).
         occlusion_prob: probability of the synthetic occlusion (official 0.5; 0 disables).
-        color_rgb: feed RGB (official) instead of OpenCV's BGR.
-        photometric: optional extra augmentation of the crop (uint8 -> uint8), off in the recipe.
-        seed: base seed of the augmentation random numbers.
-        images: BGR images by ``image_file`` read in place of the files (`PoseDataset.images`).
+        **common: the arguments of every paradigm's dataset (`PoseDataset`): codec (the
+            `Integral3D` codec shared with the model), keypoint_info (the model's layout), training
+            (random augmentation and the mixed epoch), color_rgb, photometric (an extra
+            augmentation of the crop, off in the recipe), seed, images, reduced_decode,
+            normalize_on_device.
 
     Items are dicts of tensors: image (3, h, w); the codec's targets coords (K, 3), coord_weight
     (K,), have_depth (); sample_id, image_id, action () int64 (-1 for 2D records); bbox (4,) the
@@ -115,21 +112,11 @@ class Pose3DDataset(PoseDataset):
     ground-truth camera-frame joints (mm); joints (K, 3) image x, y and visibility as read.
     """
 
-    AUGMENTATION_KEYS = (
-        "scale_factor",
-        "rotation_factor",
-        "rotation_prob",
-        "flip",
-        "color_factor",
-        "occlusion_prob",
-        "photometric",
-    )
-
     @classmethod
     def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
         """The reader's 3D records of the split and, in training, its 2D records in this layout."""
         aspect = codec.input_size[0] / codec.input_size[1]
-        split = "train" if training else "val"
+        split = cls.split(training)
         records = reader.load_records(split, keypoint_info=keypoint_info, aspect_ratio=aspect, training=training)
         if training and hasattr(reader, "extra_records"):
             extra, layout = reader.extra_records(split, aspect_ratio=aspect)
@@ -143,40 +130,23 @@ class Pose3DDataset(PoseDataset):
         self,
         records: list[dict],
         *,
-        codec: Any,
-        keypoint_info: KeypointInfo,
-        training: bool,
         scale_factor: float = 0.25,
         rotation_factor: float = 30.0,
         rotation_prob: float = 0.6,
         flip: bool = True,
         color_factor: float = 0.2,
         occlusion_prob: float = 0.5,
-        color_rgb: bool = True,
-        photometric: Callable[[np.ndarray], np.ndarray] | None = None,
-        seed: int | None = None,
-        images: Mapping[str, np.ndarray] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__()
-        self.images = images
-        self.codec = codec
-        self.keypoint_info = keypoint_info
-        self.training = bool(training)
-        self.scale_factor = float(scale_factor)
-        self.rotation_factor = float(rotation_factor)
-        self.rotation_prob = float(rotation_prob)
+        self.scale_factor = self._fraction("scale_factor", scale_factor)
+        self.rotation_factor = self._at_least("rotation_factor", rotation_factor)
+        self.rotation_prob = self._probability("rotation_prob", rotation_prob)
         self.flip = bool(flip)
-        self.color_factor = float(color_factor)
-        self.occlusion_prob = float(occlusion_prob)
-        self.color_rgb = bool(color_rgb)
-        self.photometric = photometric
-        self.seed = seed
-        self.input_size = (int(codec.input_size[0]), int(codec.input_size[1]))
-        self._flip_index = np.asarray(keypoint_info.flip_index, dtype=np.int64)
-        self._root = root_index(keypoint_info)
-        self._store(records)
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
+        self.color_factor = self._at_least("color_factor", color_factor)
+        self.occlusion_prob = self._probability("occlusion_prob", occlusion_prob)
+        super().__init__(records, **common)
+        self.input_size = (int(self.codec.input_size[0]), int(self.codec.input_size[1]))
+        self._root = root_index(self.keypoint_info)
 
     def _store(self, records: list[dict]) -> None:
         """Flat arrays (see `TopDownDataset._store`), and the two groups of the mixed epoch."""
@@ -288,13 +258,10 @@ class Pose3DDataset(PoseDataset):
         crop = cv2.warpAffine(image, warp_from_reduced(warp, reduction), self.input_size, flags=cv2.INTER_LINEAR)
         if occluder is not None:
             self._paint_occluder(crop, occluder, warp)
-        if self.color_rgb:
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        crop = self.model_channels(crop)
         if color is not None:  # official: uint8 channels times the scale, clipped (truncated to uint8)
             crop = np.clip(crop * color.astype(np.float32), 0, 255).astype(np.uint8)
-        if self.training and self.photometric is not None:
-            self._generator()
-            crop = self.photometric(crop)
+        crop = self.photometric_crop(crop)
 
         crop_joints = affine_transform_points(joints[:, :2], trans)
         cam = self._joints_cam[index]

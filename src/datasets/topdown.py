@@ -24,7 +24,6 @@ Shapes: K keypoints; the crop is (h, w) = codec input size, heatmaps (K, H, W).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
@@ -48,21 +47,16 @@ class TopDownDataset(PoseDataset):
 
     Args:
         records: person records from ``load_coco_records`` (or any reader with the same keys).
-        codec: the codec shared with the model: its ``input_size`` is the crop size and
-            ``encode(keypoints, visible)`` returns the targets merged into each item.
-        keypoint_info: keypoint layout (flip pairs, upper / lower body ids, K).
-        training: apply the random augmentation; otherwise the plain box crop.
         scale_factor: sf of the scale jitter (official HRNet 0.35, SimpleBaseline 0.3).
         rotation_factor: rf of the rotation jitter in degrees (HRNet 45, SimpleBaseline 40).
         rotation_prob: probability of rotating at all (official 0.6).
         flip: random horizontal flip with probability 0.5.
         half_body_prob: probability of the half-body box (HRNet 0.3, SimpleBaseline 0).
         half_body_min_joints: half-body needs strictly more visible joints than this (official 8).
-        color_rgb: feed RGB (HRNet) instead of OpenCV's BGR (SimpleBaseline configs).
-        photometric: optional callable (h, w, 3) uint8 -> (h, w, 3) uint8 applied to the crop in
-            training; if it has ``reseed(int)`` it is reseeded from the item's generator.
-        seed: base seed of the augmentation random numbers (see ``_generator``).
-        images: BGR images by ``image_file`` read in place of the files (`PoseDataset.images`).
+        **common: the arguments of every paradigm's dataset (`PoseDataset`): codec (its
+            ``input_size`` is the crop size, ``encode(keypoints, visible)`` the targets merged into
+            each item), keypoint_info (flip pairs, upper / lower body ids, K), training, color_rgb,
+            photometric, seed, images, reduced_decode, normalize_on_device.
 
     Items are dicts of tensors:
         image (3, h, w) float32 normalised; the codec's targets (MSRAHeatmap: heatmaps (K, H, W)
@@ -75,22 +69,11 @@ class TopDownDataset(PoseDataset):
         are the annotation as read.
     """
 
-    #: Keys of the data config's ``augmentation`` (all but photometric are constructor arguments).
-    AUGMENTATION_KEYS = (
-        "scale_factor",
-        "rotation_factor",
-        "rotation_prob",
-        "flip",
-        "half_body_prob",
-        "half_body_min_joints",
-        "photometric",
-    )
-
     @classmethod
     def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
         """Person records (one crop each) of the reader's split."""
         return reader.load_records(
-            "train" if training else "val",
+            cls.split(training),
             keypoint_info=keypoint_info,
             aspect_ratio=codec.input_size[0] / codec.input_size[1],
             training=training,
@@ -100,44 +83,26 @@ class TopDownDataset(PoseDataset):
         self,
         records: list[dict],
         *,
-        codec: Any,
-        keypoint_info: KeypointInfo,
-        training: bool,
         scale_factor: float = 0.35,
         rotation_factor: float = 45.0,
         rotation_prob: float = 0.6,
         flip: bool = True,
         half_body_prob: float = 0.3,
         half_body_min_joints: int = 8,
-        color_rgb: bool = True,
-        photometric: Callable[[np.ndarray], np.ndarray] | None = None,
-        seed: int | None = None,
-        images: Mapping[str, np.ndarray] | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__()
-        self.images = images
-        self.codec = codec
-        self.keypoint_info = keypoint_info
-        self.training = bool(training)
-        self.scale_factor = float(scale_factor)
-        self.rotation_factor = float(rotation_factor)
-        self.rotation_prob = float(rotation_prob)
+        self.scale_factor = self._fraction("scale_factor", scale_factor)
+        self.rotation_factor = self._at_least("rotation_factor", rotation_factor)
+        self.rotation_prob = self._probability("rotation_prob", rotation_prob)
         self.flip = bool(flip)
-        self.half_body_prob = float(half_body_prob)
-        self.half_body_min_joints = int(half_body_min_joints)
-        self.color_rgb = bool(color_rgb)
-        self.photometric = photometric
-        self.seed = seed
-        self.input_size = (int(codec.input_size[0]), int(codec.input_size[1]))
+        self.half_body_prob = self._probability("half_body_prob", half_body_prob)
+        self.half_body_min_joints = int(self._at_least("half_body_min_joints", half_body_min_joints))
+        super().__init__(records, **common)
+        self.input_size = (int(self.codec.input_size[0]), int(self.codec.input_size[1]))
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
-        self._flip_index = np.asarray(keypoint_info.flip_index, dtype=np.int64)
-        self._store(records)
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: tuple[int, int] | None = None
 
     def _store(self, records: list[dict]) -> None:
-        """Keep the records as a few flat arrays: compact, and no per-item Python objects whose
-        reference counts would un-share copy-on-write memory in forked DataLoader workers."""
+        """Keep the records as a few flat arrays (see `PoseDataset._store`)."""
         k = self.keypoint_info.num_keypoints
         n = len(records)
         for r in records[:1]:
@@ -219,11 +184,7 @@ class TopDownDataset(PoseDataset):
             warp[:, 0] = -trans[:, 0]
         warp = warp_from_reduced(warp, reduction)
         crop = cv2.warpAffine(image, warp, self.input_size, flags=cv2.INTER_LINEAR)
-        if self.color_rgb:
-            crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-        if self.training and self.photometric is not None:
-            self._generator()  # make sure the photometric random state belongs to this worker
-            crop = self.photometric(crop)
+        crop = self.photometric_crop(self.model_channels(crop))
 
         crop_joints = affine_transform_points(joints, trans)
         targets = self.codec.encode(crop_joints, visible)

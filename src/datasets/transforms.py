@@ -1,7 +1,7 @@
 """Pixel-level transforms of a crop: optional photometric augmentation and input normalisation.
 
 Geometry (crop, scale, rotation, flip, half-body) never goes through albumentations; it is our
-own affine math in ``geometry.py`` and ``topdown_dataset.py``. The official recipes use no
+own affine math in ``src.geometry`` and the paradigms' datasets. The official recipes use no
 photometric augmentation at all, so ``PhotometricAugment`` is off unless configured.
 """
 

@@ -323,3 +323,17 @@ def test_shared_tag_map_indices(records) -> None:
         assert a[..., 1].sum() > 0
         np.testing.assert_array_equal(a[..., 0] % (res * res), b[..., 0])
         assert b[..., 0].max() < res * res
+
+
+def test_images_in_memory_give_the_items_of_the_files(root, records) -> None:
+    """Like the other paradigms, whole images can come from memory (``images``), keyed by image_file."""
+    recs = list(records.values())
+    images = {str(r["image_file"]): read_image(r["image_file"], color_rgb=False) for r in recs}
+    from_files, from_memory = _dataset(recs, seed=3), _dataset(recs, seed=3, images=images)
+    for i in range(len(recs)):
+        a, b = from_files[(i, 1)], from_memory[(i, 1)]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    val = _records(root, training=False)
+    blank = {str(r["image_file"]): np.zeros((r["height"], r["width"], 3), np.uint8) for r in val}
+    item = _dataset(val, training=False, images=blank)[0]
+    assert item["image"].shape == (val[0]["height"], val[0]["width"], 3) and not item["image"].any()

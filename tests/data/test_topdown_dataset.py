@@ -245,3 +245,68 @@ def test_read_image_grayscale_rgba_and_channel_order(tmp_path: Path) -> None:
 
 def test_empty_dataset(codec) -> None:
     assert len(_dataset([], codec)) == 0
+
+
+# --------------------------------------------------------------------------- the shared base (PoseDataset)
+def test_augmentation_keys_are_the_constructors_own_arguments() -> None:
+    from src.datasets.bottomup import BottomUpDataset
+    from src.datasets.pose3d import Pose3DDataset
+
+    assert TopDownDataset.AUGMENTATION_KEYS == (
+        "scale_factor",
+        "rotation_factor",
+        "rotation_prob",
+        "flip",
+        "half_body_prob",
+        "half_body_min_joints",
+        "photometric",
+    )
+    assert BottomUpDataset.AUGMENTATION_KEYS == (
+        "max_rotation",
+        "min_scale",
+        "max_scale",
+        "scale_type",
+        "max_translate",
+        "flip",
+        "photometric",
+    )
+    assert Pose3DDataset.AUGMENTATION_KEYS == (
+        "scale_factor",
+        "rotation_factor",
+        "rotation_prob",
+        "flip",
+        "color_factor",
+        "occlusion_prob",
+        "photometric",
+    )
+    with pytest.raises(ValueError, match=r"unknown augmentation keys \['color_factor'\]"):
+        TopDownDataset.check_augmentation({"rotation_prob": 0.5, "color_factor": 0.2})
+
+
+def test_common_arguments_are_checked_once_for_every_paradigm(records, codec) -> None:
+    from src.codecs.associative_embedding import AssociativeEmbedding
+    from src.datasets.bottomup import BottomUpDataset
+    from src.layouts import MPII16
+
+    with pytest.raises(ValueError, match="TopDownDataset: rotation_prob is a probability in"):
+        _dataset(records, codec, rotation_prob=1.5)
+    with pytest.raises(ValueError, match=r"TopDownDataset: scale_factor must be in \[0, 1\)"):
+        _dataset(records, codec, scale_factor=1.0)
+    with pytest.raises(TypeError, match="TopDownDataset: photometric must be None or a callable"):
+        _dataset(records, codec, photometric={"color_jitter_prob": 0.5})
+    with pytest.raises(TypeError, match="TopDownDataset: seed must be an integer"):
+        _dataset(records, codec, seed="0")
+    with pytest.raises(TypeError, match="TopDownDataset: codec must have input_size and encode"):
+        TopDownDataset(records, codec=object(), keypoint_info=COCO17, training=False)
+    with pytest.raises(ValueError, match="BottomUpDataset: the codec encodes 16 joints, layout 'coco17' has 17"):
+        BottomUpDataset([], codec=AssociativeEmbedding(num_joints=16), keypoint_info=COCO17, training=False)
+    with pytest.raises(ValueError, match="BottomUpDataset: flip is a probability in"):
+        BottomUpDataset([], codec=AssociativeEmbedding(), keypoint_info=COCO17, training=True, flip=2)
+    # a layout by name, and the data shortcuts apply to training datasets only
+    by_name = TopDownDataset(records, codec=codec, keypoint_info="coco17", training=False, reduced_decode=True)
+    assert by_name.keypoint_info is COCO17 and by_name.reduced_decode is False
+    fast = _dataset(records, codec, training=True, reduced_decode=True, normalize_on_device=True)
+    assert fast.reduced_decode is True and fast.normalize_on_device is True
+    assert fast[(0, 0)]["image"].dtype == torch.uint8
+    with pytest.raises(ValueError, match=r"expected \(16, 2\)"):
+        TopDownDataset(records, codec=codec, keypoint_info=MPII16, training=False)
