@@ -233,3 +233,50 @@ def test_optuna_search_returns_the_metric_to_the_sweeper(shared_root: Path) -> N
         "data.augmentation.rotation_factor",
         "data.augmentation.scale_factor",
     }
+
+
+# 3 epochs of 3 steps per process (batches of 2), last.ckpt also every 2 steps (2, 4, 6, 8)
+DDP_STEPPED = [
+    "model=hrnet",
+    *TINY_HRNET,
+    *TINY_SYNTHETIC,
+    *CPU_DDP,
+    *QUIET,
+    "trainer.max_epochs=3",
+    "trainer.deterministic=true",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "trainer.limit_train_batches=3",
+    "trainer.log_every_n_steps=1",
+    "num_visualized=0",
+    "evaluate_best=false",
+    "model.scheduler.milestones=[1]",
+    "seed=5",
+    "data.augmentation.half_body_prob=0.5",
+    "callbacks.checkpoint_every_n_steps=2",
+    "~callbacks.model_checkpoint",
+]
+
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(shared_root: Path) -> None:
+    """Two processes (gloo) SIGKILLed at step 5, after the mid-epoch checkpoint of step 4, then
+    resumed: each process goes on with its own share of the epoch's samples and their augmentation,
+    so the final weights equal those of an uninterrupted two-process run bit for bit."""
+    import torch
+
+    run_cli("src.train", [*DDP_STEPPED, "run_name=ddp_whole"], shared_root)
+    kill = ["+callbacks.kill._target_=tests.test_faults.KillAt", "+callbacks.kill.step=5"]
+    killed = run_cli("src.train", [*DDP_STEPPED, *kill, "run_name=ddp_killed"], shared_root, check=False)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    run = shared_root / "logs" / "train" / "ddp_killed"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 4 and checkpoint["epoch"] == 1
+    assert checkpoint["PoseDataModule"] == {"epoch": 1, "batches_done": 1, "epoch_batches": 3}
+
+    run_cli("src.train", [*DDP_STEPPED, "run_name=ddp_killed", "resume=true"], shared_root)
+    a = torch.load(shared_root / "logs" / "train" / "ddp_whole" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 9)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
