@@ -7,7 +7,7 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install install-base quickstart test test-fast lint format bench bench-details synthetic clean
+.PHONY: install install-base quickstart test test-fast lint format docs bench bench-details synthetic clean
 
 # everything: the package, the test tools, loggers, sweepers and notebook support
 install: $(STAMP)
@@ -30,8 +30,8 @@ $(STAMP): $(STAMP_BASE)
 quickstart: install-base
 	$(BIN)/python -m src.train experiment=quickstart
 
-# lint and formatting first (seconds), then the suite
-test: install lint
+# lint and formatting first (seconds), the docs build (a broken link or page fails), then the suite
+test: install lint docs
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -41,6 +41,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# the documentation site into site/ (--strict: a warning, e.g. a broken link, fails the build)
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -61,4 +65,4 @@ synthetic: install
 	$(BIN)/python -m src.synthetic.generate --root data/synthetic
 
 clean:
-	rm -rf logs outputs multirun .pytest_cache
+	rm -rf logs outputs multirun .pytest_cache site
