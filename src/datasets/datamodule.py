@@ -25,6 +25,11 @@ def _fast_path_flag(name: str, value: bool | str) -> bool:
     return value is True
 
 
+def stage_splits(stage: str | None) -> tuple[str, ...]:
+    """The reader splits a Lightning stage reads: ("train", "val") to fit (None: fit), ("val",) otherwise."""
+    return ("train", "val") if stage in (None, "fit") else ("val",)
+
+
 class PoseDataModule(pl.LightningDataModule):
     """Train / val data of one source for one paradigm.
 
@@ -122,9 +127,16 @@ class PoseDataModule(pl.LightningDataModule):
         return factory(keypoint_info=self._keypoint_info, **self.reader.metric_inputs(), **chosen)
 
     # ----------------------------------------------------------------------- lifecycle
-    def prepare_data(self) -> None:
-        """Generate a synthetic source, or check a real one (a message says how to get it)."""
-        self.reader.prepare()
+    def prepare_data(self, stage: str | None = None) -> None:
+        """Generate a synthetic source, or check a real one (a message says how to get it).
+
+        Only the splits of ``stage`` are checked (`stage_splits`): an evaluation needs no training
+        files. ``stage`` defaults to what the attached trainer is doing, else "fit".
+        """
+        running = self.trainer.state.fn if self.trainer is not None else None
+        if stage is None and running is not None:
+            stage = str(running.value)  # "fit", "validate", "test", "predict"
+        self.reader.prepare(splits=stage_splits(stage))
 
     def setup(self, stage: str | None = None) -> None:
         """fit: train + val datasets; validate / test / predict: the val dataset."""

@@ -1,12 +1,14 @@
 """The COCO source as a reader: the object a data config names and the datamodule calls.
 
-Every reader answers the same few calls (``prepare``, ``check``, ``load_records`` for person
-crops, ``load_images`` for whole images where the source has them, ``metric_inputs``), so the
-datamodule and the datasets never ask which source they read.
+Every reader answers the same few calls (``prepare(splits)``, ``check(split)``, ``load_records``
+for person crops, ``load_images`` for whole images where the source has them, ``metric_inputs``),
+so the datamodule and the datasets never ask which source they read. ``prepare`` generates or
+checks only the splits it is given: training passes ("train", "val"), evaluation ("val",).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,10 @@ class COCOReader:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return split
 
-    def prepare(self) -> None:
-        """Check that both splits are on disk (a message says how to get them if not)."""
-        for split in SPLITS:
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Check that ``splits`` are on disk (a message says how to get them if not); an evaluation
+        passes ("val",) and needs no training files."""
+        for split in splits:
             self.check(split)
 
     def check(self, split: str) -> None:

@@ -441,18 +441,21 @@ class Human36MReader:
             missing.append(f"bbox_root file {self.bbox_root_file}")
         return missing
 
-    def prepare(self) -> None:
-        """Check the files of both splits (and the mixed-in 2D source); one message lists all that is missing."""
-        missing = [item for split in SPLITS for item in self._missing(split)]
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Check the files of ``splits``' subjects and, when "train" is one of them, of the mixed-in
+        2D source (its training split); one message lists all that is missing. An evaluation passes
+        ("val",) and needs neither the training subjects nor the 2D source."""
+        missing = [item for split in splits for item in self._missing(self._split(split))]
         extra_error = None
-        if self._mixing:
+        if self._mixing and "train" in splits:
             try:
-                self.extra_2d.prepare()
+                self.extra_2d.prepare(splits=("train",))
             except DatasetNotFoundError as err:
                 extra_error = err
         if not missing and extra_error is None:
             return
-        parts = [_layout_message(self.root, "train/val", missing, self.subjects)] if missing else []
+        subjects = {split: self.subjects[split] for split in splits}
+        parts = [_layout_message(self.root, "/".join(splits), missing, subjects)] if missing else []
         if extra_error is not None:
             extra_name = getattr(self.extra_2d, "name", type(self.extra_2d).__name__)
             parts.append(

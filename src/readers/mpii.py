@@ -468,14 +468,14 @@ class MPIIReader:
             return self.val_ann, self.gt_file
         raise ValueError(f"unknown split {split!r}; MPII readers know {SPLITS}")
 
-    def prepare(self) -> None:
-        """Check the files of both splits; one message lists everything that is missing."""
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Check the files of ``splits`` (an evaluation passes ("val",)); one message lists all that is missing."""
         missing: list[str] = []
-        for split in SPLITS:
+        for split in splits:
             ann, gt = self._split_files(split)
             missing += _missing_files(self.root, ann, self.image_dir, gt)
         if missing:
-            raise DatasetNotFoundError(_layout_message(self.root, "train/val", missing))
+            raise DatasetNotFoundError(_layout_message(self.root, "/".join(splits), missing))
 
     def check(self, split: str) -> None:
         """Check the files of ``split`` ("train" or "val"); raise DatasetNotFoundError with the layout."""

@@ -7,10 +7,11 @@ readers of real data load no generator code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.readers.coco import COCOReader
+from src.readers.coco import SPLITS, COCOReader
 from src.readers.crowdpose import CrowdPoseReader
 from src.readers.h36m import Human36MReader
 from src.readers.mpii import MPIIReader
@@ -30,9 +31,11 @@ class SyntheticCOCOReader(COCOReader):
         super().__init__(**paths)
         self.synthetic = dict(synthetic or {})
 
-    def prepare(self) -> None:
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Generate (or reuse) the dataset under ``root``; the writer makes both splits at once."""
         from src.synthetic.generate import ensure_synthetic_coco
 
+        del splits  # nothing to check: the generator's own files
         ensure_synthetic_coco(self.root, **self.synthetic)
 
 
@@ -46,11 +49,11 @@ class SyntheticCrowdPoseReader(CrowdPoseReader):
         super().__init__(**paths)
         self.synthetic = dict(synthetic or {})
 
-    def prepare(self) -> None:
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
         from src.synthetic.crowdpose_writer import ensure_synthetic_crowdpose
 
         ensure_synthetic_crowdpose(self.root, **self.synthetic)
-        super().prepare()
+        super().prepare(splits)
 
 
 class SyntheticMPIIReader(MPIIReader):
@@ -68,12 +71,12 @@ class SyntheticMPIIReader(MPIIReader):
         super().__init__(root=root, **paths)
         self.synthetic = dict(synthetic or {})
 
-    def prepare(self) -> None:
-        """Generate (or reuse) the dataset under ``root``, then check its layout."""
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Generate (or reuse) the dataset under ``root``, then check the layout of ``splits``."""
         from src.synthetic.mpii_writer import ensure_synthetic_mpii  # heavy; only when generating
 
         ensure_synthetic_mpii(self.root, **self.synthetic)
-        super().prepare()
+        super().prepare(splits)
 
 
 class SyntheticHuman36MReader(Human36MReader):
@@ -91,9 +94,10 @@ class SyntheticHuman36MReader(Human36MReader):
         super().__init__(root=root, **options)
         self.synthetic = dict(synthetic or {})
 
-    def prepare(self) -> None:
-        """Generate (or reuse) the dataset under ``root``, then check it (and the mixed-in 2D source)."""
+    def prepare(self, splits: Sequence[str] = SPLITS) -> None:
+        """Generate (or reuse) the dataset under ``root``, then check ``splits`` (and, for training,
+        the mixed-in 2D source)."""
         from src.synthetic.h36m_writer import ensure_synthetic_h36m  # heavy; only when generating
 
         ensure_synthetic_h36m(self.root, **self.synthetic)
-        super().prepare()
+        super().prepare(splits)

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 
 from src.geometry import process_bbox
 from src.layouts import H36M17, MPII16, ROOT_JOINT, KeypointInfo
@@ -22,6 +23,7 @@ from src.readers.h36m import Human36MReader
 from src.readers.h36m_naming import ACTIONS, image_file_name, subject_files
 from src.readers.mpii import MPIIReader
 from src.synthetic.readers import SyntheticHuman36MReader
+from tests.helpers import TINY_POSENET, compose_run
 
 # --------------------------------------------------------------------------- a tiny Human3.6M root
 SUBJECTS = (1, 5, 9)
@@ -429,8 +431,8 @@ class FakeExtra:
         self.missing = missing
         self.calls: list[Any] = []
 
-    def prepare(self) -> None:
-        self.calls.append("prepare")
+    def prepare(self, splits: tuple[str, ...] = ("train", "val")) -> None:
+        self.calls.append(("prepare", tuple(splits)))
         if self.missing:
             raise DatasetNotFoundError("fake 2D data not found: /nowhere/annot/train.json")
 
@@ -443,7 +445,7 @@ def test_prepare_includes_the_mixed_2d_source(tmp_path: Path) -> None:
     make_tiny_h36m(tmp_path, subjects=(1, 5, 9))
     extra = FakeExtra()
     reader(tmp_path, extra_2d=extra).prepare()
-    assert extra.calls == ["prepare"]
+    assert extra.calls == [("prepare", ("train",))]  # only its training split is mixed in
     missing = FakeExtra(missing=True)
     with pytest.raises(DatasetNotFoundError, match="/nowhere/annot/train.json") as err:
         reader(tmp_path, extra_2d=missing).prepare()
@@ -524,3 +526,65 @@ def test_synthetic_reader_generates_then_reads(tmp_path: Path, monkeypatch: pyte
     r.prepare()
     assert calls == [(root, {"seed": 3, "frames": 5})] * 2
     assert len(load(r, "val")) == len(SEQUENCES) * len(CAMERAS) * len(FRAMES)
+
+
+# --------------------------------------------------------------------------- evaluation needs the evaluated split only
+def test_prepare_checks_only_the_given_splits(tmp_path: Path) -> None:
+    root = make_tiny_h36m(tmp_path / "h36m", subjects=(9,))  # the validation subject, no training subject
+    missing_2d = FakeExtra(missing=True)
+    reader(root, extra_2d=missing_2d).prepare(splits=("val",))
+    assert missing_2d.calls == []  # evaluation does not look at the 2D training data
+    with pytest.raises(DatasetNotFoundError) as err:
+        reader(root, extra_2d=missing_2d).prepare()
+    message = str(err.value)
+    assert "Human3.6M train/val data not found" in message
+    assert "subject 1 data file" in message and "subject 5 joint file" in message and "subject 9" not in message
+    assert "/nowhere/annot/train.json" in message and "mix_2d=false" in message
+    with pytest.raises(DatasetNotFoundError, match="Human3.6M train data not found"):
+        reader(root, mix_2d=False).prepare(splits=("train",))
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        reader(root).prepare(splits=("test",))
+
+
+H36M_EVAL = [
+    "model=posenet",
+    *TINY_POSENET,
+    "data=h36m",
+    "data.val_subjects=[9]",
+    "data.val_frame_step=4",
+    "data.num_workers=0",
+    "data.persistent_workers=false",
+    "data.pin_memory=false",
+    "data.val_batch_size=16",
+    "num_visualized=0",
+]
+
+
+def test_an_evaluation_runs_on_the_validation_subjects_alone(tmp_path: Path) -> None:
+    """python -m src.eval oracle=true on a Human3.6M folder with only subject 9 and no MPII data;
+    training on it still stops with the message that names the missing files."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from src.eval import evaluate
+    from src.utils.builders import build_datamodule
+
+    root = make_tiny_h36m(tmp_path / "h36m", subjects=(9,))
+    overrides = [*H36M_EVAL, f"data.root={root}"]
+    metrics = evaluate(compose_run("eval", [*overrides, "oracle=true"], tmp_path / "eval", tmp_path / "data"))
+    assert np.isfinite(metrics["oracle/MPJPE"]) and metrics["oracle/MPJPE"] < 100.0, metrics
+
+    cfg = compose_run("train", overrides, tmp_path / "train", tmp_path / "data")
+    datamodule = build_datamodule(cfg.data, codec=instantiate(cfg.model.codec), paradigm="pose3d")
+    with pytest.raises(DatasetNotFoundError) as err:
+        datamodule.prepare_data()  # no trainer: a training run's check
+    message = str(err.value)
+    assert "subject 1 data file" in message and f"{tmp_path / 'data' / 'mpii'}" in message
+    assert "data.reader.extra_2d" in message and "data.mix_2d=false" in message
+    # a checkpoint evaluation: the trainer says what it does
+    datamodule.trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    datamodule.trainer.state.fn = TrainerFn.VALIDATING
+    datamodule.prepare_data()
+    datamodule.trainer.state.fn = TrainerFn.FITTING
+    with pytest.raises(DatasetNotFoundError, match="subject 1 data file"):
+        datamodule.prepare_data()

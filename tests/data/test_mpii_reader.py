@@ -386,6 +386,22 @@ def test_reader_missing_data_and_ground_truth_mismatch(tmp_path: Path, tiny: Pat
         reader.load_records("val", keypoint_info=MPII16, aspect_ratio=1.0, training=False)
 
 
+def test_prepare_checks_only_the_given_splits(tmp_path: Path, tiny: Path) -> None:
+    """An evaluation prepares ("val",): valid.json, gt_valid.mat and the images, no train.json."""
+    (tiny / "annot" / "train.json").unlink()
+    reader = MPIIReader(root=tiny)
+    reader.prepare(splits=("val",))
+    assert len(reader.load_records("val", keypoint_info=MPII16, aspect_ratio=1.0, training=False)) == 4
+    with pytest.raises(
+        DatasetNotFoundError, match=r"MPII train/val data not found. Missing: annotation file .*train\.json"
+    ):
+        reader.prepare()
+    (tiny / "annot" / "gt_valid.mat").unlink()
+    reader.prepare(splits=[])  # nothing asked, nothing checked
+    with pytest.raises(DatasetNotFoundError, match=r"MPII val data not found. Missing: ground-truth file .*gt_valid"):
+        reader.prepare(splits=("val",))
+
+
 def test_synthetic_reader_generates_on_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Path, dict]] = []
 
