@@ -3,9 +3,11 @@
 Modules: figure (3D skeleton, proportions, joint limits, poses), camera (pinhole projection),
 appearance (clothing, face/hair, figure primitives), raster (depth-buffered rasteriser),
 background (clutter), scene (one image with visibility and masks), coco_writer (COCO records),
-generate (cached dataset writer and CLI: ``python -m src.synthetic.generate``), mpii_writer
-(the same figures as an MPII-format dataset: ``python -m src.synthetic.mpii_writer``), cache
-(generate once per parameter set into a folder, atomically).
+generate (cached dataset writer and CLI: ``python -m src.synthetic.generate``), mpii_writer,
+crowdpose_writer and h36m_writer (the same figures as MPII, CrowdPose and Human3.6M-format
+datasets, each with its CLI), params (each dataset's parameters object: defaults, checks, cache
+key and CLI flags in one place), cache (generate once per parameter set into a folder,
+atomically), readers (the synthetic datasets as readers of the formats they imitate).
 """
 
 from __future__ import annotations

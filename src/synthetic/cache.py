@@ -19,7 +19,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from src.synthetic.params import SyntheticParams
 
 MANIFEST = "manifest.json"
 
@@ -155,22 +158,40 @@ def ensure_cached(
     return root
 
 
-def cli_parser(description: str, *, default_root: str) -> argparse.ArgumentParser:
-    """A parser with --root, --workers and --force. Options left out on the command line are
-    absent from the parsed namespace, so the ``ensure_*`` function's own defaults apply."""
+def cli_parser(description: str, *, default_root: str, params: type[SyntheticParams]) -> argparse.ArgumentParser:
+    """A parser with --root, --workers, --force and one flag per field of ``params``. Options left
+    out on the command line are absent from the parsed namespace, so the defaults stay the
+    parameters class's."""
     parser = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
     parser.add_argument("--root", default=default_root, help=f"output folder (default: {default_root})")
     parser.add_argument("--workers", type=int, help="processes (default: available cores, <= 8)")
     parser.add_argument("--force", action="store_true", help="regenerate even when the cache matches")
+    params.add_arguments(parser.add_argument_group(f"{params.WHAT} parameters"))
     return parser
 
 
-def run_cli(ensure: Callable[..., Path], args: argparse.Namespace, *, what: str, count: str) -> None:
-    """Call ``ensure(**vars(args))`` (options are named as its keywords) and print the split sizes:
-    each split's "images" and ``count`` entries of the manifest's summary."""
+def run_cli(
+    ensure: Callable[..., Path],
+    params: type[SyntheticParams],
+    argv: list[str] | None,
+    *,
+    description: str,
+    default_root: str,
+    what: str,
+    count: str,
+) -> None:
+    """A writer's command line: parse ``argv`` (`cli_parser`), call ``ensure(root, parameters,
+    workers=..., force=...)`` and print the split sizes: each split's "images" and ``count``
+    entries of the manifest's summary."""
+    args = cli_parser(description, default_root=default_root, params=params).parse_args(argv)
+    try:
+        chosen = params.from_namespace(args)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    options = {k: v for k, v in vars(args).items() if k in ("workers", "force")}
     start = time.perf_counter()
-    root = ensure(**vars(args))
+    root = ensure(args.root, chosen, **options)
     elapsed = time.perf_counter() - start
     splits = json.loads((Path(root) / MANIFEST).read_text())["splits"]
     counts = ", ".join(f"{name}: {s['images']} images / {s[count]} {count}" for name, s in splits.items())
-    print(f"{what} ready at {root.resolve()} ({counts}) in {elapsed:.1f} s")
+    print(f"{what} ready at {Path(root).resolve()} ({counts}) in {elapsed:.1f} s")

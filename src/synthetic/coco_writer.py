@@ -16,10 +16,10 @@ from pycocotools import mask as mask_utils
 
 from src.layouts import COCO17
 from src.synthetic.figure import JOINT_NAMES, layout_indices
+from src.synthetic.params import ANNOTATIONS_PER_IMAGE
 from src.synthetic.scene import Scene
 
 COCO_INDICES = layout_indices("coco17")
-ANNOTATIONS_PER_IMAGE = 100  # annotation id = image id * 100 + index within the image
 
 
 def coco_categories() -> list[dict]:

@@ -33,6 +33,7 @@ import numpy as np
 from src.layouts import COCO17, CROWDPOSE14
 from src.synthetic import cache, generate
 from src.synthetic.figure import JOINT_INDEX
+from src.synthetic.params import COCOParams
 
 GENERATOR = "src.synthetic.crowdpose"
 VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
@@ -124,9 +125,9 @@ def convert_split(coco: dict) -> dict:
     return {"categories": categories, "images": out_images, "annotations": out_anns}
 
 
-def _write(out: Path, params: dict, workers: int | None) -> dict:
+def _write(out: Path, params: COCOParams, workers: int | None) -> dict:
     source = out / "coco_source"
-    generate.ensure_synthetic_coco(source, **params, workers=workers)
+    generate.ensure_synthetic_coco(source, params, workers=workers)
     (out / "json").mkdir()
     (out / "images").mkdir()
     summary = {}
@@ -141,34 +142,40 @@ def _write(out: Path, params: dict, workers: int | None) -> dict:
 
 
 def ensure_synthetic_crowdpose(
-    root: str | Path, *, workers: int | None = None, force: bool = False, **scene: Any
+    root: str | Path,
+    params: COCOParams | None = None,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    **options: Any,
 ) -> Path:
-    """Make sure ``root`` holds the synthetic CrowdPose dataset for these scene parameters (those
-    of `generate.ensure_synthetic_coco`); returns root."""
-    defaults = _scene_defaults()
-    unknown = sorted(set(scene) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown synthetic scene parameters {unknown}; known: {sorted(defaults)}")
-    coco_params = {**defaults, **scene}
+    """Make sure ``root`` holds the synthetic CrowdPose dataset for these scene parameters (those of
+    `generate.ensure_synthetic_coco`: ``params`` and keyword arguments replacing some of them);
+    returns root."""
+    chosen = COCOParams.from_options(params, **options)
     return cache.ensure_cached(
         root,
         generator=GENERATOR,
         version=VERSION,
-        params={"coco": generate.generation_params(**coco_params)},  # normalised: version, seed, scene
-        write=lambda out: _write(out, coco_params, workers),
+        params={"coco": generate.generation_params(chosen)},
+        write=lambda out: _write(out, chosen, workers),
         required=REQUIRED,
         force=force,
         what="synthetic CrowdPose dataset",
     )
 
 
-def _scene_defaults() -> dict:
-    """The keyword defaults of `generate.ensure_synthetic_coco` that describe the scenes."""
-    import inspect
+def main(argv: list[str] | None = None) -> None:
+    cache.run_cli(
+        ensure_synthetic_crowdpose,
+        COCOParams,
+        argv,
+        description="Generate the synthetic CrowdPose-format dataset (HigherHRNet layout).",
+        default_root="data/synthetic_crowdpose",
+        what="synthetic CrowdPose dataset",
+        count="people",
+    )
 
-    signature = inspect.signature(generate.ensure_synthetic_coco)
-    return {
-        name: p.default
-        for name, p in signature.parameters.items()
-        if p.kind == p.KEYWORD_ONLY and name not in ("workers", "force")
-    }
+
+if __name__ == "__main__":
+    main()

@@ -18,85 +18,29 @@ CLI: ``python -m src.synthetic.generate --root data/synthetic --seed 0 [--num-tr
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from src.synthetic import cache
-from src.synthetic.coco_writer import ANNOTATIONS_PER_IMAGE, coco_categories, coco_info, scene_annotations
-from src.synthetic.scene import Scene, SceneConfig, render_scene
+from src.synthetic.coco_writer import coco_categories, coco_info, scene_annotations
+from src.synthetic.params import IMAGE_ID_STRIDE, COCOParams, SceneConfig
+from src.synthetic.scene import Scene, render_scene
 
 GENERATOR = "src.synthetic"
 GENERATOR_VERSION = 4  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = cache.MANIFEST
 SPLITS = (("train2017", 0), ("val2017", 1))  # (name, code used in seeds and image ids)
 REQUIRED = tuple(f"annotations/person_keypoints_{name}.json" for name, _ in SPLITS)  # besides the images
-IMAGE_ID_STRIDE = 1_000_000  # val image ids start at 1_000_001, so ids are unique across splits
-
-DEFAULT_NUM_TRAIN = 1000
-DEFAULT_NUM_VAL = 150
-DEFAULT_IMAGE_SIZE = (320, 256)
 
 
-def generation_params(
-    *,
-    seed: int,
-    num_train: int,
-    num_val: int,
-    image_size: tuple[int, int],
-    max_people: int,
-    min_people: int,
-    crowd_prob: float,
-    empty_prob: float,
-    occluder_prob: float,
-    min_height: float,
-    max_height_frac: float,
-    jpeg_quality: int,
-    min_area: int,
-    clutter: float = 0.6,
-    facing_camera_prob: float = 0.85,
-    keypoint_min_area: int = 32 * 32,
-) -> dict:
-    """Every parameter that changes the output, as plain JSON types (hashed into the manifest)."""
-    if num_train < 0 or num_val < 0 or num_train >= IMAGE_ID_STRIDE or num_val >= IMAGE_ID_STRIDE:
-        raise ValueError(f"num_train/num_val must be in [0, {IMAGE_ID_STRIDE}), got {num_train}/{num_val}")
-    if not 1 <= max_people < ANNOTATIONS_PER_IMAGE - 1:
-        raise ValueError(f"max_people must be in [1, {ANNOTATIONS_PER_IMAGE - 2}], got {max_people}")
-    if not 1 <= min_people <= max_people:
-        raise ValueError(f"min_people must be in [1, max_people={max_people}], got {min_people}")
-    w, h = (int(v) for v in image_size)
-    if w < 32 or h < 32:
-        raise ValueError(f"image_size (w, h) must be at least 32 x 32, got {image_size}")
-    scene = dataclasses.asdict(
-        SceneConfig(
-            image_size=(w, h),
-            max_people=int(max_people),
-            min_people=int(min_people),
-            crowd_prob=float(crowd_prob),
-            empty_prob=float(empty_prob),
-            occluder_prob=float(occluder_prob),
-            min_height=float(min_height),
-            max_height_frac=float(max_height_frac),
-            clutter=float(clutter),
-            facing_camera_prob=float(facing_camera_prob),
-        )
-    )
-    scene["image_size"] = [w, h]
-    return {
-        "generator": GENERATOR,
-        "version": GENERATOR_VERSION,
-        "seed": int(seed),
-        "num_train": int(num_train),
-        "num_val": int(num_val),
-        "jpeg_quality": int(jpeg_quality),
-        "min_area": int(min_area),
-        "keypoint_min_area": int(keypoint_min_area),
-        "scene": scene,
-    }
+def generation_params(params: COCOParams) -> dict:
+    """The manifest's parameters of a synthetic COCO dataset: this generator's name and version and
+    `COCOParams.cache_key` (also what each worker renders from)."""
+    return {"generator": GENERATOR, "version": GENERATOR_VERSION, **params.cache_key()}
 
 
 def render_to_file(path: str | Path, params: dict, split_code: int, index: int) -> Scene:
@@ -162,91 +106,46 @@ def _write_dataset(out: Path, params: dict, workers: int) -> dict:
 
 def ensure_synthetic_coco(
     root: str | Path,
+    params: COCOParams | None = None,
     *,
-    seed: int = 0,
-    num_train: int = DEFAULT_NUM_TRAIN,
-    num_val: int = DEFAULT_NUM_VAL,
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    max_people: int = 4,
-    min_people: int = 1,
-    crowd_prob: float = 0.12,
-    empty_prob: float = 0.03,
-    occluder_prob: float = 0.12,
-    min_height: float = 50.0,
-    max_height_frac: float = 0.95,
-    jpeg_quality: int = 92,
-    min_area: int = 30,
-    clutter: float = 0.6,
-    facing_camera_prob: float = 0.85,
-    keypoint_min_area: int = 32 * 32,
     workers: int | None = None,
     force: bool = False,
+    **options: Any,
 ) -> Path:
     """Make sure ``root`` holds the synthetic COCO person-keypoint dataset for these parameters.
 
-    Returns root at once when its manifest matches (same generator version and parameters);
-    otherwise renders the dataset (into a temporary folder, then renamed into place) and returns
-    root. ``workers`` (default: available cores, at most 8) and ``force`` do not change the
-    output. image_size is (w, h); people per image are min_people..max_people (a fraction empty_prob of
-    images has none); crowd_prob is the chance that an image holds a crowd region (iscrowd=1,
-    RLE); occluder_prob that an object stands in front of someone. Statures (a standing
-    person's height in pixels) range from min_height to max_height_frac * h, uniform in
-    sqrt(stature); a few smaller people are added without keypoints. People with fewer than
-    min_area visible pixels get no annotation; as in COCO, people with fewer than keypoint_min_area
-    visible pixels (32 x 32: COCO's 'small') are annotated without keypoints. clutter scales the
-    background's shapes, lines and limb-like distractor sticks (1.0: full). facing_camera_prob is
-    the share of people turned towards the camera (the rest face any direction), as in real photo
-    collections.
+    ``params`` (`COCOParams`; what each one means is there) and ``options``, keyword arguments
+    named as its fields that replace some of them (the data config's ``data.reader.synthetic``),
+    give the dataset; an unknown or out-of-range one is a ValueError naming it. Returns root at
+    once when its manifest matches (same generator version and parameters); otherwise renders the
+    dataset (into a temporary folder, then renamed into place) and returns root. ``workers``
+    (default: available cores, at most 8) and ``force`` do not change the output.
 
     Raises FileExistsError when root exists, is not empty and was not written by this generator.
     """
-    params = generation_params(
-        seed=seed,
-        num_train=num_train,
-        num_val=num_val,
-        image_size=image_size,
-        max_people=max_people,
-        min_people=min_people,
-        crowd_prob=crowd_prob,
-        empty_prob=empty_prob,
-        occluder_prob=occluder_prob,
-        min_height=min_height,
-        max_height_frac=max_height_frac,
-        jpeg_quality=jpeg_quality,
-        min_area=min_area,
-        clutter=clutter,
-        facing_camera_prob=facing_camera_prob,
-        keypoint_min_area=keypoint_min_area,
-    )
+    key = generation_params(COCOParams.from_options(params, **options))
     return cache.ensure_cached(
         root,
         generator=GENERATOR,
         version=GENERATOR_VERSION,
-        params=params,
-        write=lambda out: _write_dataset(out, params, workers if workers is not None else cache.default_workers()),
+        params=key,
+        write=lambda out: _write_dataset(out, key, workers if workers is not None else cache.default_workers()),
         required=REQUIRED,
         force=force,
         what="synthetic dataset",
     )
 
 
-def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
-    """The scene options the synthetic CLIs share, named as the ``ensure_*`` keywords."""
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--num-train", type=int)
-    parser.add_argument("--num-val", type=int)
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"))
-    parser.add_argument("--max-people", type=int)
-    parser.add_argument("--min-people", type=int)
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = cache.cli_parser(
-        "Generate the synthetic COCO-format person keypoint dataset.", default_root="data/synthetic"
+    cache.run_cli(
+        ensure_synthetic_coco,
+        COCOParams,
+        argv,
+        description="Generate the synthetic COCO-format person keypoint dataset.",
+        default_root="data/synthetic",
+        what="synthetic COCO dataset",
+        count="annotations",
     )
-    add_scene_arguments(parser)
-    parser.add_argument("--crowd-prob", type=float)
-    cache.run_cli(ensure_synthetic_coco, parser.parse_args(argv), what="synthetic COCO dataset", count="annotations")
 
 
 if __name__ == "__main__":

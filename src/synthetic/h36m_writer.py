@@ -52,13 +52,14 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from src.camera import Camera
 from src.layouts import H36M17
-from src.readers.h36m_naming import ACTIONS, FIRST_ACTION, action_name, image_file_name, sequence_dir, subject_files
+from src.readers.h36m_naming import action_name, image_file_name, sequence_dir, subject_files
 from src.synthetic import cache
 from src.synthetic.appearance import Style, figure_primitives, sample_style
 from src.synthetic.background import noise_field, render_background
@@ -76,6 +77,7 @@ from src.synthetic.figure import (
     sample_body_shape,
     sample_pose,
 )
+from src.synthetic.params import H36MParams
 from src.synthetic.render import rasterise
 from src.synthetic.scene import NEAR_MM
 
@@ -84,9 +86,6 @@ VERSION = 2  # bump whenever the output for given parameters changes (invalidate
 MANIFEST = cache.MANIFEST
 ANNOTATIONS = "annotations"  # the folder of the annotation files under the root
 
-ALL_ACTIONS = tuple(range(FIRST_ACTION, FIRST_ACTION + len(ACTIONS)))
-DEFAULT_SUBJECTS = (1, 5, 6, 7, 8, 9, 11)  # protocol 1 trains on 1-9, tests on 11; protocol 2 tests on 9 and 11
-DEFAULT_IMAGE_SIZE = (256, 256)
 
 H36M_INDICES = layout_indices("h36m17")  # (17,) superset joints in H36M17 order
 FRAME_TIME_S = 0.1
@@ -393,50 +392,10 @@ def _map(tasks: list[tuple], workers: int) -> list[list[int]]:
     return cache.parallel_map(_render_image, tasks, workers)
 
 
-def h36m_generation_params(
-    *,
-    seed: int,
-    subjects: tuple[int, ...],
-    actions: tuple[int, ...] | None,
-    subactions: int,
-    frames: int,
-    num_cameras: int,
-    image_size: tuple[int, int],
-    jpeg_quality: int,
-    clutter: float,
-) -> dict:
-    """Every parameter that changes the output, validated, as plain JSON types (hashed into the manifest).
-
-    Subjects and actions are sorted and must be unique.
-    """
-    subjects = sorted(int(s) for s in subjects)
-    actions = list(ALL_ACTIONS) if actions is None else sorted(int(a) for a in actions)
-    if not subjects or len(set(subjects)) != len(subjects) or not all(1 <= s <= 99 for s in subjects):
-        raise ValueError(f"subjects must be distinct numbers in 1..99, got {subjects}")
-    if not actions or len(set(actions)) != len(actions) or not set(actions) <= set(ALL_ACTIONS):
-        raise ValueError(f"actions must be distinct action_idx in {ALL_ACTIONS[0]}..{ALL_ACTIONS[-1]}, got {actions}")
-    if not 1 <= subactions <= 99 or not 1 <= num_cameras <= 99:
-        raise ValueError(f"subactions and num_cameras must be in 1..99, got {subactions} and {num_cameras}")
-    if not 1 <= frames <= 999_999:
-        raise ValueError(f"frames must be in 1..999999, got {frames}")
-    w, h = (int(v) for v in image_size)
-    if w < 32 or h < 32:
-        raise ValueError(f"image_size (w, h) must be at least 32 x 32, got {image_size}")
-    if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
-    return {
-        "generator": GENERATOR,
-        "version": VERSION,
-        "seed": int(seed),
-        "subjects": subjects,
-        "actions": actions,
-        "subactions": int(subactions),
-        "frames": int(frames),
-        "num_cameras": int(num_cameras),
-        "image_size": [w, h],
-        "jpeg_quality": int(jpeg_quality),
-        "clutter": float(clutter),
-    }
+def h36m_generation_params(params: H36MParams) -> dict:
+    """The manifest's parameters of a synthetic Human3.6M dataset: this writer's name and version
+    and `H36MParams.cache_key` (also what each worker renders from)."""
+    return {"generator": GENERATOR, "version": VERSION, **params.cache_key()}
 
 
 def _views(params: dict, subject: int) -> list[tuple[int, int, int, int]]:
@@ -509,69 +468,47 @@ def _write_dataset(out: Path, params: dict, workers: int) -> dict:
 
 def ensure_synthetic_h36m(
     root: str | Path,
+    params: H36MParams | None = None,
     *,
-    seed: int = 0,
-    subjects: tuple[int, ...] = DEFAULT_SUBJECTS,
-    actions: tuple[int, ...] | None = None,
-    subactions: int = 2,
-    frames: int = 8,
-    num_cameras: int = 4,
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    jpeg_quality: int = 92,
-    clutter: float = 0.5,
     workers: int | None = None,
     force: bool = False,
+    **options: Any,
 ) -> Path:
     """Make sure ``root`` holds the synthetic Human3.6M dataset for these parameters; return root.
 
+    ``params`` (`H36MParams`) and ``options``, keyword arguments named as its fields that replace
+    some of them, give the dataset; an unknown or out-of-range one is a ValueError naming it.
     Returns at once when the manifest matches (same generator version and parameters); otherwise
     renders len(subjects) x len(actions) x subactions x num_cameras x frames images (into a
-    temporary folder, then renamed into place). ``actions`` are action_idx (2..16; None: all 15);
-    image_size is (w, h); clutter scales the backgrounds' shapes (see ``render_background``).
-    ``workers`` (default: available cores, at most 8) and ``force`` do not change the output.
+    temporary folder, then renamed into place). ``workers`` (default: available cores, at most 8)
+    and ``force`` do not change the output.
 
     Raises:
-        ValueError: a parameter is out of range.
+        ValueError: a parameter is unknown or out of range.
         FileExistsError: root exists, is not empty and was not written by this generator.
     """
-    params = h36m_generation_params(
-        seed=seed,
-        subjects=subjects,
-        actions=actions,
-        subactions=subactions,
-        frames=frames,
-        num_cameras=num_cameras,
-        image_size=image_size,
-        jpeg_quality=jpeg_quality,
-        clutter=clutter,
-    )
+    key = h36m_generation_params(H36MParams.from_options(params, **options))
     return cache.ensure_cached(
         root,
         generator=GENERATOR,
         version=VERSION,
-        params=params,
-        write=lambda out: _write_dataset(out, params, workers if workers is not None else cache.default_workers()),
-        required=[name for s in params["subjects"] for name in annotation_files(s)],
+        params=key,
+        write=lambda out: _write_dataset(out, key, workers if workers is not None else cache.default_workers()),
+        required=[name for s in key["subjects"] for name in annotation_files(s)],
         force=force,
         what="synthetic Human3.6M dataset",
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cache.cli_parser(
-        "Generate the synthetic Human3.6M-format dataset (3DMPPE layout).", default_root="data/synthetic_h36m"
-    )
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--subjects", type=int, nargs="+", metavar="S")
-    parser.add_argument("--actions", type=int, nargs="+", metavar="ACTION_IDX", help="2..16 (default: all)")
-    parser.add_argument("--subactions", type=int)
-    parser.add_argument("--frames", type=int)
-    parser.add_argument("--num-cameras", type=int)
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"))
-    parser.add_argument("--jpeg-quality", type=int)
-    parser.add_argument("--clutter", type=float)
     cache.run_cli(
-        ensure_synthetic_h36m, parser.parse_args(argv), what="synthetic Human3.6M dataset", count="annotations"
+        ensure_synthetic_h36m,
+        H36MParams,
+        argv,
+        description="Generate the synthetic Human3.6M-format dataset (3DMPPE layout).",
+        default_root="data/synthetic_h36m",
+        what="synthetic Human3.6M dataset",
+        count="annotations",
     )
 
 

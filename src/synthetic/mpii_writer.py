@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ from src.readers.mpii_ground_truth import MPIIGroundTruth, write_mpii_ground_tru
 from src.synthetic import cache, generate
 from src.synthetic.camera import Camera
 from src.synthetic.figure import JOINT_INDEX, layout_indices
+from src.synthetic.params import IMAGE_ID_STRIDE, MPIIParams
 from src.synthetic.scene import NEAR_MM, PersonInstance, Scene
 
 GENERATOR = "src.synthetic.mpii"
@@ -72,10 +74,6 @@ _PELVIS = MPII16.keypoint_names.index("pelvis")
 _THORAX = MPII16.keypoint_names.index("thorax")
 _HEAD_TOP = MPII16.keypoint_names.index("head_top")
 _UPPER_NECK = MPII16.keypoint_names.index("upper_neck")
-
-DEFAULT_NUM_TRAIN = 1000
-DEFAULT_NUM_VAL = 150
-DEFAULT_IMAGE_SIZE = (320, 256)
 
 
 @dataclass(frozen=True)
@@ -202,71 +200,20 @@ def person_headbox(person: MPIIPerson) -> list[list[float]]:
     return [_xy(person.headbox[0]), _xy(person.headbox[1])]
 
 
-def mpii_generation_params(
-    *,
-    seed: int,
-    num_train: int,
-    num_val: int,
-    image_size: tuple[int, int],
-    max_people: int,
-    min_people: int,
-    crowd_prob: float,
-    empty_prob: float,
-    occluder_prob: float,
-    min_height: float,
-    max_height_frac: float,
-    clutter: float,
-    facing_camera_prob: float,
-    jpeg_quality: int,
-    keypoint_min_area: int,
-    min_joints: int,
-    min_visible_joints: int,
-) -> dict:
-    """Every parameter that changes the output, as plain JSON types (hashed into the manifest).
-
-    The scene part is validated and normalised by the COCO generator's ``generation_params``.
-    """
-    if not 0 <= min_joints <= MPII16.num_keypoints or not 0 <= min_visible_joints <= MPII16.num_keypoints:
-        raise ValueError(
-            f"min_joints/min_visible_joints must be in [0, {MPII16.num_keypoints}], "
-            f"got {min_joints}/{min_visible_joints}"
-        )
-    coco = generate.generation_params(
-        seed=seed,
-        num_train=num_train,
-        num_val=num_val,
-        image_size=image_size,
-        max_people=max_people,
-        min_people=min_people,
-        crowd_prob=crowd_prob,
-        empty_prob=empty_prob,
-        occluder_prob=occluder_prob,
-        min_height=min_height,
-        max_height_frac=max_height_frac,
-        jpeg_quality=jpeg_quality,
-        min_area=0,
-        clutter=clutter,
-        facing_camera_prob=facing_camera_prob,
-        keypoint_min_area=keypoint_min_area,
-    )
+def mpii_generation_params(params: MPIIParams) -> dict:
+    """The manifest's parameters of a synthetic MPII dataset: this writer's name and version, the
+    scene generator's version and `MPIIParams.cache_key` (also what each worker renders from)."""
     return {
         "generator": GENERATOR,
         "version": VERSION,
         "scene_version": generate.GENERATOR_VERSION,
-        "seed": coco["seed"],
-        "num_train": coco["num_train"],
-        "num_val": coco["num_val"],
-        "jpeg_quality": coco["jpeg_quality"],
-        "keypoint_min_area": coco["keypoint_min_area"],
-        "min_joints": int(min_joints),
-        "min_visible_joints": int(min_visible_joints),
-        "scene": coco["scene"],
+        **params.cache_key(),
     }
 
 
 def image_name(split_code: int, index: int) -> str:
     """MPII-style 9-digit file name; validation names start at 001000001.jpg."""
-    return f"{split_code * generate.IMAGE_ID_STRIDE + index + 1:09d}.jpg"
+    return f"{split_code * IMAGE_ID_STRIDE + index + 1:09d}.jpg"
 
 
 def _render_image(task: tuple) -> tuple[list[dict], list[list[list[float]]]]:
@@ -328,64 +275,31 @@ def _write_dataset(out: Path, params: dict, workers: int) -> dict:
 
 def ensure_synthetic_mpii(
     root: str | Path,
+    params: MPIIParams | None = None,
     *,
-    seed: int = 0,
-    num_train: int = DEFAULT_NUM_TRAIN,
-    num_val: int = DEFAULT_NUM_VAL,
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    max_people: int = 4,
-    min_people: int = 1,
-    crowd_prob: float = 0.12,
-    empty_prob: float = 0.0,
-    occluder_prob: float = 0.12,
-    min_height: float = 50.0,
-    max_height_frac: float = 0.95,
-    clutter: float = 0.6,
-    facing_camera_prob: float = 0.85,
-    jpeg_quality: int = 92,
-    keypoint_min_area: int = 32 * 32,
-    min_joints: int = 10,
-    min_visible_joints: int = 6,
     workers: int | None = None,
     force: bool = False,
+    **options: Any,
 ) -> Path:
     """Make sure ``root`` holds the synthetic MPII dataset for these parameters; return root.
 
-    Returns at once when the manifest matches (same generator versions and parameters); otherwise
-    renders num_train + num_val images (into a temporary folder, then renamed into place).
-    ``workers`` (default: available cores, at most 8) and ``force`` do not change the output.
-    The scene parameters (image_size (w, h), people per image, crowd, empty images, occluders,
-    statures, clutter, facing_camera_prob) mean what they mean for ``ensure_synthetic_coco``;
-    empty_prob defaults to 0 because MPII images all show someone. keypoint_min_area,
-    min_joints and min_visible_joints choose the annotated people (module docstring).
+    ``params`` (`MPIIParams`: the scene parameters of ``ensure_synthetic_coco``, empty_prob 0
+    because MPII images all show someone, and the rules choosing the annotated people, module
+    docstring) and ``options``, keyword arguments named as its fields that replace some of them,
+    give the dataset; an unknown or out-of-range one is a ValueError naming it. Returns at once
+    when the manifest matches (same generator versions and parameters); otherwise renders
+    num_train + num_val images (into a temporary folder, then renamed into place). ``workers``
+    (default: available cores, at most 8) and ``force`` do not change the output.
 
     Raises FileExistsError when root exists, is not empty and was not written by this generator.
     """
-    params = mpii_generation_params(
-        seed=seed,
-        num_train=num_train,
-        num_val=num_val,
-        image_size=image_size,
-        max_people=max_people,
-        min_people=min_people,
-        crowd_prob=crowd_prob,
-        empty_prob=empty_prob,
-        occluder_prob=occluder_prob,
-        min_height=min_height,
-        max_height_frac=max_height_frac,
-        clutter=clutter,
-        facing_camera_prob=facing_camera_prob,
-        jpeg_quality=jpeg_quality,
-        keypoint_min_area=keypoint_min_area,
-        min_joints=min_joints,
-        min_visible_joints=min_visible_joints,
-    )
+    key = mpii_generation_params(MPIIParams.from_options(params, **options))
     return cache.ensure_cached(
         root,
         generator=GENERATOR,
         version=VERSION,
-        params=params,
-        write=lambda out: _write_dataset(out, params, workers if workers is not None else cache.default_workers()),
+        params=key,
+        write=lambda out: _write_dataset(out, key, workers if workers is not None else cache.default_workers()),
         required=REQUIRED,
         force=force,
         what="synthetic MPII dataset",
@@ -393,11 +307,15 @@ def ensure_synthetic_mpii(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cache.cli_parser(
-        "Generate the synthetic MPII-format dataset (HRNet layout).", default_root="data/synthetic_mpii"
+    cache.run_cli(
+        ensure_synthetic_mpii,
+        MPIIParams,
+        argv,
+        description="Generate the synthetic MPII-format dataset (HRNet layout).",
+        default_root="data/synthetic_mpii",
+        what="synthetic MPII dataset",
+        count="people",
     )
-    generate.add_scene_arguments(parser)
-    cache.run_cli(ensure_synthetic_mpii, parser.parse_args(argv), what="synthetic MPII dataset", count="people")
 
 
 if __name__ == "__main__":

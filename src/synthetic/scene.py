@@ -24,31 +24,11 @@ from src.synthetic.figure import (
     sample_body_shape,
     sample_pose,
 )
+from src.synthetic.params import SceneConfig
 from src.synthetic.render import Primitive, rasterise
 
 NEAR_MM = 50.0
 FACE_JOINTS = frozenset({"nose", "left_eye", "right_eye", "left_ear", "right_ear"})
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """Sampling ranges of a scene. Heights are statures in pixels (a standing person's height)."""
-
-    image_size: tuple[int, int] = (320, 256)  # (w, h)
-    max_people: int = 4
-    min_people: int = 1  # people in an image that is not empty
-    empty_prob: float = 0.03  # images without people
-    crowd_prob: float = 0.12  # images with a crowd region
-    occluder_prob: float = 0.12  # images with a foreground object in front of someone
-    tiny_prob: float = 0.06  # a person is tiny (keypoint-less)
-    min_height: float = 50.0  # px, smallest annotated stature
-    max_height_frac: float = 0.95  # largest stature as a fraction of the image height
-    keypoint_min_height: float = 40.0  # px, smaller people get no keypoints
-    truncation_prob: float = 0.15  # a person is pushed over the top/bottom border
-    clutter: float = 0.6  # scales the number of background shapes, lines and limb-like sticks
-    facing_camera_prob: float = 0.85  # a person turns towards the camera (yaw ~ N(0, 35 deg)); else any yaw
-    max_blur_sigma: float = 0.9
-    max_noise: float = 4.0
 
 
 @dataclass

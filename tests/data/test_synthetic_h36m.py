@@ -11,6 +11,7 @@ import pytest
 
 from src.camera import Camera
 from src.layouts import H36M17
+from src.readers.h36m_naming import ACTIONS as ACTION_NAMES
 from src.synthetic import h36m_writer
 from src.synthetic.figure import JOINT_INDEX, JOINT_NAMES, layout_indices, rot_x, rot_z, sample_pose
 from src.synthetic.h36m_writer import MANIFEST, ensure_synthetic_h36m
@@ -96,7 +97,7 @@ def test_files_and_keys(dataset: Path, data: dict[int, dict], joints: dict[int, 
             assert set(image) == IMAGE_KEYS and set(ann) == {"id", "image_id", "keypoints_vis", "bbox"}
             assert ann["image_id"] == image["id"] and ann["keypoints_vis"] == [True] * 17 and len(ann["bbox"]) == 4
             assert image["subject"] == s and (image["width"], image["height"]) == SIZE
-            assert image["action_name"] == h36m_writer.ACTIONS[image["action_idx"] - 2]
+            assert image["action_name"] == ACTION_NAMES[image["action_idx"] - 2]
             a, b, c, f = image["action_idx"], image["subaction_idx"], image["cam_idx"], image["frame_idx"]
             folder = f"s_{s:02d}_act_{a:02d}_subact_{b:02d}_ca_{c:02d}"
             assert image["file_name"] == f"{folder}/{folder}_{f + 1:06d}.jpg"
