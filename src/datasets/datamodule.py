@@ -1,8 +1,10 @@
 """LightningDataModule generic over sources (readers), paradigms (datasets) and metrics.
 
-The one module under ``src/datasets`` that imports Lightning. The runner hands it the objects the
-configs chose: a reader (COCO, MPII, synthetic, ...), the dataset class of the model's paradigm,
-the codec shared with the model, and a metric factory; it never asks which one it was given.
+The one module under ``src/datasets`` that imports Lightning. A data config is its arguments as
+written (``hydra.utils.instantiate(cfg.data, codec=..., paradigm=...)``): a reader (COCO, MPII,
+synthetic, ...), a metric factory, the loader settings, and the keys that only check or feed
+others (see the class's Args); the runner adds the codec shared with the model and the model's
+paradigm, which chooses the dataset class and the augmentation block (`src.paradigms`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from src.datasets.randomness import EpochSeededSampler
 from src.layouts import KeypointInfo, get_keypoint_info
+from src.paradigms import PARADIGMS, get_paradigm
+from src.utils.hardware import check_auto, decide
 
 
 def _fast_path_flag(name: str, value: bool | str) -> bool:
-    """A data shortcut's setting: true or false; ``auto`` left unresolved (no fast path) is off."""
-    if value not in (True, False, "auto"):
-        raise ValueError(f"data.{name} must be true, false or auto, got {value!r}")
-    return value is True
+    """A data shortcut's setting: true, false or ``auto`` (the fast path decides, as in a run;
+    runs resolve it first, `src.runner.resolve_fast_path`, honouring fast_path=false)."""
+    if check_auto(f"data.{name}", value) == "auto":
+        return bool(decide(f"data.{name}"))
+    return bool(value)
 
 
 def stage_splits(stage: str | None) -> tuple[str, ...]:
@@ -40,6 +45,8 @@ class PoseDataModule(pl.LightningDataModule):
             declares ``monitor``, ``mode`` and ``submission_options``); see `build_metric`.
         dataset: the paradigm's Dataset class (``from_reader``, ``collate_fn``); set by the runner.
         codec: the codec shared with the model (targets in, predictions out).
+        paradigm: the model's paradigm (`src.paradigms`): it chooses the dataset class (unless
+            ``dataset`` is given) and which augmentation block the dataset receives.
         keypoint_info: keypoint layout name ("coco17", "mpii16", ...).
         augmentation: the paradigm's training augmentation (keys checked by the dataset).
         batch_size, val_batch_size: per-process batch sizes.
@@ -53,6 +60,15 @@ class PoseDataModule(pl.LightningDataModule):
         normalize_on_device: training items carry uint8 images that the task normalises on its
             device (the same numbers; a quarter of the bytes between processes); ``auto`` as
             ``reduced_decode``.
+        paradigms: the paradigms the data has pipelines for (None: all); another is refused.
+        num_keypoints, sigma: the data's joint count and target sigma, which the model config
+            interpolates (``${data.num_keypoints}``); checked against the layout and the codec.
+        root: the source's folder, which the reader interpolates (``${data.root}``).
+        source_keys: the names of further settings of the data config that its reader interpolates
+            (e.g. Human3.6M's ``train_subjects``); they arrive in ``settings``, checked, unused here.
+        settings: the other paradigms' augmentation blocks (each paradigm names its block in
+            `src.paradigms`, e.g. ``bottomup_augmentation``) and the ``source_keys``; any other
+            key is refused.
     """
 
     def __init__(
@@ -61,8 +77,9 @@ class PoseDataModule(pl.LightningDataModule):
         name: str,
         reader: Any,
         metric: Callable[..., Any],
-        dataset: type[Dataset],
         codec: Any,
+        paradigm: str | None = None,
+        dataset: type[Dataset] | None = None,
         keypoint_info: str = "coco17",
         augmentation: Mapping[str, Any] | None = None,
         batch_size: int = 32,
@@ -74,14 +91,47 @@ class PoseDataModule(pl.LightningDataModule):
         seed: int = 0,
         reduced_decode: bool | str = False,
         normalize_on_device: bool | str = False,
+        paradigms: list[str] | None = None,
+        num_keypoints: int | None = None,
+        sigma: float | None = None,
+        root: str | None = None,
+        source_keys: list[str] | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
+        blocks = {p.augmentation: settings.pop(p.augmentation, None) for p in PARADIGMS.values()}
+        blocks["augmentation"] = augmentation
+        unknown = sorted(set(settings) - set(source_keys or ()))
+        if unknown:
+            raise ValueError(
+                f"data={name}: unknown keys {unknown}; a setting that the reader interpolates is named in "
+                "the data config's source_keys"
+            )
+        if paradigm is not None:
+            if paradigms is not None and paradigm not in paradigms:
+                raise ValueError(f"data={name} provides pipelines for {list(paradigms)}, but the model is {paradigm!r}")
+            chosen = get_paradigm(paradigm)
+            augmentation = blocks[chosen.augmentation]
+            if dataset is None:
+                from hydra.utils import get_class
+
+                dataset = get_class(chosen.dataset)
+        if dataset is None:
+            raise ValueError(f"data={name}: give the model's paradigm (or a dataset class)")
         self.name = name
         self.reader = reader
         self.metric_factory = metric
         self.dataset_class = dataset
         self.codec = codec
         self._keypoint_info = get_keypoint_info(keypoint_info)
+        if num_keypoints is not None and int(num_keypoints) != self._keypoint_info.num_keypoints:
+            raise ValueError(
+                f"data.num_keypoints={num_keypoints} disagrees with layout {self._keypoint_info.name!r} "
+                f"({self._keypoint_info.num_keypoints} keypoints)"
+            )
+        if sigma is not None and getattr(codec, "sigma", sigma) != sigma:
+            raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={sigma}")
+        self.root = root
         self.augmentation = dict(augmentation or {})
         dataset.check_augmentation(self.augmentation)
         self.batch_size = int(batch_size)

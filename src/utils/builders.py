@@ -5,61 +5,32 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.utils.checkpointing import AtomicCheckpointIO, RandomStateCallback
 
 log = logging.getLogger(__name__)
 
-# Keys of a data config that describe the targets rather than the loader; the model's codec
-# interpolates them (e.g. `sigma: ${data.sigma}`), so they are checked here instead of passed on.
-TARGET_KEYS = ("sigma", "num_keypoints")
-
 
 def build_datamodule(data_cfg: DictConfig, *, codec: Any, paradigm: str) -> Any:
-    """Instantiate the datamodule of ``data_cfg`` for a model of ``paradigm`` sharing ``codec``.
-
-    The paradigm (`src.paradigms`) chooses the dataset class and which of the data config's
-    augmentation blocks it receives; the data config chooses the reader and the metric.
-    """
-    from src.layouts import get_keypoint_info
-    from src.paradigms import PARADIGMS, get_paradigm
-
-    chosen = get_paradigm(paradigm)
-    supported = list(data_cfg.get("paradigms", list(PARADIGMS)))
-    if paradigm not in supported:
-        raise ValueError(
-            f"data={data_cfg.get('name')} provides pipelines for {supported}, but the model is {paradigm!r}"
-        )
-    info = get_keypoint_info(data_cfg.keypoint_info)
-    if data_cfg.get("num_keypoints", info.num_keypoints) != info.num_keypoints:
-        raise ValueError(
-            f"data.num_keypoints={data_cfg.num_keypoints} disagrees with layout {info.name!r} "
-            f"({info.num_keypoints} keypoints)"
-        )
-    if "sigma" in data_cfg and getattr(codec, "sigma", data_cfg.sigma) != data_cfg.sigma:
-        raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={data_cfg.sigma}")
-    resolved = OmegaConf.to_container(data_cfg, resolve=True)
-    augmentation = resolved.get(chosen.augmentation)
-    # `source_keys`: the data config's own settings that its reader interpolates (e.g. Human3.6M's
-    # data.train_subjects); like `root`, they are consumed by the interpolation, not passed on
-    source_keys = resolved.get("source_keys") or []
-    dropped = {
-        *TARGET_KEYS,
-        "paradigms",
-        "root",
-        "source_keys",
-        *source_keys,
-        *(p.augmentation for p in PARADIGMS.values()),
-    }
-    kwargs = {k: v for k, v in resolved.items() if k not in dropped}
-    return instantiate(
-        kwargs, codec=codec, dataset=get_class(chosen.dataset), augmentation=augmentation, _convert_="all"
-    )
+    """The datamodule of ``data_cfg`` for a model of ``paradigm`` sharing ``codec``: the data
+    config instantiated as written (`src.datasets.datamodule.PoseDataModule` takes every key of
+    it; the paradigm chooses the dataset class and the augmentation block). Errors of the user's
+    settings come out as themselves, not wrapped in Hydra's InstantiationException."""
+    try:
+        return instantiate(data_cfg, codec=codec, paradigm=paradigm, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, (ValueError, OSError, TypeError)):
+            raise cause from None
+        raise
 
 
 def instantiate_group(group_cfg: DictConfig | None) -> list[Any]:
