@@ -53,9 +53,11 @@ test-fast: install
 bench: install
 	$(BIN)/python -m benchmarks.report
 
-# the detailed benchmarks behind the report (stages, variants, export, metric)
+# the detailed benchmarks behind the report (peak, training variants, data loading by stage, export, metric)
 bench-details: install
-	$(BIN)/python -m benchmarks.bench_topdown
+	$(BIN)/python -m benchmarks.bench_peak
+	$(BIN)/python -m benchmarks.bench_training
+	$(BIN)/python -m benchmarks.bench_data
 	$(BIN)/python -m benchmarks.bench_bottomup
 	$(BIN)/python -m benchmarks.bench_pose3d
 	$(BIN)/python -m benchmarks.bench_export

@@ -1,1 +1,2 @@
-"""Benchmarks (run as modules, e.g. ``python -m benchmarks.bench_topdown``)."""
+"""Benchmarks, run as modules: ``python -m benchmarks.report`` (``make bench``: one table, one results
+file) and the detailed ones behind it (``make bench-details``); what they share is in `benchmarks.common`."""

@@ -6,20 +6,18 @@ Runs the whole test-time path of `src.codecs.bottomup_test_time.infer_batch` (re
 multiple of 64, forward, flip, aggregation, projection to the image, grouping) on 640x480
 images, one after the other (batch 1, as the official test), with a randomly initialised network;
 then the grouping benchmark (`benchmarks.bench_grouping`, 30 candidates x 17 joints, refine on
-and off). Variants alternate so that machine noise hits them alike.
+and off). Flip on and off alternate round by round (`benchmarks.common.alternate`) so that machine
+noise hits them alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 
 import numpy as np
-import torch
 
 from benchmarks import bench_grouping
+from benchmarks.common import alternate, load_average, log_line, summarize, torch_threads
 from src.codecs.bottomup_test_time import infer_batch
 from src.codecs.grouping import HeatmapParser
 from src.datasets.transforms import normalize_image
@@ -28,29 +26,29 @@ from src.models.higher_hrnet import HigherHRNet
 
 
 def time_inference(*, width: int, input_size: int, images: int, rounds: int, seed: int) -> dict[str, float]:
-    """Median seconds per image of infer_batch with flip on and off."""
+    """Seconds per image of infer_batch with flip on and off: the median round over ``images``
+    pictures, one at a time, after a warm-up round."""
     rng = np.random.default_rng(seed)
     pictures = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(images)]
     net = HigherHRNet(width=width).eval()
     parser = HeatmapParser()
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for r in range(rounds + 1):  # round 0 warms up
-        for flip in (True, False) if r % 2 == 0 else (False, True):
-            for picture in pictures:
-                start = time.perf_counter()
-                infer_batch(
-                    net,
-                    [picture],
-                    input_size=input_size,
-                    test_scales=[1.0],
-                    flip_test=flip,
-                    flip_index=COCO17.flip_index,
-                    parser=parser,
-                    normalize=normalize_image,
-                )
-                if r > 0:
-                    times[flip].append(time.perf_counter() - start)
-    return {f"flip_{'on' if f else 'off'}_s_per_image": statistics.median(t) for f, t in times.items()}
+
+    def run(flip: bool) -> None:
+        for picture in pictures:
+            infer_batch(
+                net,
+                [picture],
+                input_size=input_size,
+                test_scales=[1.0],
+                flip_test=flip,
+                flip_index=COCO17.flip_index,
+                parser=parser,
+                normalize=normalize_image,
+            )
+
+    calls = {"on": lambda: run(True), "off": lambda: run(False)}
+    timed = summarize(alternate(calls, warmup=1, iters=rounds), batch=images)
+    return {f"flip_{f}_s_per_image": 1.0 / timed[f]["images_per_s"] for f in ("on", "off")}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -59,18 +57,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--input-size", type=int, default=512)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all logical CPUs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--grouping-args", default="", help="arguments passed on to bench_grouping")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    print(
-        f"HigherHRNet-W{args.width} at {args.input_size}, 640x480 images, torch threads {torch.get_num_threads()}, "
-        f"load average {os.getloadavg()[0]:.1f}"
-    )
-    figures = time_inference(
-        width=args.width, input_size=args.input_size, images=args.images, rounds=args.rounds, seed=args.seed
-    )
+    if min(args.images, args.rounds) < 1 or args.threads < 0 or args.input_size % 64:
+        parser.error("--images and --rounds must be >= 1, --threads >= 0, --input-size a multiple of 64")
+    with torch_threads(args.threads) as threads:
+        log_line(
+            f"HigherHRNet-W{args.width} at {args.input_size}, 640x480 images, torch threads {threads}, "
+            f"load average {load_average()}"
+        )
+        figures = time_inference(
+            width=args.width, input_size=args.input_size, images=args.images, rounds=args.rounds, seed=args.seed
+        )
     for flip in ("on", "off"):
         seconds = figures[f"flip_{flip}_s_per_image"]
         figures[f"flip_{flip}_images_per_s"] = 1.0 / seconds

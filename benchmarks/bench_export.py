@@ -4,26 +4,22 @@
 
 Each model (random init, the official sizes unless ``--tiny``) is exported with `src.export`
 and run on the same fixed batch by PyTorch (fp32, eval, no_grad) and by onnxruntime (CPU
-execution provider, the same number of threads), alternating one call each per round; the
-figure is the median call. The largest output difference, relative to the largest output, is
-printed as well.
+execution provider, the same number of threads), alternating one call each per round after a
+warm-up round (`benchmarks.common.alternate`); the figure is the median call. The largest output
+difference, relative to the largest output, is printed as well.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
-from benchmarks.bench_topdown import _table, cpu_info
+from benchmarks.common import alternate, build_task, log_line, machine_info, print_table, summarize, torch_threads
 from src.export import _Outputs, example_input, export
 
 #: model -> overrides of `python -m src.train` (official sizes) and the tiny ones (smoke tests)
@@ -37,18 +33,7 @@ MODELS = {
 }
 
 
-def build_task(overrides: list[str]) -> Any:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    return instantiate(cfg.model, _recursive_=False).eval()
-
-
-def measure(name: str, overrides: list[str], *, batch: int, iters: int, threads: int, log=print) -> dict[str, Any]:
+def measure(name: str, overrides: list[str], *, batch: int, iters: int, threads: int, log=log_line) -> dict[str, Any]:
     import onnxruntime
 
     task = build_task(overrides)
@@ -60,25 +45,18 @@ def measure(name: str, overrides: list[str], *, batch: int, iters: int, threads:
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     net = _Outputs(task.net).eval()
     feed = {"image": images.numpy()}
-    times: dict[str, list[float]] = {"pytorch": [], "onnxruntime": []}
 
     def call_torch() -> list[np.ndarray]:
         with torch.no_grad():
             return [o.numpy() for o in net(images)]
 
     calls = {"pytorch": call_torch, "onnxruntime": lambda: session.run(None, feed)}
-    results = {k: fn() for k, fn in calls.items()}  # warm-up
-    for r in range(iters):
-        for key in list(calls) if r % 2 == 0 else list(calls)[::-1]:
-            t0 = time.perf_counter()
-            calls[key]()
-            times[key].append(time.perf_counter() - t0)
+    results = {k: fn() for k, fn in calls.items()}  # compared below; the timed calls warm up first
+    timed = summarize(alternate(calls, warmup=1, iters=iters), batch=batch)
     # relative to the output's magnitude: the official initialisations give near-zero outputs
     pairs = zip(results["pytorch"], results["onnxruntime"])
     diff = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-30)) for a, b in pairs)
-    out = {
-        k: {"median_s": statistics.median(v), "images_per_s": batch / statistics.median(v)} for k, v in times.items()
-    }
+    out = {k: {"median_s": v["median_step_s"], "images_per_s": v["images_per_s"]} for k, v in timed.items()}
     speeds = {k: round(v["images_per_s"], 2) for k, v in out.items()}
     log(f"  {name}: images/s {speeds}")
     return {"backends": out, "max_rel_difference": diff, "input": list(images.shape)}
@@ -96,20 +74,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [m for m in names if m not in MODELS]
     if unknown or not names:
         raise SystemExit(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
-    threads = args.threads or os.cpu_count() or 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        cpu = cpu_info()
-        print(f"bench_export: {cpu['model']}, {threads} threads, batch {args.batch_size}", flush=True)
+    if args.batch_size < 1 or args.iters < 1 or args.threads < 0:
+        raise SystemExit("--batch-size and --iters must be >= 1, --threads >= 0")
+    with torch_threads(args.threads) as threads:
+        machine = machine_info(threads)
+        log_line(f"bench_export: {machine['cpu']}, {threads} threads, batch {args.batch_size}")
         runs = {
             name: measure(
                 name, MODELS[name][1 if args.tiny else 0], batch=args.batch_size, iters=args.iters, threads=threads
             )
             for name in names
         }
-    finally:
-        torch.set_num_threads(previous)
     rows = [
         [
             name,
@@ -122,8 +97,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, r in runs.items()
     ]
     print()
-    _table(["model", "input", "pytorch img/s", "onnxruntime img/s", "ratio", "max rel. diff"], rows)
-    return {"cpu": cpu, "threads": threads, "config": vars(args), "models": runs}
+    print_table(["model", "input", "pytorch img/s", "onnxruntime img/s", "ratio", "max rel. diff"], rows)
+    return {"machine": machine, "config": vars(args), "models": runs}
 
 
 if __name__ == "__main__":

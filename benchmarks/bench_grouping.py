@@ -32,6 +32,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.common import load_average, torch_threads
 from src.codecs.grouping import HeatmapParser
 
 #: Aims for parse() with refine, ms per image, in each scenario.
@@ -108,12 +109,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.threads < 0:
         parser.error(f"--threads must be >= 0, got {args.threads}")
     threads = args.threads or min(4, os.cpu_count() or 1)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # parse() does no torch work; its threads are its own
-    try:
+    with torch_threads(1):  # parse() does no torch work; its threads are its own
         return _run(args, threads)
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _run(args: argparse.Namespace, threads: int) -> dict[str, float]:
@@ -164,7 +161,7 @@ def _run(args: argparse.Namespace, threads: int) -> dict[str, float]:
         detected = adjusted[:, :, 2] > 0
         pairs.append(int(((adjusted[:, :, 2] == 0) & detected.any(axis=1, keepdims=True)).sum()))
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = (load_average() or [float("nan")])[0]
     print(
         f"HeatmapParser.parse on {args.images} synthetic images: {args.joints} joints, {args.size}x{args.size} maps, "
         f"L={dim}, {'stress' if args.stress else 'typical'} scenario, {threads} parser threads, "

@@ -1,17 +1,17 @@
 """The benchmark report: this machine, its measured peak, and every model family, in one run.
 
-    python -m benchmarks.report [--quick] [--tiny] [--batch-size 8] [--iters 3] [--out benchmarks/results]
+    python -m benchmarks.report [--tiny] [--batch-size 8] [--iters 3] [--threads N] [--out benchmarks/results]
 
 Writes ``<out>/<machine>-<date>.json`` and ``.png`` and prints one table:
 
 * **machine**: CPU model, threads used, the instruction sets that matter (AVX2, AVX-512,
   AVX512_BF16, AMX), torch's CPU capability, the GPU if any;
-* **peak**: fp32 and bf16 3x3-convolution GFLOP/s (`benchmarks.bench_topdown.measure_conv_peak`)
-  and memory bandwidth (a large tensor copy: bytes read + written per second);
+* **peak**: fp32 and bf16 3x3-convolution GFLOP/s and memory bandwidth (a large tensor copy:
+  bytes read + written per second; `benchmarks.bench_peak`);
 * **training, per family** (HRNet-W32, SimpleBaseline-50, Hourglass-8, HigherHRNet-W32,
   PoseNet-50, each built from its ``model=`` config at the published input size): images/s of
   the reference path (fp32, NCHW, eager: the official arithmetic) and of the automatic path
-  (`src.utils.hardware.choose_fast_path`: what ``trainer.precision=auto`` and
+  (`benchmarks.common.automatic_path`: what ``trainer.precision=auto`` and
   ``model.channels_last=auto`` choose here, with the fp32 prediction layers the configs keep),
   their ratio, and the share of the machine's peak each reaches. A step is forward, an fp32 MSE
   on every network output against fixed random targets, backward and an Adam step: the network's
@@ -20,41 +20,52 @@ Writes ``<out>/<machine>-<date>.json`` and ``.png`` and prints one table:
 * **inference, per family**: images/s of the automatic path in eval mode, without and with the
   flip test (a second forward on the mirrored batch), and HigherHRNet end to end on 640x480
   images (resize, forward, aggregation, grouping; `benchmarks.bench_bottomup`);
-* **data pipeline**: training samples/s of one worker for each paradigm (top-down 256x192 crops
-  from 640x480 JPEGs, bottom-up 512 images with targets at 1/4 and 1/2, 3D 256x256 crops) and the
-  DataLoader workers per GPU the top-down rate implies at the published training speeds;
+* **data pipeline**: training samples/s of one worker for each paradigm on the project's synthetic
+  data (`benchmarks.bench_data`: top-down 256x192 crops from 640x480 JPEGs, by stage; bottom-up 512
+  images with targets at 1/4 and 1/2; 3D 256x256 crops) and the DataLoader workers per GPU the
+  top-down rate implies at the published training speeds;
 * **grouping**: HigherHRNet's ``HeatmapParser.parse`` ms per image, typical and stress scenarios.
 
-The paths alternate step by step, so that machine noise hits them alike; compare figures from one
-run, never across runs. Nothing here runs in the test suite except ``--tiny`` (tiny networks,
-a few samples), which checks that the script runs and its bookkeeping.
+The paths alternate step by step (`benchmarks.common.alternate`), so that machine noise hits them
+alike; compare figures from one run, never across runs. Nothing here runs in the test suite except
+``--tiny`` (tiny networks, a few samples), which checks that the script runs and its bookkeeping.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import datetime as dt
 import io
-import json
 import math
-import os
-import platform
-import re
-import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import bench_bottomup, bench_grouping, bench_pose3d, bench_topdown
+from benchmarks import bench_bottomup, bench_data, bench_grouping, bench_peak
+from benchmarks.common import (
+    TRAIN_FLOP_FACTOR,
+    TrainingPath,
+    alternate,
+    automatic_path,
+    build_task,
+    forward_gflops,
+    load_average,
+    log_line,
+    machine_info,
+    mse_to_targets,
+    print_table,
+    random_targets,
+    results_stem,
+    summarize,
+    torch_threads,
+    write_json,
+)
 from benchmarks.report_plot import draw_report
-from src.utils.hardware import REFERENCE, choose_fast_path, cpu_info
+from src.utils.hardware import REFERENCE
 
 #: Family -> (paradigm, ``model=`` overrides, tiny overrides for ``--tiny``).
 FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
@@ -97,151 +108,54 @@ PUBLISHED_SPEEDS = {"official HRNet code": 1.31, "mmpose": 0.54}
 PUBLISHED_BATCH_PER_GPU = 32
 
 
-def build_task(overrides: list[str]) -> Any:
-    """The LightningModule of a ``train`` config with ``overrides`` (random weights), in eval mode."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import instantiate
-
-    GlobalHydra.instance().clear()
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    return instantiate(cfg.model, _recursive_=False).eval()
-
-
 def input_hw(task: Any) -> tuple[int, int]:
     size = task.codec.input_size
     return (int(size), int(size)) if isinstance(size, int) else (int(size[1]), int(size[0]))
 
 
-def _tensors(out: Any) -> list[torch.Tensor]:
-    """Every tensor of a network output (a tensor, or nested lists / tuples / dicts of them)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    return [t for o in out for t in _tensors(o)]
-
-
-def forward_gflops(net: torch.nn.Module, hw: tuple[int, int]) -> float:
-    """Forward GFLOPs of one image, counted on the meta device (no memory, no arithmetic)."""
-    meta = copy.deepcopy(net).to("meta").eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        meta(torch.empty(1, 3, *hw, device="meta"))
-    return counter.get_total_flops() / 1e9
-
-
-def memory_bandwidth(*, megabytes: int, reps: int) -> dict[str, float]:
-    """Best GB/s of copying a ``megabytes`` fp32 tensor (bytes read + bytes written)."""
-    n = megabytes * 2**20 // 4
-    src, dst = torch.rand(n), torch.empty(n)
-    dst.copy_(src)  # first touch
-    best = min(bench_topdown._time_call(lambda: dst.copy_(src)) for _ in range(reps))
-    return {"copy_gb_per_s": 2 * n * 4 / best / 1e9, "megabytes": megabytes, "reps": reps}
-
-
-class _Path:
-    """One arithmetic path of one network: its own copy, optimiser and fixed random batch."""
-
-    def __init__(
-        self, net: torch.nn.Module, *, hw: tuple[int, int], batch: int, precision: str, channels_last: bool, seed: int
-    ) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.precision, self.channels_last = precision, channels_last
-        self.dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        self.net = copy.deepcopy(net).to(self.device, memory_format=fmt)
-        g = torch.Generator().manual_seed(seed)
-        self.images = torch.randn(batch, 3, *hw, generator=g).to(self.device).contiguous(memory_format=fmt)
-        with torch.no_grad():
-            outputs = _tensors(self.net.eval()(self.images[:1]))
-        self.targets = [torch.rand(batch, *o.shape[1:], generator=g).to(self.device) for o in outputs]
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4)
-        self.train_s: list[float] = []
-        self.infer_s: dict[bool, list[float]] = {False: [], True: []}
-
-    def _autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def train_step(self) -> float:
-        self.net.train()
-        self._sync()
-        t0 = time.perf_counter()
-        with self._autocast():
-            outputs = _tensors(self.net(self.images))
-        loss = sum(torch.nn.functional.mse_loss(o.float(), t) for o, t in zip(outputs, self.targets))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self._sync()
-        elapsed = time.perf_counter() - t0
-        if not math.isfinite(float(loss.detach())):
-            raise RuntimeError(f"non-finite loss on the {self.precision} path")
-        return elapsed
-
-    def infer_step(self, flip: bool) -> float:
-        self.net.eval()
-        self._sync()
-        t0 = time.perf_counter()
-        with torch.inference_mode(), self._autocast():
-            self.net(self.images)
-            if flip:
-                self.net(self.images.flip(3))
-        self._sync()
-        return time.perf_counter() - t0
-
-
 def measure_family(
-    name: str, overrides: list[str], *, batch: int, warmup: int, iters: int, fast: Any, seed: int, log: Callable
+    name: str, overrides: list[str], *, batch: int, warmup: int, iters: int, fast: dict, seed: int, log: Callable
 ) -> dict[str, Any]:
     """Training and inference images/s of one family on the reference and the automatic path."""
     task = build_task(overrides)
     net, hw = task.net, input_hw(task)
     gflops = forward_gflops(net, hw)
-    paths = {
-        "reference": _Path(net, hw=hw, batch=batch, precision=REFERENCE[0], channels_last=REFERENCE[1], seed=seed),
-        "auto": _Path(net, hw=hw, batch=batch, precision=fast.precision, channels_last=fast.channels_last, seed=seed),
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, 3, *hw, generator=g)
+    targets = random_targets(net, images, g)
+    settings = {
+        "reference": {"precision": REFERENCE[0], "channels_last": REFERENCE[1]},
+        "auto": {"precision": fast["precision"], "channels_last": fast["channels_last"]},
     }
-    order = list(paths)
-    for r in range(warmup + iters):  # alternating, the starting path rotated each round
-        for key in order if r % 2 == 0 else order[::-1]:
-            elapsed = paths[key].train_step()
-            if r >= warmup:
-                paths[key].train_s.append(elapsed)
+    paths = {k: TrainingPath(net, images, targets, mse_to_targets, **v) for k, v in settings.items()}
+    train = summarize(
+        alternate({k: p.train_step for k, p in paths.items()}, warmup=warmup, iters=iters),
+        batch=batch,
+        baseline="reference",
+    )
     auto = paths["auto"]
-    for r in range(warmup + iters):
-        for flip in (False, True) if r % 2 == 0 else (True, False):
-            elapsed = auto.infer_step(flip)
-            if r >= warmup:
-                auto.infer_s[flip].append(elapsed)
+    infer = summarize(
+        alternate({f: lambda f=f: auto.infer_step(f == "on") for f in ("off", "on")}, warmup=warmup, iters=iters),
+        batch=batch,
+    )
     out: dict[str, Any] = {
         "paradigm": task.paradigm,
         "input_hw": list(hw),
         "parameters_m": sum(p.numel() for p in net.parameters()) / 1e6,
         "forward_gflops_per_image": gflops,
-        "train_gflop_per_image": 3 * gflops,
+        "train_gflop_per_image": TRAIN_FLOP_FACTOR * gflops,
         "batch": batch,
     }
     for key, path in paths.items():
-        median = statistics.median(path.train_s)
         out[f"train_{key}"] = {
             "precision": path.precision,
             "channels_last": path.channels_last,
-            "step_s": path.train_s,
-            "images_per_s": batch / median,
-            "achieved_gflops": 3 * gflops * batch / median,
+            "step_s": train[key]["times_s"],
+            "images_per_s": train[key]["images_per_s"],
+            "achieved_gflops": TRAIN_FLOP_FACTOR * gflops * train[key]["images_per_s"],
         }
-    out["train_ratio"] = out["train_auto"]["images_per_s"] / out["train_reference"]["images_per_s"]
-    out["infer_auto"] = {
-        f"flip_{'on' if f else 'off'}_images_per_s": batch / statistics.median(auto.infer_s[f]) for f in (False, True)
-    }
+    out["train_ratio"] = train["auto"]["ratio"]
+    out["infer_auto"] = {f"flip_{f}_images_per_s": infer[f]["images_per_s"] for f in ("off", "on")}
     log(
         f"  {name}: train {out['train_reference']['images_per_s']:.2f} -> {out['train_auto']['images_per_s']:.2f} "
         f"images/s ({out['train_ratio']:.2f}x); inference {out['infer_auto']['flip_off_images_per_s']:.1f} / "
@@ -250,169 +164,114 @@ def measure_family(
     return out
 
 
-def measure_bottomup_data(*, images: int, passes: int, tiny: bool, seed: int) -> dict[str, Any]:
-    """Samples/s of one worker of `BottomUpDataset(training=True)` on synthetic 640x480 JPEGs."""
-    import cv2
-
-    from src.datasets.bottomup import BottomUpDataset
-    from src.layouts import COCO17
-    from src.readers.coco_images import load_coco_images
-
-    paradigm, overrides, tiny_overrides = FAMILIES["HigherHRNet-W32"]
-    codec = build_task(overrides + (tiny_overrides if tiny else [])).codec
-    with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
-        ann = bench_topdown.write_synthetic_coco(Path(tmp), num_images=images, keypoint_info=COCO17, seed=seed)
-        records = load_coco_images(ann, Path(tmp) / "images", keypoint_info=COCO17, training=True)
-        dataset = BottomUpDataset(records, codec=codec, keypoint_info=COCO17, training=True, seed=seed)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        cv2.setNumThreads(0)
-        try:
-            dataset[(0, 0)]  # warm-up
-            seconds = {False: 0.0, True: 0.0}  # the reference reading, the fast path's (uint8 images)
-            for p in range(passes):
-                for fast in seconds:
-                    dataset.normalize_on_device = fast
-                    t0 = time.perf_counter()
-                    for i in range(len(dataset)):
-                        dataset[(i, p)]
-                    seconds[fast] += time.perf_counter() - t0
-        finally:
-            torch.set_num_threads(threads)
-    count = passes * len(dataset)
-    return {
-        "samples": count,
-        "seconds": seconds[True],
-        "samples_per_s": count / seconds[True],
-        "reference_samples_per_s": count / seconds[False],
-        "input_size": codec.input_size,
-    }
-
-
 def _quiet(fn: Callable, *args, **kwargs) -> Any:
     """Call ``fn`` with its own printing captured (the report prints one table)."""
     with contextlib.redirect_stdout(io.StringIO()):
         return fn(*args, **kwargs)
 
 
-def machine_name(cpu: dict[str, Any]) -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    return re.sub(r"[^A-Za-z0-9]+", "-", gpu or cpu["model"]).strip("-").lower() or "machine"
+def run(args: argparse.Namespace, log: Callable = log_line) -> dict[str, Any]:
+    with torch_threads(args.threads) as threads:
+        return _run(args, threads, log)
 
 
-def run(args: argparse.Namespace, log: Callable = print) -> dict[str, Any]:
-    threads = args.threads or os.cpu_count() or 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    cpu = cpu_info()
-    fast = choose_fast_path("auto")
+def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any]:
+    fast = automatic_path()
     result: dict[str, Any] = {
         "date": dt.date.today().isoformat(),
-        "machine": {
-            "cpu": cpu["model"],
-            "threads": threads,
-            "logical_cpus": cpu["logical_cpus"],
-            "flags": cpu["flags"],
-            "torch_cpu_capability": cpu["torch_cpu_capability"],
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "load_average_before": bench_topdown.load_average(),
-        },
-        "automatic_path": {"precision": fast.precision, "channels_last": fast.channels_last, "reason": fast.reason},
+        "machine": machine_info(threads),
+        "automatic_path": fast,
         "config": {k: v for k, v in vars(args).items() if k != "out"},
     }
     started = time.perf_counter()
-    try:
-        log(f"[1/5] peak: convolutions and memory bandwidth ({threads} threads) ...")
-        peak = bench_topdown.measure_conv_peak(batch=args.peak_batch, reps=args.peak_reps)
-        peak.update(memory_bandwidth(megabytes=args.bandwidth_mb, reps=args.peak_reps + 2))
-        result["peak"] = peak
-        log(f"[2/5] training and inference per family (batch {args.batch_size}; automatic path: {fast.reason}) ...")
-        families = {}
-        for name, (_, overrides, tiny) in FAMILIES.items():
-            families[name] = measure_family(
-                name,
-                overrides + (tiny if args.tiny else []),
-                batch=args.batch_size,
-                warmup=args.warmup,
-                iters=args.iters,
-                fast=fast,
-                seed=args.seed,
-                log=log,
-            )
-            for key in ("train_reference", "train_auto"):
-                share = families[name][key]
-                share["pct_of_fp32_peak"] = 100 * share["achieved_gflops"] / peak["fp32_gflops"]
-                share["pct_of_bf16_peak"] = 100 * share["achieved_gflops"] / peak["bf16_gflops"]
-        result["families"] = families
-        log("[3/5] HigherHRNet end to end on 640x480 images (grouping included) ...")
-        width, size = (8, 64) if args.tiny else (32, 512)
-        end_to_end = _quiet(
-            bench_bottomup.time_inference, width=width, input_size=size, images=args.e2e_images, rounds=1, seed=0
+    log(f"[1/5] peak: convolutions and memory bandwidth ({threads} threads) ...")
+    peak = bench_peak.measure(batch=args.peak_batch, reps=args.peak_reps, bandwidth_mb=args.bandwidth_mb)
+    result["peak"] = peak
+    log(f"[2/5] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}) ...")
+    families = {}
+    for name, (_, overrides, tiny) in FAMILIES.items():
+        families[name] = measure_family(
+            name,
+            overrides + (tiny if args.tiny else []),
+            batch=args.batch_size,
+            warmup=args.warmup,
+            iters=args.iters,
+            fast=fast,
+            seed=args.seed,
+            log=log,
         )
-        result["bottomup_end_to_end"] = {
-            **end_to_end,
-            **{k.replace("_s_per_image", "_images_per_s"): 1.0 / v for k, v in end_to_end.items()},
-            "width": width,
-            "input_size": size,
-        }
-        log("[4/5] data pipeline, one worker per paradigm ...")
-        from src.layouts import COCO17
-
-        td_size = (64, 48) if args.tiny else (256, 192)
-        topdown = bench_topdown.measure_data(
-            num_images=args.data_images, passes=args.data_passes, image_size=td_size, keypoint_info=COCO17
-        )
-        bottomup = measure_bottomup_data(
-            images=max(2, args.data_images // 2), passes=args.data_passes, tiny=args.tiny, seed=0
-        )
-        pose3d = _quiet(
-            bench_pose3d.measure_data,
-            images=args.data_images,
-            passes=args.data_passes,
-            input_size=64 if args.tiny else 256,
-            log=lambda *_: None,
-        )
-        per_gpu = {k: PUBLISHED_BATCH_PER_GPU / s for k, s in PUBLISHED_SPEEDS.items()}
-        result["data"] = {
-            "topdown": {
-                "samples_per_s": topdown["samples_per_s_per_worker"],
-                "full_decode_samples_per_s": topdown["full_decode_samples_per_s"],
-                "reduced_fraction": topdown["reduced_fraction"],
-                "stage_ms_per_sample": topdown["stage_ms_per_sample"],
-                "collate_ms_per_sample": topdown["collate_ms_per_sample"],
-                "aim_samples_per_s": bench_topdown.AIM_SAMPLES_PER_S,
-            },
-            "bottomup": {
-                "samples_per_s": bottomup["samples_per_s"],
-                "reference_samples_per_s": bottomup["reference_samples_per_s"],
-                "input_size": bottomup["input_size"],
-            },
-            "pose3d": {
-                "samples_per_s": pose3d["samples_per_s"],
-                "reference_samples_per_s": pose3d["reference_samples_per_s"],
-            },
-            "workers_per_gpu": {
-                k: {
-                    "samples_per_s_per_gpu": v,
-                    "workers": math.ceil(v / topdown["samples_per_s_per_worker"]),
-                }
-                for k, v in per_gpu.items()
-            },
-            "published_batch_per_gpu": PUBLISHED_BATCH_PER_GPU,
-        }
-        log("[5/5] grouping (HeatmapParser.parse), typical and stress ...")
-        grouping_args = ["--images", str(args.grouping_images), "--no-dense"]
-        if args.tiny:
-            grouping_args += ["--size", "64", "--repeats", "1"]
-        result["grouping"] = {
-            scenario: _quiet(bench_grouping.main, grouping_args + (["--stress"] if scenario == "stress" else []))
-            for scenario in ("typical", "stress")
-        }
-    finally:
-        torch.set_num_threads(previous)
-    result["machine"]["load_average_after"] = bench_topdown.load_average()
+        for key in ("train_reference", "train_auto"):
+            share = families[name][key]
+            share["pct_of_fp32_peak"] = 100 * share["achieved_gflops"] / peak["fp32_gflops"]
+            share["pct_of_bf16_peak"] = 100 * share["achieved_gflops"] / peak["bf16_gflops"]
+    result["families"] = families
+    log("[3/5] HigherHRNet end to end on 640x480 images (grouping included) ...")
+    width, size = (8, 64) if args.tiny else (32, 512)
+    end_to_end = _quiet(
+        bench_bottomup.time_inference, width=width, input_size=size, images=args.e2e_images, rounds=1, seed=0
+    )
+    result["bottomup_end_to_end"] = {
+        **end_to_end,
+        **{k.replace("_s_per_image", "_images_per_s"): 1.0 / v for k, v in end_to_end.items()},
+        "width": width,
+        "input_size": size,
+    }
+    log("[4/5] data loading, one worker per paradigm ...")
+    topdown = bench_data.measure_topdown(
+        images=args.data_images,
+        passes=args.data_passes,
+        input_hw=(64, 48) if args.tiny else (256, 192),
+        seed=args.seed,
+        log=lambda *_: None,
+    )
+    _, overrides, tiny = FAMILIES["HigherHRNet-W32"]
+    bottomup = bench_data.measure_bottomup(
+        images=max(2, args.data_images // 2),
+        passes=args.data_passes,
+        codec=build_task(overrides + (tiny if args.tiny else [])).codec,
+        seed=args.seed,
+        log=lambda *_: None,
+    )
+    pose3d = bench_data.measure_pose3d(
+        images=args.data_images, passes=args.data_passes, input_size=64 if args.tiny else 256, log=lambda *_: None
+    )
+    per_gpu = {k: PUBLISHED_BATCH_PER_GPU / s for k, s in PUBLISHED_SPEEDS.items()}
+    result["data"] = {
+        "topdown": {
+            "samples_per_s": topdown["samples_per_s_per_worker"],
+            "full_decode_samples_per_s": topdown["full_decode_samples_per_s"],
+            "reduced_fraction": topdown["reduced_fraction"],
+            "stage_ms_per_sample": topdown["stage_ms_per_sample"],
+            "collate_ms_per_sample": topdown["collate_ms_per_sample"],
+            "aim_samples_per_s": topdown["aim_samples_per_s"],
+        },
+        "bottomup": {
+            "samples_per_s": bottomup["samples_per_s"],
+            "reference_samples_per_s": bottomup["reference_samples_per_s"],
+            "input_size": bottomup["input_size"],
+        },
+        "pose3d": {
+            "samples_per_s": pose3d["samples_per_s"],
+            "reference_samples_per_s": pose3d["reference_samples_per_s"],
+        },
+        "workers_per_gpu": {
+            k: {
+                "samples_per_s_per_gpu": v,
+                "workers": math.ceil(v / topdown["samples_per_s_per_worker"]),
+            }
+            for k, v in per_gpu.items()
+        },
+        "published_batch_per_gpu": PUBLISHED_BATCH_PER_GPU,
+    }
+    log("[5/5] grouping (HeatmapParser.parse), typical and stress ...")
+    grouping_args = ["--images", str(args.grouping_images), "--no-dense"]
+    if args.tiny:
+        grouping_args += ["--size", "64", "--repeats", "1"]
+    result["grouping"] = {
+        scenario: _quiet(bench_grouping.main, grouping_args + (["--stress"] if scenario == "stress" else []))
+        for scenario in ("typical", "stress")
+    }
+    result["machine"]["load_average_after"] = load_average()
     result["seconds"] = time.perf_counter() - started
     return result
 
@@ -510,13 +369,13 @@ def table(result: dict[str, Any]) -> list[list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="tiny networks and samples (checks the script, in seconds)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=3, help="timed training and inference steps per path")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all logical CPUs)")
-    p.add_argument("--peak-batch", type=int, default=bench_topdown.PEAK_SHAPES[0][0])
+    p.add_argument("--peak-batch", type=int, default=bench_peak.PEAK_SHAPES[0][0])
     p.add_argument("--peak-reps", type=int, default=3)
     p.add_argument("--bandwidth-mb", type=int, default=256)
     p.add_argument("--e2e-images", type=int, default=2)
@@ -529,15 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    positive = ("batch_size", "iters", "peak_batch", "peak_reps", "bandwidth_mb", "e2e_images", "data_images")
+    for name in (*positive, "data_passes", "grouping_images"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup < 0 or args.threads < 0:
+        p.error("--warmup and --threads must be >= 0")
     result = run(args)
-    rows = table(result)
     print()
-    bench_topdown._table(["figure", "measured", "note"], rows)
+    print_table(["figure", "measured", "note"], table(result))
     print(f"total {result['seconds']:.0f} s")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{machine_name(cpu_info())}-{result['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = results_stem(args.out, result["machine"], result["date"])
+    write_json(stem.with_suffix(".json"), result)
     draw_report(result, stem.with_suffix(".png"))
     print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
     result["_files"] = [str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))]

@@ -1,6 +1,7 @@
-"""benchmarks.bench_topdown on a tiny setting: every figure present, positive and consistent.
+"""The split benchmarks (peak, training variants, data loading) end to end at tiny sizes.
 
-No timing is asserted (the machine may be shared); only the bookkeeping is checked.
+No timing is asserted (the machine may be shared); the bookkeeping is: every figure present,
+positive and consistent with the others.
 """
 
 from __future__ import annotations
@@ -9,153 +10,137 @@ import json
 import math
 
 import pytest
+import torch
 
-from benchmarks import bench_topdown
-
-TINY = [
-    "--quick", "--iters", "1", "--warmup", "0", "--threads", "1", "--width", "8", "--image-size", "64x48",
-    "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1", "--data-images", "2", "--data-passes", "1",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "bench.json"
-    res = bench_topdown.main([*TINY, "--json", str(out)])
-    res["_json_path"] = out
-    return res
+from benchmarks import bench_data, bench_peak, bench_training, common
+from src.models.hrnet import PoseHighResolutionNet
 
 
 def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-def test_peak_fields(result):
+def test_peak():
+    result = bench_peak.main(["--batch", "1", "--reps", "2", "--bandwidth-mb", "2", "--threads", "1"])
     peak = result["peak"]
-    assert _positive(peak["fp32_gflops"]) and _positive(peak["bf16_gflops"])
-    assert {(r["dtype"], r["memory_format"]) for r in peak["runs"]} == {
-        (d, m) for d in ("fp32", "bf16") for m in ("channels_last", "contiguous")
-    }
+    assert len(peak["runs"]) == 2 * 2 * len(bench_peak.PEAK_SHAPES)
     for r in peak["runs"]:
-        assert _positive(r["gflops"]) and _positive(r["best_s"])
-        assert r["gflops"] == pytest.approx(r["gflop"] / r["best_s"])
         n, c, h, w = r["shape"]
-        assert r["gflop"] == pytest.approx(2 * n * c * c * 9 * h * w / 1e9)
-    assert peak["fp32_gflops"] == max(r["gflops"] for r in peak["runs"] if r["dtype"] == "fp32")
-    assert peak["bf16_gflops"] == max(r["gflops"] for r in peak["runs"] if r["dtype"] == "bf16")
+        assert n == 1 and r["gflop"] == pytest.approx(2 * n * c * c * 9 * h * w / 1e9)
+        assert len(r["times_s"]) == 2 and r["best_s"] == min(r["times_s"])
+        assert r["gflops"] == pytest.approx(r["gflop"] / r["best_s"])
+    for dtype in ("fp32", "bf16"):
+        assert peak[f"{dtype}_gflops"] == max(r["gflops"] for r in peak["runs"] if r["dtype"] == dtype)
+    assert _positive(peak["copy_gb_per_s"]) and peak["megabytes"] == 2
+    assert result["machine"]["threads"] == 1
 
 
-def test_training_fields_and_percentages(result):
-    peak, model, train = result["peak"], result["model"], result["train"]
-    assert model["train_gflop_per_image"] == pytest.approx(3 * model["forward_gflops_per_image"])
-    assert model["reference_gflops_per_image"] is None  # width 8 is not the reference configuration
+def test_official_hrnet_flops_match_the_reference():
+    with torch.device("meta"):  # counted without memory or arithmetic
+        net = PoseHighResolutionNet(num_joints=17, width=32)
+    assert common.forward_gflops(net, (256, 192)) == pytest.approx(
+        bench_training.REFERENCE_GFLOPS_W32_256X192, abs=1e-6
+    )
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "training.json"
+    tiny = ["--width", "8", "--image-size", "64x48", "--batch-size", "2", "--warmup", "0", "--iters", "2"]
+    result = bench_training.main([*tiny, "--peak-batch", "1", "--peak-reps", "1", "--threads", "1", "--json", str(out)])
+    result["_json"] = out
+    return result
+
+
+def test_training_figures(training):
+    train, peak = training["train"], training["peak"]
     variants = train["variants"]
-    assert set(variants) == set(bench_topdown.VARIANTS) - set(bench_topdown.COMPILED)  # compiled ones are opt-in
-    batch = result["config"]["batch_size"]
+    assert list(variants) == bench_training.DEFAULT_VARIANTS
+    assert not any(common.VARIANTS[v].compile for v in variants)  # the compiled one is opt-in
+    assert train["train_gflop_per_image"] == pytest.approx(3 * train["forward_gflops_per_image"])
+    assert train["reference_gflops_per_image"] is None  # width 8 is not the official configuration
     for name, v in variants.items():
-        channels_last, bf16, _ = bench_topdown.VARIANTS[name]
-        assert (v["channels_last"], v["bf16"]) == (channels_last, bf16)
-        assert len(v["times_s"]) == result["config"]["iters"] == 1
-        for key in (
-            "median_step_s",
-            "images_per_s",
-            "achieved_gflops",
-            "pct_of_fp32_peak",
-            "cpu_utilisation",
-            "final_loss",
-        ):
-            assert _positive(v[key]), (name, key, v[key])
-        assert v["images_per_s"] == pytest.approx(batch / v["median_step_s"])
-        assert v["achieved_gflops"] == pytest.approx(model["train_gflop_per_image"] * v["images_per_s"])
+        assert (v["precision"], v["channels_last"]) == (
+            common.VARIANTS[name].precision,
+            common.VARIANTS[name].channels_last,
+        )
+        assert len(v["times_s"]) == 2 and v["median_step_s"] == pytest.approx(sum(v["times_s"]) / 2)
+        assert v["images_per_s"] == pytest.approx(2 / v["median_step_s"])
+        assert v["achieved_gflops"] == pytest.approx(train["train_gflop_per_image"] * v["images_per_s"])
         assert v["pct_of_fp32_peak"] == pytest.approx(100 * v["achieved_gflops"] / peak["fp32_gflops"])
-        if bf16:
-            assert v["pct_of_bf16_peak"] == pytest.approx(100 * v["achieved_gflops"] / peak["bf16_gflops"])
-        else:
+        if v["precision"] == "32-true":
             assert v["pct_of_bf16_peak"] is None
-        assert v["speedup_vs_fp32"] == pytest.approx(v["images_per_s"] / variants["fp32"]["images_per_s"])
-    assert train["speedup"] == pytest.approx(variants["bf16_cl"]["images_per_s"] / variants["fp32"]["images_per_s"])
-    assert train["speedup_from_min_step"] == pytest.approx(
-        variants["fp32"]["min_step_s"] / variants["bf16_cl"]["min_step_s"]
-    )
-    assert train["aim_speedup"] == 1.5
-    assert train["aim_met"] == (train["speedup"] >= 1.5)
-    assert train["best_variant"] in variants
-    assert "bf16" in train["hardware_note"]
-
-
-def test_data_fields(result):
-    data = result["data"]
-    assert data["num_images"] == 2
-    assert 4 <= data["num_records"] <= 6  # 2-3 people per image
-    assert data["samples_timed"] == data["num_records"]
-    for key in ("samples_per_s_per_worker", "ms_per_sample", "decode_only_per_s", "mean_jpeg_kb"):
-        assert _positive(data[key]), key
-    assert data["ms_per_sample"] == pytest.approx(1000 / data["samples_per_s_per_worker"])
-    stages = data["stage_ms_per_sample"]
-    assert set(stages) == {"decode", "warp", "encode", "normalize", "other"}
-    assert all(_positive(stages[k]) for k in ("decode", "warp", "encode", "normalize"))
-    assert data["decode_only_per_s"] == pytest.approx(1000 / stages["decode"])
-    assert data["aim_samples_per_s"] == 400
-    assert data["aim_met"] == (data["samples_per_s_per_worker"] >= 400)
-    assert _positive(data["full_decode_samples_per_s"]) and 0 <= data["reduced_fraction"] <= 1
-    assert _positive(data["collate_ms_per_sample"])
-    assert data["reduced_decode_speedup"] == pytest.approx(
-        data["samples_per_s_per_worker"] / data["full_decode_samples_per_s"]
-    )
-
-
-def test_json_written_and_complete(result):
-    written = json.loads(result["_json_path"].read_text())
-    assert set(written) == {k for k in result if not k.startswith("_")}
-    assert written["train"]["variants"]["bf16_cl"]["pct_of_fp32_peak"] == pytest.approx(
-        result["train"]["variants"]["bf16_cl"]["pct_of_fp32_peak"]
-    )
-    cfg = written["config"]
-    assert (cfg["width"], cfg["image_size"], cfg["threads"], cfg["quick"]) == (8, [64, 48], 1, True)
-    assert isinstance(written["cpu"]["flags"]["avx512_bf16"], bool)
-
-
-def test_synthetic_coco_file(tmp_path):
-    ann = bench_topdown.write_synthetic_coco(tmp_path, num_images=1, keypoint_info=bench_topdown.COCO17, seed=3)
-    data = json.loads(ann.read_text())
-    (image,) = data["images"]
-    assert (image["width"], image["height"]) == (640, 480)
-    assert (tmp_path / "images" / image["file_name"]).is_file()
-    assert 2 <= len(data["annotations"]) <= 3
-    for a in data["annotations"]:
-        assert len(a["keypoints"]) == 51 and a["iscrowd"] == 0 and a["area"] > 0
-        assert a["num_keypoints"] == sum(v > 0 for v in a["keypoints"][2::3])
+        else:
+            assert v["pct_of_bf16_peak"] == pytest.approx(100 * v["achieved_gflops"] / peak["bf16_gflops"])
+        assert v["ratio"] == pytest.approx(v["images_per_s"] / variants["fp32"]["images_per_s"])
+        assert _positive(v["final_loss"]) and 0 < v["cpu_utilisation"] < 2
+    fast = training["automatic_path"]
+    assert train["automatic_variant"] == common.variant_of(fast["precision"], fast["channels_last"])
+    assert train["speedup"] == variants[train["automatic_variant"]]["ratio"]
+    assert train["aim_speedup"] == bench_training.AIM_SPEEDUP[fast["precision"]]
+    assert train["aim_met"] == (train["speedup"] >= train["aim_speedup"])
+    written = json.loads(training["_json"].read_text())
+    assert written["train"]["variants"].keys() == variants.keys() and written["config"]["image_size"] == [64, 48]
 
 
 @pytest.mark.parametrize("bad", [["--image-size", "65x48"], ["--variants", "fp64"], ["--iters", "0"]])
-def test_rejects_bad_arguments(bad):
+def test_training_rejects_bad_arguments(bad):
     with pytest.raises(SystemExit):
-        bench_topdown.main(bad)
+        bench_training.main(bad)
 
 
-def test_stage_timers_are_removed(result):
-    import cv2
+class _Dataset:
+    """Records the reading each item was read with."""
 
-    from src.datasets import topdown as topdown_dataset
+    reduced_decode = normalize_on_device = False
 
-    assert topdown_dataset.cv2 is cv2
+    def __init__(self) -> None:
+        self.reads: list[tuple[tuple[int, int], bool, bool]] = []
 
-    class Codec:
-        def encode(self, x):
-            return x
+    def __len__(self) -> int:
+        return 3
 
-    class Dataset:
-        codec = Codec()
+    def __getitem__(self, key):
+        self.reads.append((key, self.reduced_decode, self.normalize_on_device))
 
-        def read_bgr_for_crop(self, x):
-            return x
 
-        def image_tensor(self, x):
-            return x
+def test_readings_alternate_and_are_counted():
+    dataset = _Dataset()
+    out = bench_data.time_readings(dataset, passes=2)
+    assert out["samples_per_pass"] == 3 and [len(s) for s in out["seconds"].values()] == [2, 2]
+    passes = [dataset.reads[1 + 3 * i : 4 + 3 * i] for i in range(4)]  # after the warm-up item
+    flags = [{(r, n) for _, r, n in p} for p in passes]
+    assert flags == [{(False, False)}, {(True, True)}, {(True, True)}, {(False, False)}]  # alternating first
+    assert [k for k, _, _ in passes[2]] == [(0, 1), (1, 1), (2, 1)]  # (index, epoch) as the sampler asks
+    assert dataset.reduced_decode and dataset.normalize_on_device  # left on the fast path's reading
+    seconds = {"reference": [1.0, 2.0], "fast": [0.5, 1.0]}
+    figures = bench_data.rates({"samples_per_pass": 3, "seconds": seconds})
+    assert figures == {"samples": 6, "samples_per_s": 4.0, "reference_samples_per_s": 2.0}
 
-    dataset, stages = Dataset(), dict.fromkeys(bench_topdown._STAGES, 0.0)
-    with bench_topdown._stage_timers(dataset, stages):
-        assert [dataset.read_bgr_for_crop(1), dataset.image_tensor(2), dataset.codec.encode(3)] == [1, 2, 3]
-        assert topdown_dataset.cv2 is not cv2
-    assert stages["decode"] > 0 and stages["normalize"] > 0 and stages["encode"] > 0
-    assert topdown_dataset.cv2 is cv2 and not vars(dataset) and not vars(dataset.codec)
+
+def test_topdown_data_by_stage(tmp_path):
+    out = tmp_path / "data.json"
+    tiny = ["--paradigms", "topdown", "--images", "2", "--passes", "2", "--input-size", "64x48"]
+    threads = torch.get_num_threads()
+    result = bench_data.main([*tiny, "--json", str(out)])
+    assert torch.get_num_threads() == threads  # one worker's single thread only while timing
+    td = result["topdown"]
+    assert set(result) == {"machine", "config", "topdown"}
+    assert td["samples"] == 2 * td["records"] > 0
+    assert td["ms_per_sample"] == pytest.approx(1000 / td["samples_per_s_per_worker"])
+    assert td["reduced_decode_speedup"] == pytest.approx(
+        td["samples_per_s_per_worker"] / td["full_decode_samples_per_s"]
+    )
+    stages = td["stage_ms_per_sample"]
+    assert list(stages) == [*bench_data.STAGES, "other"]
+    assert all(_positive(stages[s]) for s in bench_data.STAGES) and math.isfinite(stages["other"])
+    assert 0 <= td["reduced_fraction"] <= 1 and _positive(td["collate_ms_per_sample"]) and td["mean_jpeg_kb"] > 1
+    assert td["aim_samples_per_s"] == bench_data.AIM_SAMPLES_PER_S
+    assert td["aim_met"] == (td["samples_per_s_per_worker"] >= bench_data.AIM_SAMPLES_PER_S)
+    assert json.loads(out.read_text())["topdown"]["records"] == td["records"]
+
+
+@pytest.mark.parametrize("bad", [["--paradigms", "2d"], ["--input-size", "63x48"], ["--passes", "0"]])
+def test_data_rejects_bad_arguments(bad):
+    with pytest.raises(SystemExit):
+        bench_data.main(bad)
