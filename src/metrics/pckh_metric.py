@@ -34,7 +34,8 @@ class PCKhMetric(Metric):
     ground-truth joint j: the MPII-16 layout has the channel order of gt_valid.mat.
 
     Args:
-        gt_file: official ``gt_valid.mat`` (read on the first `compute`, then cached).
+        gt_file: official ``gt_valid.mat`` (read on the first `compute`, then cached); its joint
+            names may use any known spelling, e.g. the MPII tools' "thrx" for the thorax.
         keypoint_info: the model's keypoint layout (``get_keypoint_info("mpii16")``); its keypoint
             count must match the predictions and the file.
         threshold: PCKh threshold of "PCKh" and the group values (official 0.5).
@@ -43,8 +44,9 @@ class PCKhMetric(Metric):
             threshold 0.11 (see `mpii_pckh`).
         **kwargs: passed to torchmetrics.Metric (e.g. process_group, dist_sync_on_step).
 
-    After `compute`, `last_per_joint` maps each gt joint name (pelvis and thorax included) to its
-    PCKh at `threshold` (NaN for a joint with no annotated entry among the predicted samples).
+    After `compute`, `last_per_joint` maps each gt joint name, spelled as in the HRNet gt_valid.mat
+    (pelvis and thorax included), to its PCKh at `threshold` (NaN for a joint with no annotated
+    entry among the predicted samples).
     """
 
     monitor: ClassVar[str] = "PCKh"
