@@ -68,8 +68,8 @@ _PAD_COST = 1e10
 #: Refine first visits the runs of pixels above this value (or the detection threshold if lower),
 #: strongest first; the pairs they cannot settle scan the map (speed only).
 _STRONG = 0.05
-#: Work below which a kernel runs in one thread whatever ``threads`` says (the hand-over to a
-#: pool thread costs about 0.1 ms): heatmap pixels of the candidate pass, pairs of refine.
+#: Work below which a kernel runs in one thread whatever ``threads`` says (below it, handing the
+#: work to a pool thread costs more than it saves): heatmap pixels of the candidate pass, pairs of refine.
 _THREAD_MIN_PIXELS = 1 << 19
 _THREAD_MIN_PAIRS = 24
 #: Pools of worker threads per (process, size); a forked child builds its own.
@@ -655,7 +655,7 @@ class _TagTable:
 
     def __getitem__(self, flat: np.ndarray) -> np.ndarray:
         """Tags at flat indices (any shape) -> (*flat.shape, L) float32. Rows of L = 1 or 2 float32
-        are gathered as single 4- / 8-byte items (fancy indexing of short rows is ~10x slower)."""
+        are gathered as single 4- / 8-byte items (fancy indexing of short rows is much slower)."""
         if self.shared:
             flat = flat % self.hw
         dim = self.table.shape[1]

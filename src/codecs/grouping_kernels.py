@@ -9,8 +9,8 @@ with the same float32 operations in the same order (no fused multiply-add, round
 ties go to the lowest flat index as with np.argmax, and the matching repeats numpy's summation
 orders.
 
-Numba compiles them on first use and caches the machine code next to this file (about 20 s on a
-2-core CPU, once per installation).
+Numba compiles them on first use and caches the machine code next to this file (once per
+installation: the first bottom-up evaluation waits for it).
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class PoseModule(LightningModule):
         fp32_prediction_layers: under mixed precision (bf16 / fp16 autocast), run the prediction
             layers (the 1x1 convolutions that output heatmaps, tags or 3D volumes) in fp32, so that
             the outputs the losses and decoders see are not rounded to 8 mantissa bits; no effect in
-            fp32. Measured on the quickstarts: see the README ("Arithmetic").
+            fp32. Why: docs/performance.md (the fast path).
         compile: run the network through ``torch.compile`` (``compile_mode``: default,
             reduce-overhead, max-autotune, ...; ``compile_backend``: inductor, or eager to check the
             plumbing). Compiling costs time at the first steps (``make bench`` measures when it

@@ -97,5 +97,5 @@ def check_launch(cfg: DictConfig) -> None:
             "Lightning starts each extra DDP process by re-running the command line, so every job "
             "would launch the whole sweep again. Run the sweep with one device per job "
             "(trainer.devices=1), or let a launcher start the processes: "
-            "hydra/launcher=slurm (submitit; see 'Sweeps' in the README)."
+            "hydra/launcher=slurm (submitit; see docs/scale.md)."
         )
