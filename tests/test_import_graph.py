@@ -181,6 +181,19 @@ def forbidden_imports(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
+def private_imports(root: Path) -> list[str]:
+    """'module imports [names] from other' for every private name a src module imports from another."""
+    found = []
+    for name, path in source_modules(root).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                target = _absolute(name, path.name == "__init__.py", node)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private and _under(target, PACKAGE):
+                    found.append(f"{name} imports {private} from {target}")
+    return found
+
+
 # --------------------------------------------------------------------------- the tree's graph
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
@@ -203,6 +216,12 @@ def test_no_import_circle(graph: dict[str, set[str]]) -> None:
 def test_no_import_in_a_forbidden_direction(graph: dict[str, set[str]]) -> None:
     found = forbidden_imports(graph)
     assert not found, "forbidden imports:\n" + "\n".join(found)
+
+
+def test_no_private_name_imported_from_another_module() -> None:
+    """A helper another module needs is part of its module's public API (no ``from m import _x``)."""
+    found = private_imports(ROOT)
+    assert not found, "\n".join(found)
 
 
 # --------------------------------------------------------------------------- the checker itself
@@ -229,8 +248,10 @@ def test_checker_finds_circles_and_forbidden_chains(tmp_path: Path) -> None:
             "src/datasets/__init__.py": "",
             "src/datasets/datamodule.py": "import lightning.pytorch as pl\n",
             "src/datasets/topdown.py": "import torch\n",
+            "src/readers/coco_images.py": "from .coco import _decode, load\nfrom numpy import _core\n",
         },
     )
+    assert private_imports(tmp_path) == ["src.readers.coco_images imports ['_decode'] from src.readers.coco"]
     graph = import_graph(tmp_path)
     assert graph["src.synthetic.h36m_writer"] == {"src.readers.h36m"}
     assert find_cycles(graph) == [["src.readers.h36m", "src.synthetic.h36m_writer", "src.readers.h36m"]]
