@@ -233,6 +233,14 @@ def render_benchmark(path: Path, data: dict[str, Any], image_dir: str = IMAGE_DI
     if data_rows:
         lines += ["", "Data pipeline, training samples/s of one worker:", ""]
         lines += _table(["paradigm", "reference reading", "fast path reading"], data_rows)
+    workers = (data.get("data") or {}).get("workers_per_gpu") or {}
+    if workers:
+        batch_per_gpu = (data.get("data") or {}).get("published_batch_per_gpu")
+        rows = [
+            [source, _number(w.get("samples_per_s_per_gpu"), 1), w.get("workers", "-")] for source, w in workers.items()
+        ]
+        lines += ["", f"Data workers per GPU at published training speeds (batch {batch_per_gpu} per GPU):", ""]
+        lines += _table(["published training speed of", "samples/s per GPU", "workers needed"], rows)
     e2e = data.get("bottomup_end_to_end")
     if e2e:
         lines += [
