@@ -20,6 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "src"
 
+#: The entry points run with ``python -m``.
+RUNNERS = ("src.train", "src.eval", "src.predict", "src.export", "src.convert", "src.check_data")
+
 #: (importer prefix, imported prefix, exempt modules): an importer under the first prefix must not
 #: import a module under the second (src modules, or outside packages such as lightning).
 FORBIDDEN: list[tuple[str, str, frozenset[str]]] = [
@@ -31,6 +34,11 @@ FORBIDDEN: list[tuple[str, str, frozenset[str]]] = [
     ("src.datasets", "pytorch_lightning", frozenset({"src.datasets.datamodule"})),
     ("src.synthetic", "src.datasets", frozenset()),
     ("src.synthetic", "src.tasks", frozenset()),
+    # DESIGN.md: codecs import geometry, not datasets; datasets use codecs only through the object
+    # they are handed; runners import tasks and the registry, never each other
+    *[("src.codecs", f"src.{p}", frozenset()) for p in ("datasets", "readers", "tasks")],
+    *[("src.datasets", f"src.{p}", frozenset()) for p in ("codecs", "models", "tasks")],
+    *[(a, b, frozenset()) for a in RUNNERS for b in RUNNERS if a != b],
 ]
 
 
