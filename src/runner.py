@@ -36,7 +36,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.readers.errors import AnnotationError, DatasetNotFoundError
 from src.tasks.base import NonFiniteLossError
-from src.utils import resolvers
+from src.utils import hardware, resolvers
 from src.utils.hardware import (
     check_auto,
     choose_fast_path,
@@ -45,7 +45,6 @@ from src.utils.hardware import (
     input_shape_of,
     machine_info,
     reference_path,
-    time_memory_formats,
 )
 from src.utils.loggers import finish_loggers
 from src.utils.run_io import resolved_config, run_info, write_json_atomic
@@ -65,6 +64,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The configs of every entry point (an absolute path: it holds however the command is started).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 #: Errors that a user's input or machine causes (data or files not there, bad annotations, a file
 #: that is not a checkpoint, a wrong setting, a missing optional package, a file that cannot be
@@ -124,7 +125,7 @@ def _memory_format(
     batch_size: int,
     precision: str,
     accelerator: str,
-    measure: Callable[..., dict[str, Any]],
+    measure: Callable[..., dict[str, Any]] | None,
 ) -> dict[str, Any]:
     if not enabled:
         return {"channels_last": False, "how": "reference"}
@@ -134,7 +135,7 @@ def _memory_format(
         batch_size=batch_size,
         precision=precision,
         accelerator=accelerator,
-        measure=measure,
+        measure=measure or hardware.time_memory_formats,  # looked up here: tests replace it
     )
 
 
@@ -145,7 +146,7 @@ def fast_path_for(
     batch_size: int,
     accelerator: str = "auto",
     enabled: bool = True,
-    measure: Callable[..., dict[str, Any]] = time_memory_formats,
+    measure: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The path that ``auto`` takes for ``net`` on (C, H, W) inputs in batches of ``batch_size``:
     {"fast_path", "precision", "channels_last", "reason", "memory_format": how the format was
@@ -181,7 +182,7 @@ def _reason(rule: str, chosen: dict[str, Any]) -> str:
     return rule
 
 
-def resolve_fast_path(cfg: DictConfig, *, measure: Callable[..., dict[str, Any]] = time_memory_formats) -> dict:
+def resolve_fast_path(cfg: DictConfig, *, measure: Callable[..., dict[str, Any]] | None = None) -> dict:
     """Replace every ``auto`` of ``cfg`` (``trainer.precision``, ``model.channels_last``,
     ``data.reduced_decode``, ``data.normalize_on_device``) with the fast path's value on the run's
     accelerator, or with the reference value (fp32, NCHW, shortcuts off) when ``cfg.fast_path`` is
@@ -235,7 +236,7 @@ def resolve_task(
     batch_size: int = 1,
     precision: str = "32-true",
     accelerator: str = "auto",
-    measure: Callable[..., dict[str, Any]] = time_memory_formats,
+    measure: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Set the memory format of a task loaded from a checkpoint (which records the format of the
     run that wrote it) to this run's: the fast path's choice for its network, or NCHW with
@@ -267,7 +268,7 @@ def _write_info(output_dir: Path, info: dict[str, Any]) -> None:
         write_json_atomic(output_dir / "run_info.json", info)
 
 
-def start(cfg: DictConfig, *, measure: Callable[..., dict[str, Any]] = time_memory_formats) -> Run:
+def start(cfg: DictConfig, *, measure: Callable[..., dict[str, Any]] | None = None) -> Run:
     """Resolve the fast path of ``cfg`` and write ``run_info.json``: the first step of `task`."""
     resolvers.register()
     output_dir = Path(cfg.paths.output_dir)
@@ -332,7 +333,7 @@ def main(config_name: str, *, status: Callable[[BaseException], int] | None = No
     import hydra
 
     def decorate(function: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-        @hydra.main(version_base="1.3", config_path="../conf", config_name=config_name)
+        @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
         @functools.wraps(function)
         def command(cfg: DictConfig) -> Any:
             try:
