@@ -248,6 +248,7 @@ def _quickstart(**changes) -> dict:
         "metrics": {"val/AP": 0.61234},
         "headline": {"key": "val/AP", "value": 0.61234, "mode": "max"},
         "git_commit": "abc1234",
+        "load": {"start": [1.5, 1.2, 1.0], "end": [2.25, 1.8, 1.2]},
         "torch": "2.13.0",
     }
     record.update(changes)
@@ -263,7 +264,7 @@ def test_quickstart_table_follows_the_results_files(tmp_path: Path) -> None:
     (folder / "quickstart-test-cpu-fp32-2030-01-02.json").write_text(json.dumps(_quickstart()))
     first = results.render_markers(page, tmp_path)
     assert "Test CPU 9000" in first and "val/AP 0.612" in first and "8 min 07 s" in first
-    assert "2030-01-02" in first and "32-true, channels_last" in first
+    assert "2030-01-02" in first and "32-true, channels_last" in first and "1.5 / 2.2" in first
     assert first.startswith("before\n") and first.endswith("after\n")
     # a new run on another machine adds a row under the same experiment; a changed file changes its row
     other = _quickstart(

@@ -115,6 +115,15 @@ def _phases(data: dict[str, Any]) -> str:
     return ", ".join(f"{name.replace('_', ' ')} {_duration(s)}" for name, s in phases.items()) or "-"
 
 
+def _load(data: dict[str, Any]) -> str:
+    """The 1-minute load average at start and end (other jobs sharing the cores slow a run down)."""
+    load = data.get("load") or {}
+    start, end = load.get("start"), load.get("end")
+    if not start or not end:
+        return "-"
+    return f"{_number(start[0], 1)} / {_number(end[0], 1)}"
+
+
 def render_quickstarts(folder: Path) -> str:
     """Markdown: per experiment, a table with one row per results file (machine, path, date)."""
     runs = load_quickstarts(folder)
@@ -127,7 +136,7 @@ def render_quickstarts(folder: Path) -> str:
     experiments: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for path, data in runs:
         experiments.setdefault(str(data["experiment"]), []).append((path, data))
-    header = ["date", "machine", "CPU flags", "path", "wall time", "phases", "epochs", "headline", "file"]
+    header = ["date", "machine", "CPU flags", "path", "wall time", "phases", "load", "epochs", "headline", "file"]
     for experiment, items in experiments.items():
         lines += ["", f"#### `experiment={experiment}`", ""]
         rows = [
@@ -138,6 +147,7 @@ def render_quickstarts(folder: Path) -> str:
                 _path(data),
                 _duration(data["wall_s"]),
                 _phases(data),
+                _load(data),
                 data.get("epochs", "-"),
                 _headline(data, path),
                 f"`{path.name}`",
@@ -188,7 +198,8 @@ def _family_rows(families: dict[str, Any]) -> list[list[Any]]:
                 name,
                 size,
                 _number(ref.get("images_per_s", "-"), 2),
-                f"{_number(auto.get('images_per_s', '-'), 2)} ({auto.get('precision', '?')})",
+                f"{_number(auto.get('images_per_s', '-'), 2)} ({auto.get('precision', '?')}, "
+                f"{'channels_last' if auto.get('channels_last') else 'NCHW'})",
                 f"{_number(f.get('train_ratio', '-'), 2)}x",
                 f"{_number(inf.get('flip_off_images_per_s', '-'), 1)} / "
                 f"{_number(inf.get('flip_on_images_per_s', '-'), 1)}",
