@@ -14,17 +14,33 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ensure_synthetic_coco", "ensure_synthetic_mpii"]
+__all__ = [
+    "COCOParams",
+    "H36MParams",
+    "MPIIParams",
+    "SceneParams",
+    "ensure_synthetic_coco",
+    "ensure_synthetic_crowdpose",
+    "ensure_synthetic_h36m",
+    "ensure_synthetic_mpii",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # imported lazily so that ``python -m src.synthetic.generate`` runs without a double import
+    # imported on first use, so that ``python -m src.synthetic.generate`` runs without a double
+    # import and ``import src.synthetic`` loads no generator code
     if name == "ensure_synthetic_coco":
-        from src.synthetic.generate import ensure_synthetic_coco
+        from src.synthetic.generate import ensure_synthetic_coco as value
+    elif name == "ensure_synthetic_crowdpose":
+        from src.synthetic.crowdpose_writer import ensure_synthetic_crowdpose as value
+    elif name == "ensure_synthetic_mpii":
+        from src.synthetic.mpii_writer import ensure_synthetic_mpii as value
+    elif name == "ensure_synthetic_h36m":
+        from src.synthetic.h36m_writer import ensure_synthetic_h36m as value
+    elif name in __all__:
+        from src.synthetic import params
 
-        return ensure_synthetic_coco
-    if name == "ensure_synthetic_mpii":
-        from src.synthetic.mpii_writer import ensure_synthetic_mpii
-
-        return ensure_synthetic_mpii
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(params, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return value
