@@ -149,6 +149,8 @@ class SyntheticParams:
         keys left out keep their defaults. ValueError naming unknown keys and listing the known ones."""
         if isinstance(options, cls):
             return options.replace(**more)
+        if isinstance(options, SyntheticParams):
+            raise TypeError(f"{cls.WHAT} takes {cls.__name__}, got {type(options).__name__}")
         merged = {**dict(options or {}), **more}
         unknown = sorted(set(merged) - set(cls.names()))
         if unknown:

@@ -66,6 +66,8 @@ def test_unknown_and_bad_keys_are_named() -> None:
         H36MParams(subjects=(5, 1, 5))
     with pytest.raises(ValueError, match="synthetic Human3.6M parameter actions must be distinct action_idx in 2..16"):
         H36MParams(actions=(17,))
+    with pytest.raises(TypeError, match="synthetic COCO takes COCOParams, got MPIIParams"):
+        generate.ensure_synthetic_coco("/nonexistent/coco", MPIIParams())
     # the writers check the same way, before anything is written
     with pytest.raises(ValueError, match=r"unknown synthetic COCO parameters \['colour'\]"):
         crowdpose_writer.ensure_synthetic_crowdpose("/nonexistent/crowdpose", colour=1)
