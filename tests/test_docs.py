@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Entry points with a Hydra config of the same name in conf/.
 HYDRA_ENTRIES = ("train", "eval", "predict", "export", "convert", "check_data")
-#: Hydra flags that take no override and are not overrides themselves.
-HYDRA_FLAGS = {"-m", "--multirun"}
+#: Hydra flags that are not overrides (the value of --cfg / --package follows it).
+HYDRA_FLAGS = {"-m", "--multirun", "--help", "--hydra-help", "--resolve", "--info"}
+HYDRA_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p"}
 README_MAX_LINES = 160
 MEASUREMENT = re.compile(r"[0-9]+ min [0-9]+ s|AP [0-9]\.[0-9]{3}")
 
@@ -129,8 +130,12 @@ def test_command(label: str, args: list[str], hydra_conf) -> None:
     module, rest = found
     entry = module.removeprefix("src.")
     if module.startswith("src.") and entry in HYDRA_ENTRIES:
-        overrides = [_placeholders(a) for a in rest if a not in HYDRA_FLAGS]
-        assert not [a for a in overrides if a.startswith("-")], f"{label}: flags other than -m are not checked"
+        overrides, skip = [], False
+        for a in rest:
+            if not skip and a not in HYDRA_FLAGS and a not in HYDRA_FLAGS_WITH_VALUE:
+                overrides.append(_placeholders(a))
+            skip = a in HYDRA_FLAGS_WITH_VALUE
+        assert not [a for a in overrides if a.startswith("-")], f"{label}: a flag this test does not know"
         hydra_keys = any(a.lstrip("+~").startswith("hydra") for a in overrides)
         for variant in _variants(overrides):
             # the hydra node only where an override needs it (composing it costs about half again)
