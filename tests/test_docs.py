@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -136,10 +137,8 @@ def test_command(label: str, args: list[str], hydra_conf) -> None:
                 overrides.append(_placeholders(a))
             skip = a in HYDRA_FLAGS_WITH_VALUE
         assert not [a for a in overrides if a.startswith("-")], f"{label}: a flag this test does not know"
-        hydra_keys = any(a.lstrip("+~").startswith("hydra") for a in overrides)
         for variant in _variants(overrides):
-            # the hydra node only where an override needs it (composing it costs about half again)
-            compose(config_name=entry, overrides=variant, return_hydra_config=hydra_keys)
+            _check_overrides(entry, variant, label)
         return
     spec = importlib.util.find_spec(module)
     assert spec is not None and spec.origin, f"{label}: no module {module}"
@@ -148,6 +147,43 @@ def test_command(label: str, args: list[str], hydra_conf) -> None:
         usage = _help(module)
         for flag in flags:
             assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", usage), f"{label}: {module} has no option {flag}"
+
+
+def _is_group(key: str) -> bool:
+    """A config group (model, data, hydra/launcher, ...), as opposed to a key of the config."""
+    return "." not in key and ((ROOT / "conf" / key).is_dir() or key.startswith("hydra/"))
+
+
+@functools.cache
+def _composed(entry: str, groups: tuple[str, ...], with_hydra: bool) -> dict:
+    """The composed config as plain containers, interpolations unresolved."""
+    # the hydra node only where an override needs it (composing it costs about half again)
+    cfg = compose(config_name=entry, overrides=list(groups), return_hydra_config=with_hydra)
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _has_key(node: object, key: str) -> bool:
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def _check_overrides(entry: str, overrides: list[str], label: str) -> None:
+    """What Hydra checks when it composes ``overrides``: the groups and options exist (composed, once
+    per distinct choice of groups), and every key set without ``+`` exists in the composed config."""
+    groups = tuple(o for o in overrides if _is_group(o.split("=", 1)[0].lstrip("+~")))
+    with_hydra = any(o.lstrip("+~").startswith("hydra") for o in overrides)
+    cfg = _composed(entry, groups, with_hydra)
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if override in groups or key.startswith(("+", "~")):
+            continue
+        assert _has_key(cfg, key), f"{label}: python -m src.{entry} has no key {key!r}"
 
 
 @functools.cache
