@@ -44,7 +44,7 @@ format: install
 
 # the documentation site into site/ (--strict: a warning, e.g. a broken link, fails the build)
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
