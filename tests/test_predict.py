@@ -3,7 +3,7 @@ from a bottom-up detector, exported backends, and bad input reported rather than
 
 The models are tiny networks with random weights (`random_checkpoint`): these tests check the
 plumbing (every frame read once, written once, the same people from every backend); accuracy on
-bottom-up boxes is measured on the quickstart models (README, "Running a model").
+bottom-up boxes is a matter for `python -m src.eval ckpt_path=TOPDOWN.ckpt detector_ckpt=BOTTOMUP.ckpt`.
 """
 
 from __future__ import annotations
