@@ -72,7 +72,7 @@ def load_exported_task(model_file: str | Path, *, backend: str) -> Any:
     hparams = {**meta["hparams"], "pretrained": None, "official_weights": None, "init": "pytorch"}
     hparams["zero_init_residual"] = False
     hparams["compile"] = False  # the exported file runs as it is
+    hparams["channels_last"] = False  # the exported graph takes NCHW images; no format to decide
     task = task_class(**hparams)
     task.net = ExportedNet(path, backend, as_list=bool(meta.get("outputs_as_list", False)))
-    task.hparams.channels_last = False
     return task.eval()
