@@ -54,9 +54,8 @@ class PoseDataModule(pl.LightningDataModule):
         color_rgb: feed RGB (HRNet) or BGR (SimpleBaseline configs).
         seed: base seed of the augmentation random numbers.
         reduced_decode: decode training JPEGs at 1/2, 1/4 or 1/8 of their size when the crop
-            shrinks them that much (`src.readers.images.read_image_for_crop`); ``auto`` is resolved
-            by the run's fast path (`src.utils.hardware.apply_fast_path`) and is off where nothing
-            resolved it.
+            shrinks them that much (`src.readers.images.read_image_for_crop`); ``auto``: the fast
+            path decides (on; runs resolve it first and honour ``fast_path=false``, `src.runner`).
         normalize_on_device: training items carry uint8 images that the task normalises on its
             device (the same numbers; a quarter of the bytes between processes); ``auto`` as
             ``reduced_decode``.
