@@ -201,19 +201,24 @@ def time_memory_formats(
     input_shape: tuple[int, int, int],
     batch_size: int,
     precision: str,
-    budget_s: float = 4.0,
+    budget_s: float = 5.0,
     max_steps: int = 5,
 ) -> dict[str, Any]:
     """Median milliseconds of a training step (forward, a loss over every output, backward) of a
-    copy of ``net`` on a random (B, C, H, W) batch, in NCHW and in channels_last, steps of the two
-    formats interleaved. After one warm-up step each, as many steps as fit ``budget_s`` (1 to
-    ``max_steps``): big networks take fewer."""
+    copy of ``net`` on a random (B, C, H, W) batch, in NCHW and in channels_last, the steps of the
+    two formats interleaved, in about ``budget_s``. A one-image step of each format first (the
+    warm-up of small batches, and the cost estimate): the batch is ``batch_size`` when one warm-up
+    and one timed step of both formats fit the budget, else the largest that does (returned as
+    ``batch``); as many timed steps as fit follow (1 to ``max_steps``: big networks take fewer)."""
     copies = {
         "nchw": copy.deepcopy(net).train().to(memory_format=torch.contiguous_format),
         "channels_last": copy.deepcopy(net).train().to(memory_format=torch.channels_last),
     }
-    images = torch.randn(int(batch_size), *(int(d) for d in input_shape))
-    inputs = {"nchw": images, "channels_last": images.contiguous(memory_format=torch.channels_last)}
+    inputs: dict[str, torch.Tensor] = {}
+
+    def make_inputs(batch: int) -> None:
+        images = torch.randn(batch, *(int(d) for d in input_shape))
+        inputs.update(nchw=images, channels_last=images.contiguous(memory_format=torch.channels_last))
 
     def step(name: str) -> float:
         model = copies[name]
@@ -225,8 +230,16 @@ def time_memory_formats(
         model.zero_grad(set_to_none=True)
         return (time.perf_counter() - start) * 1000.0
 
-    warm = {name: step(name) for name in copies}
-    steps = max(1, min(max_steps, int(budget_s * 1000.0 / max(1e-3, sum(warm.values())))))
+    budget_ms = budget_s * 1000.0
+    make_inputs(1)
+    pair_ms = sum(step(name) for name in copies)  # an overestimate (first calls), so a safe one
+    spent = pair_ms
+    batch = max(1, min(int(batch_size), int(budget_ms / (2.0 * max(pair_ms, 1e-3)))))
+    if batch > 1:
+        make_inputs(batch)
+        pair_ms = sum(step(name) for name in copies)  # the warm-up at the measured batch
+        spent += pair_ms
+    steps = max(1, min(max_steps, int((budget_ms - spent) / max(pair_ms, 1e-3))))
     times: dict[str, list[float]] = {name: [] for name in copies}
     for i in range(steps):
         for name in copies if i % 2 == 0 else reversed(list(copies)):
@@ -235,6 +248,7 @@ def time_memory_formats(
         "nchw_ms": round(statistics.median(times["nchw"]), 3),
         "channels_last_ms": round(statistics.median(times["channels_last"]), 3),
         "steps": steps,
+        "batch": batch,
     }
 
 
@@ -253,7 +267,7 @@ def decide_channels_last(
     batch_size: int,
     precision: str,
     accelerator: str = "auto",
-    measure: Callable[..., dict[str, Any]] = time_memory_formats,
+    measure: Callable[..., dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The fast path's memory format for ``net``: the rule on GPUs (channels_last); on CPUs the
     faster of NCHW and channels_last in a few timed training steps (`time_memory_formats`, or
@@ -267,12 +281,14 @@ def decide_channels_last(
     cached = _read_cache(path).get(key)
     if isinstance(cached, dict) and {"channels_last", "nchw_ms", "channels_last_ms"} <= set(cached):
         return {**cached, "how": "cached", "key": key}
+    measure = measure or time_memory_formats
     timings = measure(net, input_shape=tuple(input_shape), batch_size=int(batch_size), precision=precision)
     entry = {
         "channels_last": bool(timings["channels_last_ms"] < timings["nchw_ms"]),
         "nchw_ms": float(timings["nchw_ms"]),
         "channels_last_ms": float(timings["channels_last_ms"]),
         "steps": int(timings.get("steps", 0)),
+        "batch": int(timings.get("batch", batch_size)),
         "measured_on": date.today().isoformat(),
     }
     try:
