@@ -240,7 +240,9 @@ class QuickstartRecord(Callback):
                 chosen = dict(json.loads((self.run_dir / "run_info.json").read_text()).get("fast_path") or {})
             except (OSError, ValueError, AttributeError):
                 chosen = {}
-        reason = (
-            chosen.pop("reason", None) or "given explicitly (trainer.precision, model.channels_last); none was auto"
-        )
+        reason = chosen.pop("reason", None)
+        explicit = [k for k in ("precision", "channels_last") if k not in chosen]
+        if explicit:  # the run's values, not the machine's automatic choice (whose reason is kept)
+            given = " and ".join("trainer.precision" if k == "precision" else "model.channels_last" for k in explicit)
+            reason = f"{given} given explicitly" + (f" (the automatic choice here: {reason})" if reason else "")
         return {**chosen, "precision": precision, "channels_last": channels_last, "reason": reason}
