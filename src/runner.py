@@ -233,7 +233,7 @@ def resolve_task(
     task: Any,
     *,
     enabled: bool,
-    batch_size: int = 1,
+    batch_size: int = hardware.UNKNOWN_BATCH,
     precision: str = "32-true",
     accelerator: str = "auto",
     measure: Callable[..., dict[str, Any]] | None = None,

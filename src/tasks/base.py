@@ -26,7 +26,7 @@ from src.datasets.transforms import normalize_images
 from src.layouts import get_keypoint_info
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
-from src.utils.hardware import check_auto, choose_fast_path, decide_channels_last, input_shape_of
+from src.utils.hardware import UNKNOWN_BATCH, check_auto, choose_fast_path, decide_channels_last, input_shape_of
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class PoseModule(LightningModule):
             chosen = decide_channels_last(
                 self.net,
                 input_shape=input_shape_of(self.codec),
-                batch_size=1,
+                batch_size=UNKNOWN_BATCH,
                 precision=choose_fast_path().precision,
             )
             channels_last = bool(chosen["channels_last"])

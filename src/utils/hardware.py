@@ -40,6 +40,8 @@ AUTO_KEYS = {
     "data.reduced_decode": False,
     "data.normalize_on_device": False,
 }
+#: The batch timed when a run's batch is unknown (a task built by hand, an export).
+UNKNOWN_BATCH = 2
 #: Where measured decisions are cached (one JSON per kind); default ~/.cache/posekit.
 CACHE_ENV = "POSEKIT_CACHE"
 

@@ -167,7 +167,7 @@ def test_a_task_built_outside_a_run_resolves_auto_through_the_same_decider(tmp_p
         decide_channels_last(
             net,
             input_shape=(3, 64, 48),
-            batch_size=1,
+            batch_size=2,
             precision=choose_fast_path().precision,
             measure=_fake_measure(nchw, last),
         )
