@@ -52,7 +52,7 @@ def time_inference(*, width: int, input_size: int, images: int, rounds: int, see
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--input-size", type=int, default=512)
     parser.add_argument("--images", type=int, default=4)

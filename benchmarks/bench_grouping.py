@@ -91,7 +91,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--size", type=int, default=256, help="heatmap side (base resolution)")
     parser.add_argument("--joints", type=int, default=17)

@@ -6,8 +6,8 @@
    on a fixed random batch with random coordinate targets: forward under the variant's autocast,
    soft-argmax decoding (in fp32: the codec leaves autocast), the integral L1 loss, backward and an
    Adam step. The variants of `benchmarks.common.VARIANTS` but the compiled one run round-robin
-   (`common.alternate`); each figure is the median step, and the automatic path's variant
-   (`common.automatic_path`) is marked with its ratio to ``fp32``.
+   (`common.alternate`); each figure is the median step, and the variant ``auto`` resolves to
+   for this network (`common.network_path`) is marked with its ratio to ``fp32``.
 2. **Data loading.** `benchmarks.bench_data.measure_pose3d`: a synthetic Human3.6M root read by
    the Human3.6M reader through ``Pose3DDataset(training=True)`` with the official 3DMPPE
    augmentation, one worker, the reference and the fast path's reading.
@@ -29,11 +29,11 @@ from benchmarks.common import (
     VARIANTS,
     TrainingPath,
     alternate,
-    automatic_path,
     bf16_hardware_note,
     forward_gflops,
     log_line,
     machine_info,
+    network_path,
     print_table,
     summarize,
     torch_threads,
@@ -66,6 +66,7 @@ def measure_training(
     codec = Integral3D(input_size=(input_size, input_size), output_size=(out, out), depth_dim=DEPTH_DIM)
     net = PoseNet(depth=depth, num_joints=H36M18.num_keypoints, depth_dim=DEPTH_DIM, base_width=base_width)
     gflops = forward_gflops(net, (input_size, input_size))
+    fast = network_path(net, (input_size, input_size), batch)
     g = torch.Generator().manual_seed(1)
     k = H36M18.num_keypoints
     images = torch.randn(batch, 3, input_size, input_size, generator=g)
@@ -97,7 +98,7 @@ def measure_training(
     for name, v in variants.items():
         v["label"] = VARIANTS[name].label
         v["achieved_gflops"] = TRAIN_FLOP_FACTOR * gflops * v["images_per_s"]
-    return {"forward_gflops_per_image": gflops, "variants": variants}
+    return {"forward_gflops_per_image": gflops, "variants": variants, "fast_path": fast}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             threads=threads,
         )
     data = bench_data.measure_pose3d(images=args.data_images, passes=args.data_passes, input_size=args.input_size)
-    fast = automatic_path()
+    fast = train.pop("fast_path")
     auto = variant_of(fast["precision"], fast["channels_last"])
     log_line(
         f"\nPoseNet-{args.depth} training at {args.input_size}x{args.input_size}, batch {args.batch_size} "

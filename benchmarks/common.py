@@ -1,7 +1,9 @@
 """What every benchmark shares: the machine, the training-step harness, tables and results files.
 
-* **machine**: `machine_info` (CPU model, flags, torch's CPU capability, GPU, versions, load),
-  `automatic_path` (the fast path ``auto`` resolves to here), `machine_slug` (results file names);
+* **machine**: `machine_info` (`src.runner.machine_info` with what results files add: flags by name,
+  torch's CPU capability, versions, load), `automatic_path` (the runner's rule for ``auto`` here)
+  and `network_path` (what ``auto`` resolves to for one network: on CPUs the memory format is
+  measured, `src.runner.fast_path_for`), `machine_slug` (results file names);
 * **harness**: `TrainingPath` (one network in one arithmetic variant: its own copy, Adam, a fixed
   random batch) and `alternate` (calls run round-robin, the starting one rotated every round, so
   machine noise hits them alike), `summarize` (medians, images/s and ratios to a baseline from the
@@ -30,7 +32,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from src.utils.hardware import choose_fast_path, cpu_info
+from src import runner
+from src.utils.hardware import cpu_info
 
 #: A training step is counted as 3x the forward FLOPs (forward + backward w.r.t. inputs and weights).
 TRAIN_FLOP_FACTOR = 3.0
@@ -47,20 +50,19 @@ def load_average() -> list[float] | None:
         return None
 
 
-def gpu_name() -> str | None:
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-
-
 def machine_info(threads: int) -> dict[str, Any]:
-    """This machine as the results files record it (``threads``: torch threads the run uses)."""
-    cpu = cpu_info()
+    """This machine as the results files record it (``threads``: torch threads the run uses):
+    the runner's record (CPU, physical cores, GPU) with every flag of `CPU_FLAGS` by name
+    (true / false), the logical CPUs, torch's CPU capability, versions and the load average."""
+    machine, cpu = runner.machine_info(), cpu_info()
     return {
-        "cpu": cpu["model"],
+        "cpu": machine["cpu"],
+        "cores": machine["cores"],
         "threads": threads,
         "logical_cpus": cpu["logical_cpus"],
         "flags": cpu["flags"],
         "torch_cpu_capability": cpu["torch_cpu_capability"],
-        "gpu": gpu_name(),
+        "gpu": machine["gpu"],
         "torch": torch.__version__,
         "python": platform.python_version(),
         "load_average_before": load_average(),
@@ -68,9 +70,16 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def automatic_path() -> dict[str, Any]:
-    """What ``trainer.precision=auto`` and ``model.channels_last=auto`` resolve to here."""
-    fast = choose_fast_path("auto")
+    """The runner's rule for ``auto`` on this machine: precision, the rule's memory format, why."""
+    fast = runner.choose_fast_path("auto")
     return {"precision": fast.precision, "channels_last": fast.channels_last, "reason": fast.reason}
+
+
+def network_path(net: torch.nn.Module, hw: tuple[int, int], batch: int) -> dict[str, Any]:
+    """What ``auto`` resolves to for ``net`` on (3, H, W) inputs in batches of ``batch``, as a
+    training run's: {"precision", "channels_last", "reason", "memory_format": how it was chosen,
+    with both timings where it was measured}. The measured choice is cached per machine and network."""
+    return runner.fast_path_for(net, input_shape=(3, *hw), batch_size=batch)
 
 
 def machine_slug(machine: Mapping[str, Any]) -> str:
@@ -126,7 +135,9 @@ def one_worker() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- networks
 def build_task(overrides: Sequence[str]) -> Any:
-    """The LightningModule of the ``train`` config with ``overrides`` (random weights), in eval mode."""
+    """The LightningModule of the ``train`` config with ``overrides`` (random weights), in eval mode,
+    its network in NCHW: benchmarks copy the network into each variant's memory format, and the
+    format ``auto`` takes for it is measured by `network_path` with the benchmark's batch."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
@@ -134,7 +145,7 @@ def build_task(overrides: Sequence[str]) -> Any:
     GlobalHydra.instance().clear()
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
+        cfg = compose("train", overrides=["model.channels_last=false", *overrides])
     return instantiate(cfg.model, _recursive_=False).eval()
 
 

@@ -141,3 +141,15 @@ def test_machine_info_and_threads():
     auto = common.automatic_path()
     assert set(auto) == {"precision", "channels_last", "reason"}
     assert "bf16" in common.bf16_hardware_note({"avx2": True})
+
+
+def test_network_path_is_the_runs_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path))
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 2, 1))
+    record = common.network_path(net, (16, 12), 2)
+    assert record["precision"] == common.automatic_path()["precision"]
+    chosen = record["memory_format"]
+    assert record["channels_last"] == chosen["channels_last"]
+    if chosen["how"] in ("measured", "cached"):  # CPUs: the faster format, a tie keeping NCHW
+        assert chosen["channels_last"] == (chosen["channels_last_ms"] < chosen["nchw_ms"])
+        assert common.network_path(net, (16, 12), 2)["memory_format"]["how"] == "cached"

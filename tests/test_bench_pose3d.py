@@ -17,7 +17,8 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_tiny_benchmark_reports_every_variant_and_the_fast_path():
+def test_tiny_benchmark_reports_every_variant_and_the_fast_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path))  # the memory-format choice is cached there
     result = bench_pose3d.main(TINY)
     variants = result["train"]["variants"]
     assert list(variants) == bench_pose3d.TRAIN_VARIANTS == ["fp32", "fp32_cl", "bf16", "bf16_cl"]

@@ -47,7 +47,11 @@ def test_official_hrnet_flops_match_the_reference():
 def training(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "training.json"
     tiny = ["--width", "8", "--image-size", "64x48", "--batch-size", "2", "--warmup", "0", "--iters", "2"]
-    result = bench_training.main([*tiny, "--peak-batch", "1", "--peak-reps", "1", "--threads", "1", "--json", str(out)])
+    with pytest.MonkeyPatch.context() as mp:  # the memory-format choice is cached in a temporary folder
+        mp.setenv("POSEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        result = bench_training.main(
+            [*tiny, "--peak-batch", "1", "--peak-reps", "1", "--threads", "1", "--json", str(out)]
+        )
     result["_json"] = out
     return result
 
@@ -74,7 +78,11 @@ def test_training_figures(training):
             assert v["pct_of_bf16_peak"] == pytest.approx(100 * v["achieved_gflops"] / peak["bf16_gflops"])
         assert v["ratio"] == pytest.approx(v["images_per_s"] / variants["fp32"]["images_per_s"])
         assert _positive(v["final_loss"]) and 0 < v["cpu_utilisation"] < 2
-    fast = training["automatic_path"]
+    fast = training["automatic_path"]  # what auto resolves to for this network, as a run's
+    assert (
+        fast["memory_format"]["how"] in ("measured", "rule")
+        and fast["precision"] == common.automatic_path()["precision"]
+    )
     assert train["automatic_variant"] == common.variant_of(fast["precision"], fast["channels_last"])
     assert train["speedup"] == variants[train["automatic_variant"]]["ratio"]
     assert train["aim_speedup"] == bench_training.AIM_SPEEDUP[fast["precision"]]
