@@ -170,6 +170,7 @@ def print_training(result: dict[str, Any], log=log_line) -> None:
         if "compile_s" in v:
             log(f"{name}: compile about {v['compile_s']:.1f} s (first step {v['first_step_s']:.1f} s)")
     log(result["hardware_note"])
+    log(f"automatic path for this network and batch: {result['automatic_path']['reason']}")
     if train["speedup"] is None:
         log(f"aim: automatic path ({auto}) / fp32 >= {aim:.2f}x: not measured (run both variants)")
     else:
