@@ -6,9 +6,10 @@
 Every paradigm reads the project's synthetic data (`src.synthetic`: COCO-format 640x480 JPEGs for
 top-down and bottom-up, a small Human3.6M root for 3D), written to a temporary folder, through its
 public reader and training dataset with the official augmentation, in this process with one torch
-thread and no OpenCV pool (what a worker gets). Both readings are timed, alternating pass by pass:
-the reference (full-size decoding, float32 normalised in the worker) and the fast path's
-(``data.reduced_decode`` and ``data.normalize_on_device``, what training with the automatic path runs).
+thread and no OpenCV pool (what a worker gets). Every pass is read both ways, which goes first
+alternating: the reference reading (full-size decoding, float32 normalised in the worker) and the
+fast path's (``data.reduced_decode`` and ``data.normalize_on_device``, what training with the
+automatic path runs).
 
 Top-down stages: after the timed passes, each sample's crop (its centre and scale as the item
 reports them; a rotation drawn as the augmentation draws it) is run again through the public
