@@ -224,3 +224,14 @@ def test_the_public_api_for_benchmarks(tmp_path, monkeypatch):
     reference = runner.fast_path_for(net, input_shape=(3, 16, 16), batch_size=2, enabled=False, measure=fake)
     assert (reference["precision"], reference["channels_last"]) == ("32-true", False)
     assert runner.current_run() is None
+
+
+def test_a_trainer_built_outside_a_run_decides_precision_by_the_same_rule(tmp_path):
+    from src.utils.builders import build_trainer
+    from src.utils.hardware import choose_fast_path
+
+    cfg = compose_run("train", ["model=hrnet", "logger=[]", "callbacks=[]"], tmp_path, tmp_path)
+    assert cfg.trainer.precision == "auto" and cfg.fast_path is False
+    assert build_trainer(cfg).precision == "32-true"
+    cfg.fast_path = True
+    assert build_trainer(cfg).precision == choose_fast_path("cpu").precision

@@ -48,8 +48,10 @@ def instantiate_group(group_cfg: DictConfig | None) -> list[Any]:
 def build_trainer(cfg: DictConfig, *, with_callbacks: bool = True) -> Trainer:
     """The Lightning trainer of ``cfg.trainer`` with the configured callbacks and loggers.
 
-    Checkpoints are always written atomically (``AtomicCheckpointIO``) and carry the global random
-    states (``RandomStateCallback``), so an interrupted run resumes where it stopped.
+    ``trainer.precision=auto`` left unresolved (no `src.runner` run) is decided here by the same
+    rule (`src.utils.hardware.decide`). Checkpoints are always written atomically
+    (``AtomicCheckpointIO``) and carry the global random states (``RandomStateCallback``), so an
+    interrupted run resumes where it stopped.
     """
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks")) if with_callbacks else []
     callbacks.append(RandomStateCallback())
@@ -57,7 +59,13 @@ def build_trainer(cfg: DictConfig, *, with_callbacks: bool = True) -> Trainer:
     plugins = list(instantiate_group(cfg.get("plugins"))) if cfg.get("plugins") else []
     if not any(isinstance(p, CheckpointIO) for p in plugins):
         plugins.append(AtomicCheckpointIO())
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    extra: dict[str, Any] = {}
+    if str(cfg.trainer.get("precision")) == "auto":  # not resolved by a run: the same decider
+        from src.utils.hardware import decide
+
+        enabled, accelerator = bool(cfg.get("fast_path", True)), str(cfg.trainer.get("accelerator", "auto"))
+        extra["precision"] = decide("trainer.precision", enabled=enabled, accelerator=accelerator)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins, **extra)
 
 
 def check_launch(cfg: DictConfig) -> None:
