@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -75,11 +76,15 @@ def automatic_path() -> dict[str, Any]:
     return {"precision": fast.precision, "channels_last": fast.channels_last, "reason": fast.reason}
 
 
-def network_path(net: torch.nn.Module, hw: tuple[int, int], batch: int) -> dict[str, Any]:
+def network_path(net: torch.nn.Module, hw: tuple[int, int], batch: int, *, quick: bool = False) -> dict[str, Any]:
     """What ``auto`` resolves to for ``net`` on (3, H, W) inputs in batches of ``batch``, as a
     training run's: {"precision", "channels_last", "reason", "memory_format": how it was chosen,
-    with both timings where it was measured}. The measured choice is cached per machine and network."""
-    return runner.fast_path_for(net, input_shape=(3, *hw), batch_size=batch)
+    with both timings where it was measured}. The measured choice is cached per machine and network.
+    ``quick``: the memory formats timed in one step each (tiny networks that only check a script)."""
+    from src.utils.hardware import time_memory_formats
+
+    measure = functools.partial(time_memory_formats, budget_s=0.1, max_steps=1) if quick else None
+    return runner.fast_path_for(net, input_shape=(3, *hw), batch_size=batch, measure=measure)
 
 
 def machine_slug(machine: Mapping[str, Any]) -> str:

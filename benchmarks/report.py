@@ -99,7 +99,7 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "PoseNet-50": (
         "pose3d",
         ["model=posenet", "data=synthetic_h36m"],
-        # base width 16: torch 2.13's CPU bf16 channels_last backward corrupts memory with an 8-channel stem
+        # base width 16: torch 2.13's CPU bf16 channels_last backward corrupted the heap with an 8-channel stem
         ["model.net.depth=18", "model.net.base_width=16", "model.net.layers=[1,1,1,1]", "model.net.deconv_channels=16"]
         + ["model.codec.input_size=[64,64]", "model.codec.output_size=[16,16]", "model.codec.depth_dim=16"],
     ),
@@ -117,14 +117,23 @@ def input_hw(task: Any) -> tuple[int, int]:
 
 
 def measure_family(
-    name: str, overrides: list[str], *, batch: int, warmup: int, iters: int, seed: int, log: Callable
+    name: str,
+    overrides: list[str],
+    *,
+    batch: int,
+    warmup: int,
+    iters: int,
+    seed: int,
+    log: Callable,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Training and inference images/s of one family on the reference and the automatic path
-    (what ``auto`` resolves to for this network and batch, as in a training run)."""
+    (what ``auto`` resolves to for this network and batch, as in a training run; ``quick``: its
+    memory formats timed in one step each)."""
     task = build_task(overrides)
     net, hw = task.net, input_hw(task)
     gflops = forward_gflops(net, hw)
-    fast = network_path(net, hw, batch)
+    fast = network_path(net, hw, batch, quick=quick)
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, *hw, generator=g)
     targets = random_targets(net, images, g)
@@ -205,6 +214,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
             iters=args.iters,
             seed=args.seed,
             log=log,
+            quick=args.tiny,
         )
         for key in ("train_reference", "train_auto"):
             share = families[name][key]
