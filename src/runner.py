@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,8 @@ T = TypeVar("T")
 #: The configs of every entry point (an absolute path: it holds however the command is started).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+#: Set to 1 for the full traceback of a user-caused error instead of its one line.
+TRACEBACK_ENV = "POSEKIT_TRACEBACK"
 #: Errors that a user's input or machine causes (data or files not there, bad annotations, a file
 #: that is not a checkpoint, a wrong setting, a missing optional package, a file that cannot be
 #: written, a loss that became NaN): `main` prints them as one ``error:`` line, no traceback.
@@ -329,7 +332,8 @@ def report_error(err: BaseException) -> None:
 def main(config_name: str, *, status: Callable[[BaseException], int] | None = None) -> Callable:
     """A Hydra command line over ``conf/<config_name>.yaml`` calling the decorated function; a
     user-caused error (`USER_ERRORS`) ends as one ``error:`` line and exit status 1 (or
-    ``status(err)``). The function's return value goes to Hydra (sweepers read it)."""
+    ``status(err)``; ``POSEKIT_TRACEBACK=1``: the traceback instead). The function's return value
+    goes to Hydra (sweepers read it)."""
     import hydra
 
     def decorate(function: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -340,7 +344,7 @@ def main(config_name: str, *, status: Callable[[BaseException], int] | None = No
                 return function(cfg)
             except Exception as err:  # noqa: BLE001 (user errors are told apart below)
                 known = user_error(err)
-                if known is None:
+                if known is None or os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
                     raise
                 report_error(known)
                 sys.exit(status(known) if status else 1)

@@ -235,3 +235,10 @@ def test_a_trainer_built_outside_a_run_decides_precision_by_the_same_rule(tmp_pa
     assert build_trainer(cfg).precision == "32-true"
     cfg.fast_path = True
     assert build_trainer(cfg).precision == choose_fast_path("cpu").precision
+
+
+def test_posekit_traceback_shows_the_error_unabridged(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("POSEKIT_TRACEBACK", "1")
+    status, stderr = _cli(eval_module, [f"paths.data_dir={tmp_path}"], tmp_path, monkeypatch, capsys)
+    assert status == 1 and not any(line.startswith("error:") for line in stderr)
+    assert any("needs ckpt_path=PATH" in line for line in stderr)

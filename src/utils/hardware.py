@@ -208,10 +208,11 @@ def time_memory_formats(
 ) -> dict[str, Any]:
     """Median milliseconds of a training step (forward, a loss over every output, backward) of a
     copy of ``net`` on a random (B, C, H, W) batch, in NCHW and in channels_last, the steps of the
-    two formats interleaved, in about ``budget_s``. Two steps of each format at batch 2 first (the
-    warm-up, and the cost estimate): the batch is ``batch_size`` when a warm-up and a timed step of
-    both formats fit the budget, else the largest even batch that does (returned as ``batch``); as
-    many timed steps as fit follow (1 to ``max_steps``: big networks take fewer)."""
+    two formats interleaved, in about ``budget_s``. Two steps of each format at the smallest batch
+    first (1 in fp32, 2 in mixed precision; the warm-up and the cost estimate): the batch is
+    ``batch_size`` when a warm-up and a timed step of both formats fit the budget, else the largest
+    that does (even in mixed precision; returned as ``batch``); as many timed steps as fit follow
+    (1 to ``max_steps``: big networks take fewer)."""
     copies = {
         "nchw": copy.deepcopy(net).train().to(memory_format=torch.contiguous_format),
         "channels_last": copy.deepcopy(net).train().to(memory_format=torch.channels_last),
@@ -233,9 +234,10 @@ def time_memory_formats(
         return (time.perf_counter() - start) * 1000.0
 
     budget_ms = budget_s * 1000.0
-    # Even batches only: bf16 autocast backward in channels_last corrupts the heap for odd batch
-    # sizes with torch 2.13 on AVX512_BF16 CPUs (a PoseNet at batch 1, 3 or 5 aborts the process).
-    smallest = min(2, int(batch_size))
+    # Mixed precision: even batches only (bf16 autocast backward in channels_last corrupts the heap
+    # for odd batch sizes with torch 2.13 on AVX512_BF16 CPUs: a PoseNet at batch 1, 3 or 5 aborts).
+    even = not precision.startswith("32")
+    smallest = min(2 if even else 1, int(batch_size))
     make_inputs(smallest)
     spent = sum(step(name) for name in copies)  # first calls: one-time costs
     pair_ms = spent
@@ -243,7 +245,7 @@ def time_memory_formats(
         pair_ms = sum(step(name) for name in copies)  # the estimate
         spent += pair_ms
     fits = int(budget_ms / (2.0 * max(pair_ms, 1e-3)) * smallest)
-    batch = max(smallest, min(int(batch_size), fits // 2 * 2))
+    batch = max(smallest, min(int(batch_size), fits // 2 * 2 if even else fits))
     if batch > smallest:
         make_inputs(batch)
         pair_ms = sum(step(name) for name in copies)  # the warm-up at the measured batch
