@@ -212,7 +212,7 @@ def time_memory_formats(
     one when the first already exceeds the budget): the batch is ``batch_size`` when a warm-up and
     a timed step of both formats fit the budget, else the largest that does (even in mixed
     precision; returned as ``batch``); as many timed steps as fit follow
-    (2 to ``max_steps``: big networks take fewer)."""
+    (at least 2, at most ``max_steps``: big networks take fewer)."""
     copies = {
         "nchw": copy.deepcopy(net).train().to(memory_format=torch.contiguous_format),
         "channels_last": copy.deepcopy(net).train().to(memory_format=torch.channels_last),
@@ -250,7 +250,7 @@ def time_memory_formats(
         make_inputs(batch)
         pair_ms = sum(step(name) for name in copies)  # the warm-up at the measured batch
         spent += pair_ms
-    steps = max(2, min(max_steps, int((budget_ms - spent) / max(pair_ms, 1e-3))))
+    steps = max(1, min(max_steps, max(2, int((budget_ms - spent) / max(pair_ms, 1e-3)))))
     times: dict[str, list[float]] = {name: [] for name in copies}
     for i in range(steps):
         for name in copies if i % 2 == 0 else reversed(list(copies)):
