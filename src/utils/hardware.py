@@ -45,6 +45,54 @@ UNKNOWN_BATCH = 2
 CACHE_ENV = "POSEKIT_CACHE"
 
 
+#: oneDNN's ISA levels in order; ``ONEDNN_MAX_CPU_ISA`` caps the kernels at one of them, and a
+#: flag whose first level lies above the cap is treated as absent (how an AVX2 CPU is emulated).
+ONEDNN_ISA_LEVELS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "ALL",
+)
+#: The first oneDNN level that uses each flag of `CPU_FLAGS`.
+FLAG_ISA_LEVEL = {
+    "avx2": "AVX2",
+    "avx512f": "AVX512_CORE",
+    "avx512bw": "AVX512_CORE",
+    "avx512_vnni": "AVX512_CORE_VNNI",
+    "avx512_bf16": "AVX512_CORE_BF16",
+    "amx_tile": "AVX512_CORE_AMX",
+    "amx_bf16": "AVX512_CORE_AMX",
+}
+
+
+def isa_cap(value: str | None = None) -> str | None:
+    """The oneDNN ISA cap in force (``ONEDNN_MAX_CPU_ISA``, upper-cased), None when there is none;
+    a value oneDNN does not know is refused with the known ones."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") if value is None else value
+    if not value:
+        return None
+    cap = value.strip().upper()
+    if cap not in ONEDNN_ISA_LEVELS:
+        raise ValueError(f"ONEDNN_MAX_CPU_ISA={value!r} is not a oneDNN ISA level; known: {list(ONEDNN_ISA_LEVELS)}")
+    return cap
+
+
+def capped_flags(flags: dict[str, bool], cap: str | None) -> dict[str, bool]:
+    """``flags`` with those above the ISA ``cap`` turned off (unchanged without a cap)."""
+    if cap is None:
+        return dict(flags)
+    limit = ONEDNN_ISA_LEVELS.index(cap)
+    return {name: present and ONEDNN_ISA_LEVELS.index(FLAG_ISA_LEVEL[name]) <= limit for name, present in flags.items()}
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> dict[str, Any]:
     """CPU model, the /proc/cpuinfo flags that matter for convolutions, and torch's CPU capability."""
@@ -65,11 +113,15 @@ def cpu_info() -> dict[str, Any]:
                     cores.add((physical, value.strip()))
     except OSError:
         pass
+    cap = isa_cap()
+    if cap is not None:
+        model = f"{model} (ISA capped at {cap} by ONEDNN_MAX_CPU_ISA)"
     return {
         "model": model,
         "logical_cpus": os.cpu_count(),
         "physical_cores": len(cores) or os.cpu_count(),
-        "flags": {name: name in flags for name in CPU_FLAGS},
+        "flags": capped_flags({name: name in flags for name in CPU_FLAGS}, cap),
+        "isa_cap": cap,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from src.utils import hardware
 from src.utils.hardware import (
     choose_fast_path,
     cpu_info,
@@ -248,3 +249,17 @@ def test_prediction_layers_stay_fp32_under_autocast(tmp_path, paradigm):
         a, b = task.eval()(images), plain.eval()(images)
         for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
             assert torch.equal(x, y)
+
+
+def test_an_isa_cap_removes_the_flags_above_it_and_the_fast_path_follows() -> None:
+    flags = {name: True for name in hardware.CPU_FLAGS}
+    avx2 = hardware.capped_flags(flags, hardware.isa_cap("avx2"))
+    assert [name for name, on in avx2.items() if on] == ["avx2"]
+    bf16 = hardware.capped_flags(flags, "AVX512_CORE_BF16")
+    assert bf16["avx512_bf16"] and bf16["avx512_vnni"] and not bf16["amx_bf16"]
+    assert hardware.capped_flags(flags, None) == flags
+    capped = {"model": "test CPU (ISA capped at AVX2)", "flags": avx2}
+    assert hardware.choose_fast_path("cpu", cpu=capped).precision == "32-true"
+    assert hardware.choose_fast_path("cpu", cpu={"model": "test CPU", "flags": flags}).precision == "bf16-mixed"
+    with pytest.raises(ValueError, match="ONEDNN_MAX_CPU_ISA='avx3'"):
+        hardware.isa_cap("avx3")
