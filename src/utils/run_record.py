@@ -241,8 +241,10 @@ class QuickstartRecord(Callback):
             except (OSError, ValueError, AttributeError):
                 chosen = {}
         reason = chosen.pop("reason", None)
-        explicit = [k for k in ("precision", "channels_last") if k not in chosen]
+        command = run_command().split()
+        keys = ("trainer.precision", "model.channels_last")
+        explicit = [k for k in keys if k.split(".")[1] not in chosen or any(a.startswith(f"{k}=") for a in command)]
         if explicit:  # the run's values, not the machine's automatic choice (whose reason is kept)
-            given = " and ".join("trainer.precision" if k == "precision" else "model.channels_last" for k in explicit)
+            given = " and ".join(explicit)
             reason = f"{given} given explicitly" + (f" (the automatic choice here: {reason})" if reason else "")
         return {**chosen, "precision": precision, "channels_last": channels_last, "reason": reason}
