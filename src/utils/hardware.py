@@ -115,7 +115,7 @@ def cpu_info() -> dict[str, Any]:
         pass
     cap = isa_cap()
     if cap is not None:
-        model = f"{model} (ISA capped at {cap} by ONEDNN_MAX_CPU_ISA)"
+        model = f"{model} (ISA cap {cap})"
     return {
         "model": model,
         "logical_cpus": os.cpu_count(),
