@@ -63,7 +63,7 @@ def machine_slug(machine: dict[str, Any], env: dict[str, str | None]) -> str:
     """The GPU's name, or the CPU's with the ISA the environment limits it to (e.g. amd-epyc-avx2)."""
     if machine.get("gpu"):
         return slug(machine["gpu"])
-    name = slug(machine["cpu"])
+    name = slug(machine["cpu"].split(" (")[0])  # the model name without a note such as "(ISA cap AVX2)"
     limit = env.get("ONEDNN_MAX_CPU_ISA") or env.get("ATEN_CPU_CAPABILITY")
     return f"{name}-{slug(limit)}" if limit else name
 

@@ -100,6 +100,8 @@ def test_names_and_start_time():
     machine = {"cpu": "AMD EPYC 7B13", "gpu": None}
     assert machine_slug(machine, {"ONEDNN_MAX_CPU_ISA": None, "ATEN_CPU_CAPABILITY": "avx2"}) == "amd-epyc-7b13-avx2"
     assert machine_slug({"cpu": "x", "gpu": "NVIDIA H100 80GB HBM3"}, {}) == "nvidia-h100-80gb-hbm3"
+    capped = {"cpu": "AMD EPYC (ISA cap AVX2)", "gpu": None}
+    assert machine_slug(capped, {"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "amd-epyc-avx2"
     with pytest.raises(ValueError, match="mode"):
         QuickstartRecord(experiment="q", dirpath=".", headline="val/AP", mode="best")
     assert time.time() - 3600 * 24 < process_start_time() <= time.time()
