@@ -23,12 +23,14 @@ from benchmarks.common import alternate, log_line, machine_info, print_table, ti
 
 #: (batch, channels, height, width) of the peak convolutions; the batch is a default (``--batch``).
 PEAK_SHAPES = ((8, 256, 64, 48), (8, 128, 128, 96))
+#: Small shapes that check the bookkeeping in seconds (``--tiny``), even where bf16 is emulated.
+TINY_PEAK_SHAPES = ((1, 16, 16, 12), (1, 8, 24, 16))
 
 
-def measure_conv_peak(*, batch: int, reps: int) -> dict[str, Any]:
+def measure_conv_peak(*, batch: int, reps: int, shapes: tuple = PEAK_SHAPES) -> dict[str, Any]:
     """Best forward GFLOP/s of each shape x dtype x memory format, and the best per dtype."""
     configs: dict[str, dict[str, Any]] = {}
-    for _, c, h, w in PEAK_SHAPES:
+    for _, c, h, w in shapes:
         for dtype, dname in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
             for fmt, fname in ((torch.channels_last, "channels_last"), (torch.contiguous_format, "contiguous")):
                 conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(dtype=dtype, memory_format=fmt).eval()
@@ -60,9 +62,9 @@ def memory_bandwidth(*, megabytes: int, reps: int) -> dict[str, Any]:
     return {"copy_gb_per_s": 2 * n * 4 / best / 1e9, "megabytes": megabytes, "reps": reps}
 
 
-def measure(*, batch: int, reps: int, bandwidth_mb: int) -> dict[str, Any]:
+def measure(*, batch: int, reps: int, bandwidth_mb: int, shapes: tuple = PEAK_SHAPES) -> dict[str, Any]:
     """The peak as the report records it: conv peak fields plus the bandwidth fields."""
-    peak = measure_conv_peak(batch=batch, reps=reps)
+    peak = measure_conv_peak(batch=batch, reps=reps, shapes=shapes)
     peak.update(memory_bandwidth(megabytes=bandwidth_mb, reps=reps + 2))
     return peak
 
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=3, help="timed calls per convolution")
     p.add_argument("--bandwidth-mb", type=int, default=256, help="size of the copied tensor")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all logical CPUs)")
+    p.add_argument("--tiny", action="store_true", help="small convolutions (checks the script, in seconds)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     return p
 
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with torch_threads(args.threads) as threads:
         machine = machine_info(threads)
         log_line(f"bench_peak: {machine['cpu']}, {threads} threads, load average {machine['load_average_before']}")
-        peak = measure(batch=args.batch, reps=args.reps, bandwidth_mb=args.bandwidth_mb)
+        shapes = TINY_PEAK_SHAPES if args.tiny else PEAK_SHAPES
+        peak = measure(batch=args.batch, reps=args.reps, bandwidth_mb=args.bandwidth_mb, shapes=shapes)
     print_peak(peak)
     result = {"machine": machine, "config": {k: v for k, v in vars(args).items() if k != "json"}, "peak": peak}
     if args.json is not None:

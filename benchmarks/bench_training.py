@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--peak-batch", type=int, default=bench_peak.PEAK_SHAPES[0][0], help="batch of the peak convolutions"
     )
     p.add_argument("--peak-reps", type=int, default=3)
+    p.add_argument("--tiny-peak", action="store_true", help="small peak convolutions (checks the script)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all logical CPUs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with torch_threads(args.threads) as threads:
         machine = machine_info(threads)
         log_line(f"bench_training: {machine['cpu']}, {threads} threads, load average {machine['load_average_before']}")
-        peak = bench_peak.measure_conv_peak(batch=args.peak_batch, reps=args.peak_reps)
+        shapes = bench_peak.TINY_PEAK_SHAPES if args.tiny_peak else bench_peak.PEAK_SHAPES
+        peak = bench_peak.measure_conv_peak(batch=args.peak_batch, reps=args.peak_reps, shapes=shapes)
         train = measure(
             variants=args.variants,
             width=args.width,

@@ -200,7 +200,8 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
     }
     started = time.perf_counter()
     log(f"[1/5] peak: convolutions and memory bandwidth ({threads} threads) ...")
-    peak = bench_peak.measure(batch=args.peak_batch, reps=args.peak_reps, bandwidth_mb=args.bandwidth_mb)
+    shapes = bench_peak.TINY_PEAK_SHAPES if args.tiny else bench_peak.PEAK_SHAPES
+    peak = bench_peak.measure(batch=args.peak_batch, reps=args.peak_reps, bandwidth_mb=args.bandwidth_mb, shapes=shapes)
     result["peak"] = peak
     log(f"[2/5] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}; ")
     log("      the memory format measured per network, as training runs choose it) ...")

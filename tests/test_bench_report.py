@@ -16,6 +16,7 @@ from benchmarks import report
 TINY = [
     "--tiny", "--iters", "1", "--warmup", "0", "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1",
     "--bandwidth-mb", "4", "--e2e-images", "1", "--data-images", "2", "--data-passes", "1", "--grouping-images", "1",
+    "--threads", "1",
 ]  # fmt: skip
 
 

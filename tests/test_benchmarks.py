@@ -21,9 +21,9 @@ def _positive(x) -> bool:
 
 
 def test_peak():
-    result = bench_peak.main(["--batch", "1", "--reps", "2", "--bandwidth-mb", "2", "--threads", "1"])
+    result = bench_peak.main(["--batch", "1", "--reps", "2", "--bandwidth-mb", "2", "--threads", "1", "--tiny"])
     peak = result["peak"]
-    assert len(peak["runs"]) == 2 * 2 * len(bench_peak.PEAK_SHAPES)
+    assert len(peak["runs"]) == 2 * 2 * len(bench_peak.TINY_PEAK_SHAPES)
     for r in peak["runs"]:
         n, c, h, w = r["shape"]
         assert n == 1 and r["gflop"] == pytest.approx(2 * n * c * c * 9 * h * w / 1e9)
@@ -50,7 +50,7 @@ def training(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # the memory-format choice is cached in a temporary folder
         mp.setenv("POSEKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
         result = bench_training.main(
-            [*tiny, "--peak-batch", "1", "--peak-reps", "1", "--threads", "1", "--json", str(out)]
+            [*tiny, "--peak-batch", "1", "--peak-reps", "1", "--tiny-peak", "--threads", "1", "--json", str(out)]
         )
     result["_json"] = out
     return result
