@@ -139,10 +139,20 @@ def test_tags_at_both_outputs(tmp_path, data_dir):
         train(bad)
 
 
-@pytest.mark.parametrize("model", MODEL_CONFIGS)
+#: One config per network class for the mixed-precision run (the size variants, e.g. hrnet_w48 or
+#: simplebaseline_r152, build the same layers wider or deeper; each still trains in fp32 above).
+MIXED_PRECISION_MODELS = ["hrnet", "simplebaseline", "hourglass_s2", "higherhrnet", "posenet"]
+
+
+def test_mixed_precision_covers_every_network_class():
+    net_class = {m: compose_run("train", [f"model={m}"], *_scratch()).model.net._target_ for m in MODEL_CONFIGS}
+    assert {net_class[m] for m in MIXED_PRECISION_MODELS} == set(net_class.values())
+
+
+@pytest.mark.parametrize("model", MIXED_PRECISION_MODELS)
 def test_fast_dev_run_mixed_precision(model, tmp_path, data_dir):
-    """bf16-mixed for every model (on a CPU, Lightning runs 16-mixed as bf16; fp16 with dynamic loss
-    scaling needs a GPU): losses stay finite and the metric is computed."""
+    """bf16-mixed for every network class (on a CPU, Lightning runs 16-mixed as bf16; fp16 with
+    dynamic loss scaling needs a GPU): losses stay finite and the metric is computed."""
     overrides = [
         f"model={model}",
         "debug=fast_dev_run",
