@@ -39,8 +39,11 @@ from src.visualization.predictions import save_prediction_picture
 
 log = logging.getLogger(__name__)
 
-#: Top-level keys of eval.yaml handed to the task's `set_test_options` (null keeps the checkpoint's).
-TEST_OPTION_KEYS = ("flip_test", "shift_heatmap", "refine", "test_scales")
+
+def test_option_keys(model: Any) -> tuple[str, ...]:
+    """Top-level keys of eval.yaml handed to the task's `set_test_options` (null keeps the
+    checkpoint's): the task's and its codec's test-time options, and ``refine``."""
+    return (*model.test_option_names(), "refine")
 
 
 def model_overrides(task_overrides: list[str]) -> list[str]:
@@ -52,15 +55,15 @@ def model_overrides(task_overrides: list[str]) -> list[str]:
 def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if not cfg.get("ckpt_path"):
         raise ValueError("python -m src.eval needs ckpt_path=PATH (or oracle=true to evaluate the codec alone)")
+    model = load_task(cfg.ckpt_path)
     ignored = model_overrides(list(HydraConfig.get().overrides.task)) if HydraConfig.initialized() else []
     if ignored:
         log.warning(
             "ignored with ckpt_path (the model's settings come from the checkpoint): %s; the test-time "
             "options are top-level keys: %s",
             " ".join(ignored),
-            ", ".join(f"{k}=" for k in TEST_OPTION_KEYS),
+            ", ".join(f"{k}=" for k in test_option_keys(model)),
         )
-    model = load_task(cfg.ckpt_path)
     # the checkpoint holds the memory format of the run that wrote it; this run's fast path decides
     run = runner.current_run()
     run.record(
@@ -72,7 +75,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             accelerator=str(cfg.trainer.get("accelerator", "auto")),
         )
     )
-    model.set_test_options(**{k: to_plain(cfg.get(k)) for k in TEST_OPTION_KEYS})
+    model.set_test_options(**{k: to_plain(cfg.get(k)) for k in test_option_keys(model)})
     model.num_visualized = int(cfg.get("num_visualized", 0))
     if "sigma" in cfg.data and hasattr(model.codec, "sigma"):  # the targets of the model's own codec
         with open_dict(cfg):

@@ -142,7 +142,7 @@ def test_test_time_options_go_through_the_task():
     assert module.current_test_options() == {"flip_test": False, "shift_heatmap": True}
     with pytest.raises(ValueError, match=r"no test-time option \['test_scales'\]"):
         module.set_test_options(test_scales=[1.0])
-    with pytest.raises(ValueError, match="refine must be"):
+    with pytest.raises(ValueError, match="refine for MSRAHeatmap must be"):
         module.set_test_options(refine="sideways")
 
 

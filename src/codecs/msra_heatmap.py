@@ -5,26 +5,34 @@
   (clipped to the map) only for joints with weight > 0.5, and a joint's weight is set to 0 only
   when its whole window lies outside the map. ``unbiased=True`` instead centres the Gaussian on
   the exact sub-pixel location ``joint / stride`` (DARK's unbiased encoding), same window.
-* ``decode`` (torch, batched, any device): argmax, (0, 0) where the peak is <= 0, then
+* ``decode_heatmaps`` (torch, batched, any device): argmax, (0, 0) where the peak is <= 0, then
   ``refine``: "quarter" (official POST_PROCESS quarter-pixel step), "dark" (DARK Taylor step on
-  the blurred log-heatmap) or "none".
+  the blurred log-heatmap) or "none"; ``decode`` is the same in input-crop pixels and
+  ``decode_to_image`` the official ``get_final_preds``.
+* The rest of the top-down contract (`src.codecs.base`): the flip test mirrors the heatmaps,
+  swaps left and right channels and (``shift_heatmap``) shifts them one column; multi-stack
+  networks are decoded from their last stack; pictures blend the maps over the crop.
 
 Shapes: N instances, K keypoints, H x W heatmap. Sizes are (w, h).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from src.codecs.base import TopDownCodec, as_numpy
 from src.geometry import heatmap_to_image_coords
+from src.metrics.accuracy import heatmap_accuracy
+from src.visualization.maps import heatmap_overlay
 
 REFINE_MODES = ("quarter", "dark", "none")
 
 
-class MSRAHeatmap:
+class MSRAHeatmap(TopDownCodec):
     """Encode keypoints to Gaussian heatmaps and decode heatmaps to coordinates.
 
     Args:
@@ -36,6 +44,11 @@ class MSRAHeatmap:
         unbiased: centre the encoded Gaussian on the exact sub-pixel joint (DARK encoding)
             instead of the official integer peak. Needed for sub-pixel round trips.
     """
+
+    target_keys = ("heatmaps", "target_weight")
+    evaluation_defaults = {"shift_heatmap": True}
+    refine_modes = REFINE_MODES
+    outputs_name = "heatmaps"
 
     def __init__(
         self,
@@ -140,7 +153,7 @@ class MSRAHeatmap:
         return np.exp(-(dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / denom).astype(np.float32)
 
     # ------------------------------------------------------------------ decode
-    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_heatmaps(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmaps -> coordinates in heatmap pixels, with the configured refinement.
 
         Args:
@@ -157,12 +170,17 @@ class MSRAHeatmap:
             coords = dark_refine(heatmaps, coords, maxvals, blur_kernel=self.dark_blur_kernel)
         return coords, maxvals
 
+    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps (N, K, H, W) -> keypoints (N, K, 2) in input-crop pixels, peak values (N, K)."""
+        coords, maxvals = self.decode_heatmaps(heatmaps)
+        return coords * torch.as_tensor(self.stride, dtype=coords.dtype, device=coords.device), maxvals
+
     def decode_to_image(
         self,
         heatmaps: torch.Tensor,
         centers: np.ndarray | torch.Tensor,
         scales: np.ndarray | torch.Tensor,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> np.ndarray:
         """Decode and map back to image pixels (official ``get_final_preds``).
 
         Args:
@@ -171,16 +189,39 @@ class MSRAHeatmap:
             scales: (N, 2) box scales in units of 200 px.
 
         Returns:
-            coords (N, K, 2) float64 image pixels; maxvals (N, K) float32.
+            (N, K, 3) float32 [x, y, peak value] in image pixels.
         """
-        coords, maxvals = self.decode(heatmaps)
+        coords, maxvals = self.decode_heatmaps(heatmaps)
         image_coords = heatmap_to_image_coords(
-            coords.detach().cpu().numpy(),
-            _to_numpy(centers),
-            _to_numpy(scales),
-            self.heatmap_size,
+            coords.detach().cpu().numpy(), as_numpy(centers), as_numpy(scales), self.heatmap_size
         )
-        return image_coords, maxvals.detach().cpu().numpy()
+        return np.concatenate([image_coords, as_numpy(maxvals)[..., None]], axis=-1).astype(np.float32)
+
+    # ------------------------------------------------------------------ the rest of the contract
+    def loss_targets(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["heatmaps"], batch["target_weight"]
+
+    def output_shapes(self, num_keypoints: int) -> tuple[int, int, int]:
+        return (int(num_keypoints), self.heatmap_size[1], self.heatmap_size[0])
+
+    def prediction(self, outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """Multi-stack networks (Stacked Hourglass) output one map per stack: the last is decoded."""
+        return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+
+    def flip_back(
+        self, prediction: torch.Tensor, flip_index: Sequence[int], options: Mapping[str, Any]
+    ) -> torch.Tensor:
+        """Official ``flip_back``: mirrored, channels swapped, shifted by ``shift_heatmap``."""
+        return flip_heatmaps_back(prediction, flip_index, shift=options.get("shift_heatmap", True))
+
+    def accuracy(self, prediction: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Official HRNet training accuracy (PCK of the heatmap peaks, `heatmap_accuracy`)."""
+        _, acc, _ = heatmap_accuracy(prediction.detach().float(), batch["heatmaps"])
+        return torch.as_tensor(acc, dtype=torch.float32)
+
+    def picture(self, crop_bgr: np.ndarray, maps: torch.Tensor) -> np.ndarray:
+        """The maximum over joints of the (K, H, W) maps, coloured and blended over the crop."""
+        return heatmap_overlay(crop_bgr, maps)
 
     def oracle_round_trip(self, keypoints: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
         """Encode ground truth and decode it again: the codec's own quantisation error.
@@ -196,7 +237,7 @@ class MSRAHeatmap:
         if visible is None:
             visible = np.ones(len(keypoints), dtype=np.float32)
         heatmaps, _ = self.encode_heatmaps(keypoints, visible)
-        coords, _ = self.decode(torch.from_numpy(heatmaps)[None])
+        coords, _ = self.decode_heatmaps(torch.from_numpy(heatmaps)[None])
         return coords[0].double().numpy() * self.stride
 
     def __repr__(self) -> str:
@@ -221,12 +262,6 @@ def _paste(heatmap: np.ndarray, window: np.ndarray, upper_left: np.ndarray, bott
     heatmap[max(0, y0) : min(y1, h), max(0, x0) : min(x1, w)] = window[
         max(0, -y0) : min(y1, h) - y0, max(0, -x0) : min(x1, w) - x0
     ]
-
-
-def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def argmax_coords(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

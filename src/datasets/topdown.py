@@ -35,7 +35,6 @@ from src.geometry import (
     PIXEL_STD,
     affine_transform_points,
     flip_joints,
-    get_affine_transform,
     half_body_center_scale,
     warp_from_reduced,
 )
@@ -176,7 +175,7 @@ class TopDownDataset(PoseDataset):
             joints, visible = flip_joints(joints, visible, image_width, self._flip_index)
             center = np.array([image_width - 1 - center[0], center[1]], dtype=np.float32)
 
-        trans = get_affine_transform(center, scale, rotation, self.input_size)
+        trans = self.codec.crop_transform(center, scale, rotation)
         warp = trans
         if flipped:  # T(mirror(x)): mirror(x, y) = (W - 1 - x, y), so the image itself is not flipped
             warp = trans.copy()

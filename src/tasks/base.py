@@ -149,11 +149,13 @@ class PoseModule(LightningModule):
             raise ValueError(f"init={init!r} trains from scratch; it cannot be combined with pretrained weights")
         if zero_init_residual and init != "kaiming":
             raise ValueError(f"zero_init_residual is an option of init='kaiming', not of init={init!r}")
-        unknown = sorted(set(to_plain(evaluation) or {}) - set(self.default_evaluation))
+        built_codec = instantiate(to_plain(codec))
+        evaluation_defaults = {**self.default_evaluation, **getattr(built_codec, "evaluation_defaults", {})}
+        unknown = sorted(set(to_plain(evaluation) or {}) - set(evaluation_defaults))
         if unknown:
             raise ValueError(
-                f"{type(self).__name__} has no evaluation option {unknown}; "
-                f"its options: {sorted(self.default_evaluation)}"
+                f"{type(self).__name__} with {type(built_codec).__name__} has no evaluation option {unknown}; "
+                f"its options: {sorted(evaluation_defaults)}"
             )
         check_auto("channels_last", channels_last)
         hparams = {
@@ -163,7 +165,7 @@ class PoseModule(LightningModule):
             "loss": to_plain(loss),
             "optimizer": to_plain(optimizer),
             "scheduler": to_plain(scheduler),
-            "evaluation": {**self.default_evaluation, **(to_plain(evaluation) or {})},
+            "evaluation": {**evaluation_defaults, **(to_plain(evaluation) or {})},
             "keypoint_info": keypoint_info,
             "pretrained": pretrained,
             "channels_last": channels_last,
@@ -187,7 +189,7 @@ class PoseModule(LightningModule):
             load_official_weights(self.net, official_weights)
         if fp32_prediction_layers:
             keep_prediction_layers_fp32_(self.net)
-        self.codec = instantiate(hparams["codec"])
+        self.codec = built_codec
         if channels_last == "auto":  # built outside a run (e.g. a notebook): the same decider
             chosen = decide_channels_last(
                 self.net,
@@ -275,11 +277,11 @@ class PoseModule(LightningModule):
     def set_test_options(self, **options: Any) -> None:
         """Change test-time options (flip test, test scales, ...); None values keep the current one.
 
-        Keys are this task's ``test_options`` and ``refine`` (the codec's refinement, see
-        `set_refine`); others raise a ValueError that lists the valid ones.
+        Keys are `test_option_names` and ``refine`` (the codec's refinement, see `set_refine`);
+        others raise a ValueError that lists the valid ones.
         """
         options = {k: v for k, v in options.items() if v is not None}
-        valid = (*self.test_options, "refine")
+        valid = (*self.test_option_names(), "refine")
         unknown = sorted(set(options) - set(valid))
         if unknown:
             raise ValueError(f"{type(self).__name__} has no test-time option {unknown}; its options: {list(valid)}")
@@ -290,9 +292,14 @@ class PoseModule(LightningModule):
     def set_refine(self, refine: Any) -> None:
         raise ValueError(f"{type(self).__name__} has no refinement option")
 
+    def test_option_names(self) -> tuple[str, ...]:
+        """The evaluation options that may change at test time: the task's ``test_options`` and
+        those its codec adds (``codec.evaluation_defaults``)."""
+        return (*self.test_options, *getattr(self.codec, "evaluation_defaults", {}))
+
     def current_test_options(self) -> dict[str, Any]:
         """The test-time options in force (recorded with evaluation results)."""
-        return {k: self.hparams.evaluation[k] for k in self.test_options if k in self.hparams.evaluation}
+        return {k: self.hparams.evaluation[k] for k in self.test_option_names() if k in self.hparams.evaluation}
 
     # ------------------------------------------------------------------ prediction on images
     def infer(

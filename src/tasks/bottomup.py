@@ -21,7 +21,7 @@ from src.datasets.transforms import normalize_image
 from src.geometry import keypoint_boxes
 from src.tasks.base import PoseModule
 from src.tasks.oracle import bottomup_oracle
-from src.visualization.pictures import heatmap_overlay
+from src.visualization.maps import heatmap_overlay
 from src.visualization.skeletons import draw_keypoint_info
 
 

@@ -12,20 +12,21 @@ import numpy as np
 import torch
 
 from src.codecs.associative_embedding import AssociativeEmbedding
+from src.codecs.base import TopDownCodec
 from src.codecs.bottomup_targets import HeatmapGenerator
 from src.codecs.bottomup_test_time import final_keypoints, multi_scale_size
-from src.codecs.msra_heatmap import MSRAHeatmap
-from src.codecs.topdown_test_time import decode_keypoints
+from src.codecs.topdown_test_time import decode_batch
 from src.geometry import affine_transform_points, get_affine_transform
 
 #: Tag spacing between people in the oracle's tag maps: above the grouping's tag threshold (1.0).
 TAG_SPACING = 2.0
 
 
-def topdown_oracle(codec: MSRAHeatmap, batches: Iterable[dict]) -> Iterator[tuple[dict, np.ndarray]]:
-    """For each top-down batch: the target heatmaps decoded to image keypoints (N, K, 3)."""
+def topdown_oracle(codec: TopDownCodec, batches: Iterable[dict]) -> Iterator[tuple[dict, np.ndarray]]:
+    """For each top-down batch: its targets (of any codec) decoded to image keypoints (N, K, 3)."""
     for batch in batches:
-        yield batch, decode_keypoints(codec, batch["heatmaps"], batch["center"], batch["scale"])
+        targets, _ = codec.loss_targets(batch)
+        yield batch, decode_batch(codec, targets, batch)
 
 
 def render_people(joints: np.ndarray, size: tuple[int, int], *, sigma: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
-"""LightningModule for top-down heatmap models (HRNet, SimpleBaseline, Stacked Hourglass).
+"""LightningModule for top-down models: person crops in, any codec's outputs out.
 
-Wraps any network that maps person crops (N, 3, h, w) to heatmaps (N, K, H, W), or to a list
-of such maps (one per stack; the loss sums over the list and decoding uses the last one).
+Wraps any network whose outputs a codec of the top-down contract decodes (`src.codecs.base`):
+MSRA or UDP heatmaps (HRNet, SimpleBaseline, Stacked Hourglass, ViTPose), SimCC vectors
+(RTMPose, SimCC-R50). The targets, the loss's view of a batch, the flip test, decoding and the
+pictures all go through the codec; this module knows none of them.
 Hyperparameters are kept as plain data so checkpoints load with ``torch.load(weights_only=True)``.
 """
 
@@ -14,38 +16,47 @@ import cv2
 import numpy as np
 import torch
 
-from src.codecs.msra_heatmap import MSRAHeatmap
-from src.codecs.topdown_test_time import decode_keypoints, last_output, topdown_heatmaps
+from src.codecs.base import Prediction, TopDownCodec
+from src.codecs.topdown_test_time import decode_batch, topdown_prediction
 from src.geometry import PIXEL_STD, box_xywh_to_center_scale
-from src.metrics.accuracy import heatmap_accuracy
 from src.metrics.coco_eval import select_instances
 from src.metrics.rescoring import rescore_instances
+from src.models.meta import meta_outputs
 from src.tasks.base import PoseModule
 from src.tasks.oracle import topdown_oracle
-from src.visualization.pictures import denormalize, heatmap_overlay
+from src.visualization.pictures import denormalize
 from src.visualization.skeletons import draw_keypoint_info
 
 
 class TopDownPoseModule(PoseModule):
-    """Top-down 2D pose: crops in, heatmaps out, the data's metric (COCO AP, PCKh) on validation.
+    """Top-down 2D pose: crops in, the codec's outputs out, the data's metric (COCO AP, PCKh) on
+    validation.
 
-    Arguments are those of `PoseModule`; ``codec`` configures an MSRAHeatmap and
-    ``evaluation`` holds flip_test, shift_heatmap, rescore, in_vis_thr, use_nms, oks_thr.
+    Arguments are those of `PoseModule`; ``codec`` configures a top-down codec and ``evaluation``
+    holds flip_test, rescore, in_vis_thr, use_nms, oks_thr, soft_nms and the codec's own test-time
+    options (e.g. MSRA heatmaps: shift_heatmap). The network's outputs are checked against the
+    codec's sizes when the module is built (on the meta device, no computation).
     """
 
     paradigm = "topdown"
     default_evaluation = {
         "flip_test": True,
-        "shift_heatmap": True,
         "rescore": True,
         "in_vis_thr": 0.2,
         "use_nms": True,
         "oks_thr": 0.9,
         "soft_nms": False,
     }
-    test_options = ("flip_test", "shift_heatmap")
+    test_options = ("flip_test",)
     needs_boxes = True
-    codec: MSRAHeatmap
+    codec: TopDownCodec
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        w, h = self.codec.input_size
+        outputs = meta_outputs(self.net, (1, 3, int(h), int(w)))
+        if outputs is not None:
+            self.codec.check_outputs(outputs, self.keypoint_info.num_keypoints, f"model {self.hparams.name!r}")
 
     @classmethod
     def submission(cls, evaluation: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,87 +64,73 @@ class TopDownPoseModule(PoseModule):
         return {k: evaluation[k] for k in ("rescore", "in_vis_thr", "use_nms", "oks_thr", "soft_nms")}
 
     def set_refine(self, refine: Any) -> None:
-        """quarter | dark | none: the codec's sub-pixel refinement."""
-        if refine not in ("quarter", "dark", "none"):
-            raise ValueError(f"refine must be quarter, dark or none for {type(self).__name__}, got {refine!r}")
-        self.codec.refine = refine
+        """The codec's sub-pixel refinement (its ``refine_modes``)."""
+        self.codec.set_refine(refine)
 
     @staticmethod
-    def oracle(codec: MSRAHeatmap, batches: Iterable[dict]) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
-        """The codec ceiling: per batch, (predictions, batch, pictures) with the target heatmaps
-        decoded to image keypoints in place of a network's output (see `src.tasks.oracle`)."""
+    def oracle(codec: TopDownCodec, batches: Iterable[dict]) -> Iterator[tuple[dict, dict, dict[int, np.ndarray]]]:
+        """The codec ceiling: per batch, (predictions, batch, pictures) with the targets decoded to
+        image keypoints in place of a network's output (see `src.tasks.oracle`)."""
         for batch, keypoints in topdown_oracle(codec, batches):
             pictures = dict(zip(batch["sample_id"].tolist(), keypoints))
             yield {"keypoints": torch.from_numpy(keypoints)}, batch, pictures
 
     # ------------------------------------------------------------------ forward
-    def predict_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
-        """Heatmaps (N, K, H, W) used for decoding, with the configured flip test."""
-        ev = self.hparams.evaluation
-        return topdown_heatmaps(
-            self,
-            images,
-            flip_index=self.keypoint_info.flip_index,
-            flip_test=ev["flip_test"],
-            shift_heatmap=ev["shift_heatmap"],
+    def predict_outputs(self, images: torch.Tensor) -> Prediction:
+        """The codec's prediction for crops (N, 3, h, w), with the configured flip test."""
+        return topdown_prediction(
+            self, images, self.codec, flip_index=self.keypoint_info.flip_index, options=self.hparams.evaluation
         )
 
-    def decode(self, heatmaps: torch.Tensor, batch: dict) -> np.ndarray:
-        """Heatmaps (N, K, H, W) -> keypoints (N, K, 3) [x, y, score] in image pixels."""
-        return decode_keypoints(self.codec, heatmaps, batch["center"], batch["scale"])
+    def decode(self, prediction: Prediction, batch: dict) -> np.ndarray:
+        """Prediction -> keypoints (N, K, 3) [x, y, score] in image pixels."""
+        return decode_batch(self.codec, prediction, batch)
 
     # ------------------------------------------------------------------ steps
     def training_loss(self, batch: dict) -> torch.Tensor:
         outputs = self(batch["image"])
-        loss = self.loss_fn(outputs, batch["heatmaps"], batch["target_weight"])
-        _, acc, _ = heatmap_accuracy(last_output(outputs).detach().float(), batch["heatmaps"])
+        loss = self.loss_fn(outputs, *self.codec.loss_targets(batch))
+        acc = self.codec.accuracy(self.codec.prediction(outputs), batch)
         n = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc", acc, prog_bar=True, batch_size=n)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        heatmaps = self.predict_heatmaps(batch["image"])
-        loss = self.loss_fn(heatmaps, batch["heatmaps"], batch["target_weight"])
-        _, acc, _ = heatmap_accuracy(heatmaps.float(), batch["heatmaps"])
+        prediction = self.predict_outputs(batch["image"])
+        loss = self.loss_fn(prediction, *self.codec.loss_targets(batch))
+        acc = self.codec.accuracy(prediction, batch)
         n = batch["image"].shape[0]
         self.log("val/loss", loss, batch_size=n, sync_dist=True)
         self.log("val/acc", acc, batch_size=n, sync_dist=True)
-        keypoints = self.decode(heatmaps, batch)
+        keypoints = self.decode(prediction, batch)
         self.val_metric.update({"keypoints": torch.from_numpy(keypoints)}, batch)
         for sid, kpts in zip(batch["sample_id"].tolist(), keypoints):
             self.remember_for_picture(sid, kpts)
 
     @torch.no_grad()
     def prediction_pictures(self, items: list[dict], *, color_rgb: bool = True) -> list[np.ndarray]:
-        """Per validation item (a dataset sample): the crop with the predicted skeleton, next to
-        the predicted heatmaps blended over it. BGR uint8, for `PredictionPictures`."""
+        """Per validation item (a dataset sample): the crop with the predicted skeleton, next to the
+        codec's picture of the prediction over it. BGR uint8, for `PredictionPictures`."""
         images = torch.stack([item["image"] for item in items]).to(self.device)
-        heatmaps = self.predict_heatmaps(images).float()
-        coords, maxvals = self.codec.decode(heatmaps)
-        stride = torch.tensor(
-            [
-                self.codec.input_size[0] / self.codec.heatmap_size[0],
-                self.codec.input_size[1] / self.codec.heatmap_size[1],
-            ]
-        )
-        points = coords.cpu() * stride  # heatmap -> crop pixels, as the targets were made
-        keypoints = torch.cat([points, maxvals.cpu()[..., None]], dim=-1).numpy()
+        prediction = self.predict_outputs(images)
+        coords, scores = self.codec.decode(prediction)  # input-crop pixels
+        keypoints = torch.cat([coords.cpu(), scores.cpu()[..., None]], dim=-1).numpy()
         pictures = []
-        for image, kpts, maps in zip(images, keypoints, heatmaps):
+        for i, (image, kpts) in enumerate(zip(images, keypoints)):
             crop = denormalize(image)
             if color_rgb:
                 crop = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
             skeleton = draw_keypoint_info(crop, kpts, self.keypoint_info, score_thr=0.2, radius=2, thickness=1)
-            pictures.append(np.concatenate([skeleton, heatmap_overlay(crop, maps)], axis=1))
+            pictures.append(np.concatenate([skeleton, self.codec.picture(crop, self.codec.one(prediction, i))], axis=1))
         return pictures
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        heatmaps = self.predict_heatmaps(batch["image"])
+        prediction = self.predict_outputs(batch["image"])
         return {
             "sample_id": batch["sample_id"].cpu(),
             "image_id": batch["image_id"].cpu(),
-            "keypoints": torch.from_numpy(self.decode(heatmaps, batch)),
+            "keypoints": torch.from_numpy(self.decode(prediction, batch)),
         }
 
     @torch.no_grad()

@@ -34,15 +34,6 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pixels.round().byte().permute(1, 2, 0).numpy())
 
 
-def heatmap_overlay(image_bgr: np.ndarray, heatmaps: torch.Tensor | np.ndarray) -> np.ndarray:
-    """The maximum over joints of (K, h, w) heatmaps, coloured and blended over the BGR image."""
-    maps = torch.as_tensor(heatmaps).detach().float().cpu()
-    peak = maps.amax(dim=0).clamp(0, 1).numpy()
-    peak = cv2.resize(peak, (image_bgr.shape[1], image_bgr.shape[0]), interpolation=cv2.INTER_LINEAR)
-    coloured = cv2.applyColorMap((peak * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(image_bgr, 0.5, coloured, 0.5, 0.0)
-
-
 class PredictionPictures(Callback):
     """Log predicted skeletons and heatmaps of ``num_images`` fixed validation samples.
 

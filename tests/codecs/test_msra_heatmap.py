@@ -173,11 +173,13 @@ def _final_preds_heatmap() -> torch.Tensor:
 @pytest.mark.parametrize(("refine", "expected"), [("quarter", FINAL_WITH_POST), ("none", FINAL_WITHOUT_POST)])
 def test_get_final_preds_official_vector(refine, expected):
     codec = make_codec(refine)
-    coords, maxvals = codec.decode_to_image(_final_preds_heatmap(), np.array([FINAL_CENTER]), np.array([FINAL_SCALE]))
+    out = codec.decode_to_image(_final_preds_heatmap(), np.array([FINAL_CENTER]), np.array([FINAL_SCALE]))
+    assert out.shape == (1, 1, 3) and out.dtype == np.float32
+    coords, maxvals = out[..., :2], out[..., 2]
     assert coords.shape == (1, 1, 2) and maxvals.shape == (1, 1)
     np.testing.assert_allclose(coords[0, 0], expected, atol=1e-4)
     assert maxvals[0, 0] == pytest.approx(1.0)
-    raw, _ = codec.decode(_final_preds_heatmap())
+    raw, _ = codec.decode_heatmaps(_final_preds_heatmap())
     expected_hm = (20.25, 29.75) if refine == "quarter" else (20.0, 30.0)
     np.testing.assert_allclose(raw[0, 0].numpy(), expected_hm)
 
@@ -187,9 +189,10 @@ def test_get_final_preds_vectors_agree_with_reference_json(vectors):
     assert tuple(ref["peak_xy"]) == PEAK_XY
     np.testing.assert_allclose(ref["final_with_post_process"], FINAL_WITH_POST, atol=1e-6)
     np.testing.assert_allclose(ref["final_without_post_process"], FINAL_WITHOUT_POST, atol=1e-6)
-    coords, maxvals = make_codec("quarter").decode_to_image(
+    out = make_codec("quarter").decode_to_image(
         _final_preds_heatmap(), np.array([ref["center"]]), np.array([ref["scale"]])
     )
+    coords, maxvals = out[..., :2], out[..., 2]
     np.testing.assert_allclose(coords[0, 0], ref["final_with_post_process"], atol=1e-4)
     np.testing.assert_allclose(maxvals[0], ref["maxval"], atol=1e-6)
 
@@ -199,12 +202,12 @@ def test_decode_nonpositive_peak_gives_origin():
     hm[0, 0, 5, 6] = -0.1  # max still negative
     hm[1, 2, 4, 3] = 0.5  # a real peak
     for refine in ("quarter", "dark", "none"):
-        coords, maxvals = make_codec(refine).decode(hm)
+        coords, maxvals = make_codec(refine).decode_heatmaps(hm)
         assert coords.shape == (2, 3, 2) and maxvals.shape == (2, 3)
         assert coords[0].abs().sum() == 0
         np.testing.assert_allclose(coords[1, 2].numpy(), (3.0, 4.0))
         assert maxvals[0, 0] == pytest.approx(-0.1)
-    coords, maxvals = make_codec().decode(torch.zeros(1, 1, 8, 8))
+    coords, maxvals = make_codec().decode_heatmaps(torch.zeros(1, 1, 8, 8))
     assert coords.abs().sum() == 0 and maxvals[0, 0] == 0
 
 
@@ -214,7 +217,7 @@ def test_quarter_refine_strict_border_rule(px, refined):
     hm = torch.zeros(1, 1, 64, 48)
     hm[0, 0, 30, px] = 1.0
     hm[0, 0, 30, px - 1] = 0.5  # left neighbour higher than the right one
-    coords, _ = make_codec("quarter").decode(hm)
+    coords, _ = make_codec("quarter").decode_heatmaps(hm)
     assert coords[0, 0, 0].item() == (px - 0.25 if refined else px)
     assert coords[0, 0, 1].item() == 30.0  # equal vertical neighbours: sign 0, no move
 
@@ -224,12 +227,12 @@ def test_decode_batched_matches_single_and_any_dtype():
     heatmaps = torch.from_numpy(rng.uniform(size=(3, 5, 16, 12)).astype(np.float32))
     for refine in ("quarter", "dark", "none"):
         codec = make_codec(refine)
-        coords, maxvals = codec.decode(heatmaps)
+        coords, maxvals = codec.decode_heatmaps(heatmaps)
         for n in range(3):
-            c1, m1 = codec.decode(heatmaps[n : n + 1])
+            c1, m1 = codec.decode_heatmaps(heatmaps[n : n + 1])
             torch.testing.assert_close(c1[0], coords[n])
             torch.testing.assert_close(m1[0], maxvals[n])
-        c64, _ = codec.decode(heatmaps.double())
+        c64, _ = codec.decode_heatmaps(heatmaps.double())
         torch.testing.assert_close(c64, coords)
 
 
@@ -239,7 +242,7 @@ def test_dark_skips_border_peaks():
     hm[0, 0, 5, 1] = 0.6
     hm[0, 1, 15, 7] = 1.0
     hm[0, 1, 14, 8] = 0.6
-    coords, _ = make_codec("dark").decode(hm)
+    coords, _ = make_codec("dark").decode_heatmaps(hm)
     np.testing.assert_allclose(coords[0].numpy(), [[0.0, 5.0], [7.0, 15.0]])
 
 
@@ -297,8 +300,8 @@ def test_dark_tolerates_noise_better_than_argmax():
     clean = np.stack([codec.encode_heatmaps(j[None], np.ones(1))[0][0] for j in joints])[:, None]  # (100, 1, 64, 48)
     noisy = torch.from_numpy(clean + rng.normal(0, 0.02, clean.shape).astype(np.float32))
     target = joints / 4.0
-    dark_err = np.abs(codec.decode(noisy)[0][:, 0].numpy() - target).mean()
-    plain_err = np.abs(make_codec("none").decode(noisy)[0][:, 0].numpy() - target).mean()
+    dark_err = np.abs(codec.decode_heatmaps(noisy)[0][:, 0].numpy() - target).mean()
+    plain_err = np.abs(make_codec("none").decode_heatmaps(noisy)[0][:, 0].numpy() - target).mean()
     assert dark_err < 0.5 * plain_err
 
 
@@ -358,13 +361,22 @@ def test_fractional_flip_shift_aligns_unbiased_targets():
     mirrored_joints[:, 0] = 96 - 1 - joints[:, 0]
     identity = list(range(17))
     mirrored, _ = codec.encode_heatmaps(mirrored_joints, visible)
-    want = codec.decode(torch.from_numpy(original)[None])[0][0]
+    want = codec.decode_heatmaps(torch.from_numpy(original)[None])[0][0]
     errors = {}
     for shift in (0.75, True, False):
         back = flip_heatmaps_back(torch.from_numpy(mirrored)[None], identity, shift=shift)
-        errors[shift] = (codec.decode(back)[0][0] - want)[:, 0].abs().mean().item()
+        errors[shift] = (codec.decode_heatmaps(back)[0][0] - want)[:, 0].abs().mean().item()
     assert errors[0.75] < 0.05
     assert errors[True] == pytest.approx(0.25, abs=0.05)
     assert errors[False] == pytest.approx(0.75, abs=0.05)
     with pytest.raises(ValueError, match="flip shift"):
         flip_heatmaps_back(torch.zeros(1, 17, 4, 4), identity, shift=1.5)
+
+
+def test_decode_is_decode_heatmaps_in_input_pixels():
+    heatmaps = torch.from_numpy(np.random.default_rng(3).uniform(size=(2, 4, 64, 48)).astype(np.float32))
+    codec = make_codec("dark")
+    coords, scores = codec.decode(heatmaps)
+    raw, raw_scores = codec.decode_heatmaps(heatmaps)
+    torch.testing.assert_close(coords, raw * torch.tensor([192 / 48, 256 / 64]))
+    torch.testing.assert_close(scores, raw_scores)
