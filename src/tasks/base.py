@@ -76,6 +76,9 @@ class PoseModule(LightningModule):
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: keypoint layout name ("coco17", ...).
         pretrained: local path of ImageNet weights for the backbone, or None.
+        pretrained_partial: networks that list what a pretrained file gave their backbone
+            (`src.models.pretrained`) refuse a file that leaves part of it uninitialised unless
+            this is true.
         init: "official" (the official initialisation, e.g. N(0, 0.001) convolutions, then the
             ``pretrained`` file) or "pytorch" (PyTorch's default Kaiming-uniform init, better when
             training from scratch without ImageNet weights; ``pretrained`` must then be None) or
@@ -128,6 +131,7 @@ class PoseModule(LightningModule):
         evaluation: dict | None = None,
         keypoint_info: str = "coco17",
         pretrained: str | None = None,
+        pretrained_partial: bool = False,
         channels_last: bool | str = False,
         init: str = "official",
         zero_init_residual: bool = False,
@@ -168,6 +172,7 @@ class PoseModule(LightningModule):
             "evaluation": {**evaluation_defaults, **(to_plain(evaluation) or {})},
             "keypoint_info": keypoint_info,
             "pretrained": pretrained,
+            "pretrained_partial": bool(pretrained_partial),
             "channels_last": channels_last,
             "init": init,
             "zero_init_residual": zero_init_residual,
@@ -182,7 +187,10 @@ class PoseModule(LightningModule):
         self.save_hyperparameters(hparams)
         self.net = instantiate(hparams["net"])
         if init == "official" and hasattr(self.net, "init_weights"):
-            self.net.init_weights(pretrained)
+            if "partial" in inspect.signature(self.net.init_weights).parameters:
+                self.net.init_weights(pretrained, partial=bool(pretrained_partial))
+            else:
+                self.net.init_weights(pretrained)
         elif init == "kaiming":
             kaiming_init_(self.net, zero_residual=zero_init_residual)
         if official_weights:
