@@ -153,6 +153,11 @@ class PoseModule(LightningModule):
             raise ValueError(f"init={init!r} trains from scratch; it cannot be combined with pretrained weights")
         if zero_init_residual and init != "kaiming":
             raise ValueError(f"zero_init_residual is an option of init='kaiming', not of init={init!r}")
+        if isinstance(codec, str):
+            raise ValueError(
+                f"model.codec is the string {codec!r}, not a codec config: choose a codec with the config "
+                f"group syntax, model/codec={codec} (conf/model/codec/)"
+            )
         built_codec = instantiate(to_plain(codec))
         evaluation_defaults = {**self.default_evaluation, **getattr(built_codec, "evaluation_defaults", {})}
         unknown = sorted(set(to_plain(evaluation) or {}) - set(evaluation_defaults))
