@@ -174,6 +174,10 @@ def read_official_state_dict(
 def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read: object) -> None:
     """Load an official checkpoint into ``model`` with strict key and shape checks.
 
+    A model whose files need a layout fix before the comparison (e.g. ViTPose, whose published files may
+    hold a position embedding with a cls position) defines ``adapt_official_state(state) -> state``; it
+    is given the file's tensors and returns the ones to compare and load.
+
     Args:
         model: the network (e.g. ``PoseNet``), whose parameter names follow the official ones.
         path: the official file (see `read_official_state_dict` for the containers handled).
@@ -184,6 +188,9 @@ def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read
             the message lists them (a few of each) with both shapes.
     """
     state = read_official_state_dict(path, **read)  # type: ignore[arg-type]
+    adapt = getattr(model, "adapt_official_state", None)
+    if callable(adapt):
+        state = adapt(state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
