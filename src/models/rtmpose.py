@@ -1,0 +1,117 @@
+"""RTMPose (Jiang et al. 2023): CSPNeXt backbone + RTMCCHead, predicting SimCC x / y logits.
+
+State_dict keys are mmpose's (``backbone.stem.*``, ``backbone.stageN.*``, ``head.*``), so the
+published RTMPose checkpoints load with strict key and shape checks (`load_official_weights`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from src.models.cspnext import CSPNeXt
+from src.models.pretrained import PretrainedReport, load_backbone_weights
+from src.models.rtmcc_head import RTMCCHead, feature_size, size_pair
+
+#: size -> (deepen_factor, widen_factor) of the published models (rtmpose-{t,s,m,l}).
+RTMPOSE_SIZES: dict[str, tuple[float, float]] = {
+    "t": (0.167, 0.375),
+    "s": (0.33, 0.5),
+    "m": (0.67, 0.75),
+    "l": (1.0, 1.0),
+}
+
+
+class RTMPose(nn.Module):
+    """RTMPose top-down network: images (N, 3, H, W) -> SimCC logits (x (N, K, W*r), y (N, K, H*r)).
+
+    Args:
+        size: "t", "s", "m" or "l" (the published width / depth factors), or None with both factors given.
+        deepen_factor, widen_factor: CSPNeXt's factors; each given one overrides the size's.
+        num_joints: K.
+        input_size: network input (w, h) in pixels (192, 256 for the COCO 256x192 models).
+        simcc_split_ratio: bins per pixel of the logits (2.0).
+        final_layer_kernel, hidden_dims, s, expansion_factor, dropout_rate, drop_path, act_fn,
+            use_rel_bias, pos_enc, rope_frequencies: the head, see `RTMCCHead` (defaults: RTMPose's).
+        bn_eps, bn_momentum: the backbone's BatchNorm (RTMPose: 1e-5, 0.1), see `CSPNeXt`.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: str | None = "m",
+        deepen_factor: float | None = None,
+        widen_factor: float | None = None,
+        num_joints: int = 17,
+        input_size: Sequence[int] = (192, 256),
+        simcc_split_ratio: float = 2.0,
+        final_layer_kernel: int = 7,
+        hidden_dims: int = 256,
+        s: int = 128,
+        expansion_factor: float = 2,
+        dropout_rate: float = 0.0,
+        drop_path: float = 0.0,
+        act_fn: str = "SiLU",
+        use_rel_bias: bool = False,
+        pos_enc: bool = False,
+        rope_frequencies: str = "mmpose",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if size is None:
+            if deepen_factor is None or widen_factor is None:
+                raise ValueError("RTMPose needs a size (t, s, m, l) or both deepen_factor and widen_factor")
+            preset = (deepen_factor, widen_factor)
+        elif size in RTMPOSE_SIZES:
+            preset = RTMPOSE_SIZES[size]
+        else:
+            raise ValueError(f"unknown RTMPose size {size!r}; choose one of {sorted(RTMPOSE_SIZES)} or None")
+        self.deepen_factor = preset[0] if deepen_factor is None else float(deepen_factor)
+        self.widen_factor = preset[1] if widen_factor is None else float(widen_factor)
+        self.backbone = CSPNeXt(
+            deepen_factor=self.deepen_factor, widen_factor=self.widen_factor, bn_eps=bn_eps, bn_momentum=bn_momentum
+        )
+        w, h = size_pair("input_size", input_size)
+        self.head = RTMCCHead(
+            in_channels=self.backbone.out_channels,
+            num_joints=num_joints,
+            input_size=(w, h),
+            in_featuremap_size=(feature_size(w), feature_size(h)),
+            simcc_split_ratio=simcc_split_ratio,
+            final_layer_kernel=final_layer_kernel,
+            hidden_dims=hidden_dims,
+            s=s,
+            expansion_factor=expansion_factor,
+            dropout_rate=dropout_rate,
+            drop_path=drop_path,
+            act_fn=act_fn,
+            use_rel_bias=use_rel_bias,
+            pos_enc=pos_enc,
+            rope_frequencies=rope_frequencies,
+        )
+        self.num_joints = num_joints
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 3, H, W) at input_size -> (x logits (N, K, W*r), y logits (N, K, H*r))."""
+        return self.head(self.backbone(images))
+
+    def init_weights(
+        self, pretrained: str | os.PathLike[str] | None = None, *, partial: bool = False
+    ) -> PretrainedReport | None:
+        """mmpose's init (head: conv N(0, 0.001), linear N(0, 0.01); backbone: mmdet's CSPNeXt init),
+        then, given a file, the backbone from it: an mmpose pose checkpoint (``backbone.*`` keys, e.g.
+        cspnext-m_udp-aic-coco_210e-256x192-f2f7d6f6_20230130.pth) or a bare CSPNeXt state_dict.
+
+        Returns what the file gave the backbone (None without a file). Raises FileNotFoundError for a
+        missing file, ValueError when nothing fits or (unless ``partial``) the file covers the backbone
+        only in part.
+        """
+        self.head.init_weights()
+        self.backbone.init_weights()
+        if pretrained is None:
+            return None
+        return load_backbone_weights(self.backbone, pretrained, prefixes=("backbone.", ""), partial=partial)
