@@ -252,11 +252,10 @@ class VisionTransformer(nn.Module):
         return x.reshape(n, h, w, channels).permute(0, 3, 1, 2)
 
     def init_weights(self) -> None:
-        """mmpretrain's init without a pretrained file: patch conv Kaiming-normal (fan_in, linear gain) with a
-        zero bias, position embedding truncated normal (std 0.02, cut at +-2), layers as
+        """mmpretrain 1.x's init without a pretrained file (its ``init_cfg`` is None): patch conv PyTorch's
+        Conv2d default, position embedding truncated normal (std 0.02, cut at +-2), layers as
         `TransformerEncoderLayer.init_weights`, final LayerNorm 1 / 0."""
-        nn.init.kaiming_normal_(self.patch_embed.projection.weight, mode="fan_in", nonlinearity="linear")
-        nn.init.zeros_(self.patch_embed.projection.bias)
+        self.patch_embed.projection.reset_parameters()
         nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-2.0, b=2.0)
         for layer in self.layers:
             layer.init_weights()

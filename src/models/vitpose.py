@@ -171,8 +171,9 @@ class ViTPose(nn.Module):
         """mmpose's init, then the backbone from ``pretrained`` when given.
 
         Head as mmpose's HeatmapHead (deconvs and final conv N(0, 0.001), biases 0, BN 1 / 0); backbone as
-        mmpretrain's VisionTransformer without a file (`VisionTransformer.init_weights`: patch conv
-        Kaiming-normal fan_in, pos_embed truncated normal std 0.02, FFN Xavier-uniform, LayerNorm 1 / 0).
+        mmpretrain's VisionTransformer without a file (`VisionTransformer.init_weights`: patch conv, qkv and proj
+        PyTorch's defaults, pos_embed truncated normal std 0.02, FFN Xavier-uniform with N(0, 1e-6) biases,
+        LayerNorm 1 / 0).
 
         ``pretrained``: a local backbone file (MAE ``mae_pretrain_vit_*.pth`` with MAE / timm names such as
         ``blocks.0.norm1.weight`` under ``model``, an mmpretrain-named file bare or under ``backbone.``, or an
