@@ -26,6 +26,7 @@ from src.datasets.transforms import normalize_images
 from src.layouts import get_keypoint_info
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
+from src.tasks.param_groups import optimizer_params
 from src.utils.hardware import UNKNOWN_BATCH, check_auto, choose_fast_path, decide_channels_last, input_shape_of
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class PoseModule(LightningModule):
             ``steps_per_epoch`` parameters and receives them (`src.tasks.schedules`). Keys set to
             null are left out, so a recipe can switch a model's schedule by nulling the old keys.
             None: a constant LR.
+        param_groups: per-parameter LR and weight decay, a ``_target_`` in `src.tasks.param_groups`
+            with its options (e.g. ``paramwise_groups`` with ``norm_decay_mult: 0`` and
+            ``bias_decay_mult: 0``; ``layer_decay_groups`` with ``num_layers`` and
+            ``layer_decay_rate``); the rules see the network's parameter names (``backbone.*``,
+            ``head.*``). Null keys are left out. None: all parameters in one group.
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: keypoint layout name ("coco17", ...).
         pretrained: local path of ImageNet weights for the backbone, or None.
@@ -128,6 +134,7 @@ class PoseModule(LightningModule):
         loss: dict,
         optimizer: dict,
         scheduler: dict | None = None,
+        param_groups: dict | None = None,
         evaluation: dict | None = None,
         keypoint_info: str = "coco17",
         pretrained: str | None = None,
@@ -174,6 +181,7 @@ class PoseModule(LightningModule):
             "loss": to_plain(loss),
             "optimizer": to_plain(optimizer),
             "scheduler": to_plain(scheduler),
+            "param_groups": to_plain(param_groups),
             "evaluation": {**evaluation_defaults, **(to_plain(evaluation) or {})},
             "keypoint_info": keypoint_info,
             "pretrained": pretrained,
@@ -424,7 +432,8 @@ class PoseModule(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        factory = instantiate({**self.hparams.optimizer, "_partial_": True, "_convert_": "all"})
+        optimizer = factory(optimizer_params(self, self.hparams.get("param_groups"), factory, strip_prefix="net."))
         config = {k: v for k, v in (self.hparams.scheduler or {}).items() if v is not None}
         if not config:
             return optimizer
@@ -437,6 +446,12 @@ class PoseModule(LightningModule):
         if interval not in ("epoch", "step"):
             raise ValueError(f"model.scheduler.interval must be 'epoch' or 'step', got {interval!r}")
         factory = instantiate({**config, "_partial_": True})
+        required = getattr(factory.func, "interval", None)
+        if required is not None and required != interval:
+            raise ValueError(
+                f"model.scheduler {config['_target_']} is stepped every {required}: "
+                f"set model.scheduler.interval={required} (got {interval!r})"
+            )
         run_length: dict[str, int] = {}
         wanted = inspect.signature(factory.func).parameters
         if "total_steps" in wanted or "steps_per_epoch" in wanted:
