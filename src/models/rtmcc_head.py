@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.drop_path import drop_path
+
 #: rotary-embedding frequencies: mmpose's code raises 10000 to +i/half (frequencies grow with i);
 #: RoFormer's paper uses 10000^(-i/half) (they shrink). Only used with ``pos_enc=True``.
 ROPE_FREQUENCIES = ("mmpose", "roformer")
@@ -61,15 +63,6 @@ def rope(x: torch.Tensor, *, frequencies: str = "mmpose") -> torch.Tensor:
     sin, cos = angle.sin().to(x.dtype), angle.cos().to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
-
-
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: zero the whole sample with probability p and scale the kept ones by 1/(1-p)."""
-    if p == 0.0 or not training:
-        return x
-    keep = 1.0 - p
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
-    return x * mask / keep
 
 
 class RTMCCBlock(nn.Module):
@@ -165,7 +158,7 @@ class RTMCCBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, K, in_dims) -> (N, K, out_dims)."""
-        return self.res_scale(x) + drop_path(self.attention(x), self.drop_path_rate, self.training)
+        return self.res_scale(x) + drop_path(self.attention(x), self.drop_path_rate, training=self.training)
 
     def reset_gates(self) -> None:
         """mmpose's draws for the parameters outside Linear layers: gamma, beta (and w) ~ U[0, 1)."""
@@ -278,7 +271,10 @@ def size_pair(name: str, value: Sequence[int]) -> tuple[int, int]:
 def check_featuremap(
     features: torch.Tensor, featuremap_size: tuple[int, int], input_size: tuple[int, int], owner: str
 ) -> None:
-    """Refuse a feature map whose size differs from the one the flattening layers were built for."""
+    """Refuse a feature map whose size differs from the one the flattening layers were built for
+    (not while tracing for export, where the sizes are fixed by the example input)."""
+    if torch.jit.is_tracing():
+        return
     h, w = features.shape[-2:]
     if (w, h) != featuremap_size:
         raise ValueError(

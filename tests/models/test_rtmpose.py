@@ -219,6 +219,21 @@ def test_gau_token_order():
             assert torch.allclose(block(x)[:, order], block(x[:, order]), atol=1e-5) == equivariant, options
 
 
+def test_gau_drop_path_and_dropout_only_in_training():
+    """Stochastic depth drops the whole attention branch of a sample (leaving res_scale * x)."""
+    torch.manual_seed(0)
+    block = RTMCCBlock(num_tokens=4, in_dims=8, out_dims=8, s=4, drop_path=0.5, dropout_rate=0.5)
+    nn.init.normal_(block.uv.weight, std=0.5)
+    nn.init.normal_(block.o.weight, std=0.5)
+    x = torch.randn(64, 4, 8)
+    out = block.train()(x)
+    dropped = (out == x).flatten(1).all(1)
+    assert 10 < dropped.sum() < 54
+    block.eval()
+    torch.testing.assert_close(block(x), x + block.attention(x))
+    assert torch.equal(block(x), block(x))
+
+
 def test_relative_bias_is_toeplitz_in_the_token_offset():
     block = RTMCCBlock(num_tokens=4, in_dims=8, out_dims=8, s=4, use_rel_bias=True)
     assert block.w.shape == (7,)
