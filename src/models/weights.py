@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,6 +55,24 @@ def kaiming_init_(module: nn.Module, *, head_std: float = 0.001, zero_residual: 
         for m in module.modules():
             if hasattr(m, "residual_norm"):
                 nn.init.zeros_(m.residual_norm().weight)
+
+
+def _numpy_globals() -> list[object]:
+    """The numpy classes and functions that pickled arrays and scalars need (mmpose and mmengine
+    checkpoints keep numpy arrays in their ``meta``); nothing that can run other code."""
+    multiarray = (np._core if hasattr(np, "_core") else np.core).multiarray
+    names = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    names += [
+        type(np.dtype(t))
+        for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_)
+    ]
+    return names
+
+
+def load_tensors_file(file: Path) -> object:
+    """``torch.load`` of a checkpoint with ``weights_only=True``, numpy arrays and scalars allowed."""
+    with torch.serialization.safe_globals(_numpy_globals()):
+        return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor]:
@@ -99,7 +118,7 @@ def load_pretrained(
             "run time: put the file at that path, or pass pretrained=None to train from scratch."
         )
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        checkpoint = load_tensors_file(file)
     except pickle.UnpicklingError as err:
         raise ValueError(
             f"{file}: holds objects other than tensors, which are not unpickled for safety. "
@@ -152,7 +171,7 @@ def read_official_state_dict(
     if not file.is_file():
         raise FileNotFoundError(f"official checkpoint not found: {file}")
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+        checkpoint = load_tensors_file(file)
     except pickle.UnpicklingError as err:
         raise ValueError(
             f"{file}: holds objects other than tensors and plain containers, which are not unpickled for "

@@ -86,3 +86,22 @@ def test_task_starts_from_official_weights_and_its_checkpoint_stands_alone(tmp_p
     assert saved["official_weights"] is None and saved["initialised_from"] == str(path)
     path.unlink()
     Pose3DModule(**{k: v for k, v in saved.items() if k in common or k == "official_weights"})
+
+
+def test_mmengine_checkpoint_with_numpy_meta_loads(tmp_path):
+    """mmpose 1.x files keep numpy arrays and scalars in ``meta``: read with weights_only, no other globals."""
+    import datetime
+
+    import numpy as np
+
+    weights = {"backbone.w": torch.arange(3.0), "head.b": torch.ones(2)}
+    meta = {"dataset_meta": {"sigmas": np.array([0.026, 0.025], np.float32), "num": np.int64(17)}, "epoch": 420}
+    path = tmp_path / "mmpose.pth"
+    torch.save({"meta": meta, "state_dict": weights}, path)
+    state = read_official_state_dict(path)
+    assert set(state) == set(weights) and torch.equal(state["backbone.w"], weights["backbone.w"])
+
+    # anything beyond numpy data is still refused (here a class of the standard library)
+    torch.save({"meta": {"obj": datetime.date(2024, 1, 1)}, "state_dict": weights}, path)
+    with pytest.raises(ValueError, match="not unpickled for safety"):
+        read_official_state_dict(path)
