@@ -1,6 +1,7 @@
 """Losses of the official recipes.
 
 - `JointsMSELoss`: top-down heatmap regression (HRNet / SimpleBaseline / Hourglass).
+- `KLDiscretLoss`: top-down SimCC coordinate classification (RTMPose, SimCC-R50).
 - `HeatmapLoss`, `AELoss`, `BottomUpLoss`: bottom-up HigherHRNet (masked heatmaps + associative
   embedding tags).
 
@@ -79,6 +80,95 @@ class JointsMSELoss(nn.Module):
             return loss.mean()
         topk = min(self.ohkm_topk, loss.shape[1])
         return loss.topk(topk, dim=1).values.mean()
+
+
+KL_REDUCTIONS = ("mmpose", "mean")
+
+
+class KLDiscretLoss(nn.Module):
+    """mmpose 1.x ``KLDiscretLoss`` for SimCC vectors (x, y), computed in float32 (or float64).
+
+    Per axis, each (instance, joint) row of L bins: p = log_softmax(beta * prediction) and the label
+    distribution q = softmax(label_beta * target) (the target itself when ``label_softmax`` is
+    False); the row's loss is mean over the L bins of ``q (log q - p)`` (``nn.KLDivLoss`` without
+    reduction, bins with q = 0 contribute 0), times the joint's target weight. The x and y row
+    losses are summed over all N K rows and divided by:
+
+    * ``"mmpose"`` (default, mmpose's code, the published recipes): K only, so the loss is a sum
+      over the N instances and grows with the batch size;
+    * ``"mean"``: N K, the mean per instance and joint, independent of the batch size.
+
+    Args:
+        beta: temperature of the prediction softmax (RTMPose 10; mmpose's class default 1).
+        label_softmax: turn the labels into a distribution with a softmax (RTMPose True; mmpose's
+            class default False).
+        label_beta: temperature of the label softmax (10).
+        use_target_weight: weight each row by its joint's target weight.
+        reduction: "mmpose" (divide by K) or "mean" (divide by N K).
+    """
+
+    def __init__(
+        self,
+        *,
+        beta: float = 10.0,
+        label_softmax: bool = True,
+        label_beta: float = 10.0,
+        use_target_weight: bool = True,
+        reduction: str = "mmpose",
+    ) -> None:
+        super().__init__()
+        if reduction not in KL_REDUCTIONS:
+            raise ValueError(f"KLDiscretLoss: reduction must be one of {KL_REDUCTIONS}, got {reduction!r}")
+        self.beta = float(beta)
+        self.label_softmax = bool(label_softmax)
+        self.label_beta = float(label_beta)
+        self.use_target_weight = bool(use_target_weight)
+        self.reduction = reduction
+
+    def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(R,) unweighted loss of R rows: prediction and target (R, L)."""
+        log_pt = torch.log_softmax(prediction * self.beta, dim=1)
+        labels = torch.softmax(target * self.label_beta, dim=1) if self.label_softmax else target
+        return nn.functional.kl_div(log_pt, labels, reduction="none").mean(dim=1)
+
+    def forward(
+        self,
+        outputs: Sequence[torch.Tensor],
+        targets: Sequence[torch.Tensor],
+        target_weight: torch.Tensor,
+    ) -> torch.Tensor:
+        """Loss value.
+
+        Args:
+            outputs: (x (N, K, Lx), y (N, K, Ly)) predicted SimCC vectors (a list is accepted).
+            targets: (x (N, K, Lx), y (N, K, Ly)) labels.
+            target_weight: (N, K) (or (N, K, 1)) per-joint weights.
+
+        Returns:
+            scalar tensor (float32, or float64 for float64 predictions).
+        """
+        if len(outputs) != 2 or len(targets) != 2:
+            raise ValueError(
+                f"KLDiscretLoss takes SimCC pairs (x, y): got {len(outputs)} outputs and {len(targets)} targets"
+            )
+        n, k = outputs[0].shape[:2]
+        if target_weight.numel() != n * k:
+            raise ValueError(
+                f"KLDiscretLoss: target_weight {tuple(target_weight.shape)} does not match (N, K) = ({n}, {k})"
+            )
+        total = None
+        for axis, (pred, gt) in enumerate(zip(outputs, targets)):
+            if pred.shape != gt.shape or pred.shape[:2] != (n, k):
+                raise ValueError(
+                    f"KLDiscretLoss: {'xy'[axis]} prediction {tuple(pred.shape)} and target {tuple(gt.shape)} "
+                    f"must both be (N, K, L) with (N, K) = ({n}, {k})"
+                )
+            pred = _at_least_float32(pred).reshape(n * k, -1)  # bf16 / fp16 (autocast) logits: fp32 loss
+            rows = self.criterion(pred, gt.reshape(n * k, -1).to(pred.dtype))
+            if self.use_target_weight:
+                rows = rows * target_weight.reshape(-1).to(rows.dtype)
+            total = rows.sum() if total is None else total + rows.sum()
+        return total / (k if self.reduction == "mmpose" else n * k)
 
 
 # --------------------------------------------------------------------------- bottom-up (HigherHRNet)
