@@ -47,11 +47,13 @@ class PipelineSwitch(Callback):
             return self._switch_epoch
         if max_epochs is None or max_epochs < 0:
             raise ValueError(
-                f"PipelineSwitch: stage2_num_epochs={self.stage2_num_epochs} needs trainer.max_epochs, got {max_epochs!r}"
+                f"PipelineSwitch: stage2_num_epochs={self.stage2_num_epochs} needs trainer.max_epochs, "
+                f"got {max_epochs!r}"
             )
         if self.stage2_num_epochs > max_epochs:
             raise ValueError(
-                f"PipelineSwitch: stage2_num_epochs={self.stage2_num_epochs} is more than trainer.max_epochs={max_epochs}"
+                f"PipelineSwitch: stage2_num_epochs={self.stage2_num_epochs} is more than "
+                f"trainer.max_epochs={max_epochs}"
             )
         return max_epochs - self.stage2_num_epochs
 
@@ -80,7 +82,8 @@ class PipelineSwitch(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         loaders = trainer.train_dataloader
-        datasets = [getattr(dl, "dataset", None) for dl in (loaders if isinstance(loaders, (list, tuple)) else [loaders])]
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        datasets = [getattr(dl, "dataset", None) for dl in loaders]
         if self._dataset is None or not any(d is self._dataset for d in datasets):
             raise RuntimeError(
                 "PipelineSwitch: the training DataLoader does not read the datamodule's train_dataset that "
