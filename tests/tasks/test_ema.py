@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.tasks.ema import EMA, ema_momentum
+from src.tasks.loading import load_task
 from src.train import train
 from tests.helpers import TINY_SYNTHETIC, compose_run
 from tests.test_train import TINY_HRNET
@@ -285,5 +286,7 @@ def test_resumed_run_has_the_average_and_raw_weights_of_an_uninterrupted_run(tmp
     _assert_equal(b["state_dict"], a["state_dict"], "average after resuming")
     _assert_equal(raw_b, raw_a, "raw weights after resuming")
     assert set(raw_a) == set(a["state_dict"])
+    # evaluation, export and prediction load the checkpoint's state_dict: the average
+    _assert_equal(load_task(run / "checkpoints" / "last.ckpt").state_dict(), b["state_dict"], "loaded task")
     differ = [k for k in raw_a if raw_a[k].is_floating_point() and not torch.equal(raw_a[k], a["state_dict"][k])]
     assert len(differ) > len(raw_a) // 2  # the average is not the raw weights
