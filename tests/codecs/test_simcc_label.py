@@ -59,6 +59,11 @@ def encode_instances(codec: SimCCLabel, keypoints, visible) -> tuple[np.ndarray,
     return tuple(np.stack([o[key] for o in out]) for key in codec.target_keys)
 
 
+def as_prediction(labels: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """One instance's encoded labels as a batched prediction (x (1, K, Lx), y (1, K, Ly))."""
+    return torch.from_numpy(labels["keypoint_x_labels"])[None], torch.from_numpy(labels["keypoint_y_labels"])[None]
+
+
 def decode_inputs(specs=DECODE_SPECS) -> tuple[torch.Tensor, torch.Tensor]:
     def curve(length: int, c: float, s: float, a: float, b: float) -> np.ndarray:
         i = np.arange(length, dtype=np.float32)
@@ -213,9 +218,7 @@ def test_encode_decode_round_trip_is_the_half_even_rounding():
     rng = np.random.default_rng(0)
     points = rng.uniform(0, (191, 255), (17, 2)).astype(np.float32)
     labels = codec.encode(points, np.ones(17))
-    coords, scores = codec.decode(
-        (torch.from_numpy(labels["keypoint_x_labels"])[None], torch.from_numpy(labels["keypoint_y_labels"])[None])
-    )
+    coords, scores = codec.decode(as_prediction(labels))
     np.testing.assert_array_equal(coords[0].numpy(), np.around(points * 2) / 2)
     assert scores.min() == 1.0
 
@@ -232,11 +235,10 @@ def test_flip_back_of_mirrored_vectors_equals_the_unmirrored_prediction():
     mirrored[:, 0] = 192 - 0.5 - mirrored[:, 0]
     original = codec.encode(points, np.ones(17))
     flipped = codec.encode(mirrored, np.ones(17))
-    pair = lambda t: (torch.from_numpy(t["keypoint_x_labels"])[None], torch.from_numpy(t["keypoint_y_labels"])[None])  # noqa: E731
-    back = codec.flip_back(pair(flipped), COCO17.flip_index, {})
+    back = codec.flip_back(as_prediction(flipped), COCO17.flip_index, {})
     assert isinstance(back, tuple) and codec.evaluation_defaults == {}
-    torch.testing.assert_close(back, pair(original), atol=1e-6, rtol=0)
-    torch.testing.assert_close(codec.average(pair(original), back), pair(original))
+    torch.testing.assert_close(back, as_prediction(original), atol=1e-6, rtol=0)
+    torch.testing.assert_close(codec.average(as_prediction(original), back), as_prediction(original))
 
 
 def test_mirrored_crop_pixels_flip_back_half_a_pixel_right():
@@ -247,12 +249,7 @@ def test_mirrored_crop_pixels_flip_back_half_a_pixel_right():
     mirrored = points.copy()
     mirrored[:, 0] = 191 - points[:, 0]
     flipped = codec.encode(mirrored, np.ones(2))
-    back = codec.flip_back(
-        (torch.from_numpy(flipped["keypoint_x_labels"])[None], torch.from_numpy(flipped["keypoint_y_labels"])[None]),
-        [0, 1],
-        {},
-    )
-    coords, _ = codec.decode(back)
+    coords, _ = codec.decode(codec.flip_back(as_prediction(flipped), [0, 1], {}))
     np.testing.assert_allclose(coords[0].numpy(), points + [0.5, 0.0])
 
 
@@ -310,11 +307,7 @@ def test_decode_to_image_round_trips_through_the_crop():
     center, scale = np.array([[150.0, 90.0]]), np.array([[0.6, 0.8]])
     joints = np.array([[130.0, 70.0], [160.5, 101.25]])
     crop = affine_transform_points(joints, codec.crop_transform(center[0], scale[0], 0.0))
-    labels = codec.encode(crop, np.ones(2))
-    prediction = (
-        torch.from_numpy(labels["keypoint_x_labels"])[None],
-        torch.from_numpy(labels["keypoint_y_labels"])[None],
-    )
+    prediction = as_prediction(codec.encode(crop, np.ones(2)))
     out = codec.decode_to_image(prediction, torch.from_numpy(center), torch.from_numpy(scale))
     assert out.shape == (1, 2, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out[0, :, :2], joints, atol=0.25 * 120 / 192 + 1e-4)  # half a bin in image pixels
