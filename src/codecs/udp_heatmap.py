@@ -92,8 +92,8 @@ class UDPHeatmap(TopDownCodec):
         blur_kernel_size: int = 11,
         decode_scale: str = "mmpose",
     ) -> None:
-        if sigma <= 0:
-            raise ValueError(f"UDPHeatmap: sigma must be positive, got {sigma}")
+        if not isinstance(sigma, (int, float)) or sigma <= 0:
+            raise ValueError(f"UDPHeatmap: sigma must be a positive number (heatmap pixels), got {sigma!r}")
         if int(blur_kernel_size) != blur_kernel_size or blur_kernel_size < 1 or blur_kernel_size % 2 == 0:
             raise ValueError(f"UDPHeatmap: blur_kernel_size must be a positive odd int, got {blur_kernel_size}")
         if decode_scale not in DECODE_SCALES:

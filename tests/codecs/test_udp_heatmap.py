@@ -417,8 +417,9 @@ def test_bad_settings_are_refused():
         make_codec("exact")
     with pytest.raises(ValueError, match="blur_kernel_size"):
         make_codec(blur_kernel_size=10)
-    with pytest.raises(ValueError, match="sigma"):
-        make_codec(sigma=0)
+    for sigma in (0, None):
+        with pytest.raises(ValueError, match="sigma must be a positive number"):
+            make_codec(sigma=sigma)
     with pytest.raises(ValueError, match="size - 1"):
         make_codec(heatmap_size=(1, 64))
     with pytest.raises(ValueError, match="3 keypoints but 2"):
