@@ -42,6 +42,7 @@ Shapes: N instances, K keypoints, H x W heatmaps. Sizes are (w, h).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,7 +93,7 @@ class UDPHeatmap(TopDownCodec):
         blur_kernel_size: int = 11,
         decode_scale: str = "mmpose",
     ) -> None:
-        if not isinstance(sigma, (int, float)) or sigma <= 0:
+        if not isinstance(sigma, numbers.Real) or sigma <= 0:
             raise ValueError(f"UDPHeatmap: sigma must be a positive number (heatmap pixels), got {sigma!r}")
         if int(blur_kernel_size) != blur_kernel_size or blur_kernel_size < 1 or blur_kernel_size % 2 == 0:
             raise ValueError(f"UDPHeatmap: blur_kernel_size must be a positive odd int, got {blur_kernel_size}")
