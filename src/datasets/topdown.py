@@ -152,13 +152,13 @@ class TopDownDataset(PoseDataset):
         if stage2:
             stages.append(self._build_stage(self._merge_stage2(first, stage2), prefix="stage2."))
         self._stages = tuple(stages)
-        s1 = stages[0]
-        self.scale_factor, self.rotation_factor, self.rotation_prob = (
-            s1.scale_factor,
-            s1.rotation_factor,
-            s1.rotation_prob,
-        )
-        self.flip, self.half_body_prob, self.half_body_min_joints = s1.flip, s1.half_body_prob, s1.half_body_min_joints
+        s1 = stages[0]  # stage 1's values keep their attribute names
+        self.scale_factor = s1.scale_factor
+        self.rotation_factor = s1.rotation_factor
+        self.rotation_prob = s1.rotation_prob
+        self.flip = s1.flip
+        self.half_body_prob = s1.half_body_prob
+        self.half_body_min_joints = s1.half_body_min_joints
         self.geometric = s1.geometric
         self._stage = 1
         self.stage2_epoch: int | None = None
