@@ -77,7 +77,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     )
     model.set_test_options(**{k: to_plain(cfg.get(k)) for k in test_option_keys(model)})
     model.num_visualized = int(cfg.get("num_visualized", 0))
-    if "sigma" in cfg.data and hasattr(model.codec, "sigma"):  # the targets of the model's own codec
+    if "sigma" in cfg.data and hasattr(model.codec, "heatmap_size"):  # the model's own heatmap targets
         with open_dict(cfg):
             cfg.data.sigma = model.codec.sigma
     if cfg.get("detector_ckpt"):

@@ -128,7 +128,7 @@ class PoseDataModule(pl.LightningDataModule):
                 f"data.num_keypoints={num_keypoints} disagrees with layout {self._keypoint_info.name!r} "
                 f"({self._keypoint_info.num_keypoints} keypoints)"
             )
-        if sigma is not None and getattr(codec, "sigma", sigma) != sigma:
+        if sigma is not None and hasattr(codec, "heatmap_size") and getattr(codec, "sigma", sigma) != sigma:
             raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={sigma}")
         self.root = root
         self.augmentation = dict(augmentation or {})
@@ -238,6 +238,9 @@ class PoseDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         loader = self._loader(self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        if self.trainer is not None:  # workers start (and draw their indices) before Lightning sets the
+            # epoch, so a resumed run would draw its first epoch as epoch 0
+            loader.sampler.set_epoch(int(self.trainer.fit_loop.epoch_progress.current.processed))
         done = int(self._resume_state.get("batches_done", 0))
         epoch_length = int(self._resume_state.get("epoch_batches", 0))
         if 0 < done < min(epoch_length, len(loader)):  # a checkpoint written part-way through an epoch

@@ -78,6 +78,7 @@ def _make_record(
         "scale": scale.astype(np.float32, copy=False),
         "area": float(scale[0]) * PIXEL_STD * float(scale[1]) * PIXEL_STD,
         "box_score": float(box_score),
+        "bbox": np.asarray(box, np.float32),  # (4,) x, y, w, h before padding (mmpose's box shift)
         "keypoints": keypoints,
         "visible": visible,
     }

@@ -45,7 +45,7 @@ def _dataset(records, codec, **kw) -> TopDownDataset:
 
 
 def _decode_to_image(codec: MSRAHeatmap, item: dict) -> np.ndarray:
-    coords, _ = codec.decode(item["heatmaps"][None])
+    coords, _ = codec.decode_heatmaps(item["heatmaps"][None])
     return heatmap_to_image_coords(
         coords.numpy(), item["center"][None].numpy(), item["scale"][None].numpy(), codec.heatmap_size
     )[0]
@@ -259,6 +259,10 @@ def test_augmentation_keys_are_the_constructors_own_arguments() -> None:
         "flip",
         "half_body_prob",
         "half_body_min_joints",
+        "geometric",
+        "mmpose",
+        "crop_photometric",
+        "stage2",
         "photometric",
     )
     assert BottomUpDataset.AUGMENTATION_KEYS == (

@@ -174,11 +174,6 @@ def test_arguments_and_datasets_are_checked() -> None:
     switch.setup(trainer_with(None), None, "validate")  # nothing to do outside fitting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PoseDataModule.train_dataloader must set its sampler's epoch from the trainer's restored epoch "
-    "(Lightning sets it only after the workers have prefetched), else the first resumed epoch is drawn as epoch 0",
-)
 def test_a_resumed_run_of_the_pose_datamodule_with_workers_is_in_its_epochs_stage(tmp_path) -> None:
     from src.datasets.datamodule import PoseDataModule
     from src.metrics.coco_metric import COCOKeypointMetric
