@@ -1,6 +1,7 @@
 """The benchmark report: this machine, its measured peak, and every model family, in one run.
 
-    python -m benchmarks.report [--tiny] [--batch-size 8] [--iters 3] [--threads N] [--out benchmarks/results]
+    python -m benchmarks.report [--tiny] [--batch-size 8] [--iters 3] [--backend-iters 10] [--threads N]
+        [--out benchmarks/results]
 
 Writes ``<out>/<machine>-<date>.json`` and ``.png`` and prints one table:
 
@@ -8,19 +9,25 @@ Writes ``<out>/<machine>-<date>.json`` and ``.png`` and prints one table:
   AVX512_BF16, AMX), torch's CPU capability, the GPU if any;
 * **peak**: fp32 and bf16 3x3-convolution GFLOP/s and memory bandwidth (a large tensor copy:
   bytes read + written per second; `benchmarks.bench_peak`);
-* **training, per family** (HRNet-W32, SimpleBaseline-50, Hourglass-8, HigherHRNet-W32,
-  PoseNet-50, each built from its ``model=`` config at the published input size): images/s of
-  the reference path (fp32, NCHW, eager: the official arithmetic) and of the automatic path
-  (what ``trainer.precision=auto`` and ``model.channels_last=auto`` choose for that network and
-  batch here, `src.runner.fast_path_for`: on CPUs the memory format is measured, and the record
-  is kept as the family's ``fast_path``; the fp32 prediction layers the configs keep),
-  their ratio, and the share of the machine's peak each reaches. A step is forward, an fp32 MSE
+* **training, per family** (HRNet-W32, SimpleBaseline-50, Hourglass-8, RTMPose-t, RTMPose-m,
+  HigherHRNet-W32, PoseNet-50, each built from its ``model=`` config at the published input size,
+  random weights): images/s of the reference path (fp32, NCHW, eager: the official arithmetic) and
+  of the automatic path (what ``trainer.precision=auto`` and ``model.channels_last=auto`` choose for
+  that network and batch here, `src.runner.fast_path_for`: on CPUs the memory format is measured,
+  and the record is kept as the family's ``fast_path``; the fp32 prediction layers the configs
+  keep), their ratio, and the share of the machine's peak each reaches. A step is forward, an fp32 MSE
   on every network output against fixed random targets, backward and an Adam step: the network's
   arithmetic, not each family's own loss. FLOPs are counted from the network on the meta device
   (torch's FlopCounterMode), a training step as 3x the forward;
 * **inference, per family**: images/s of the automatic path in eval mode, without and with the
   flip test (a second forward on the mirrored batch), and HigherHRNet end to end on 640x480
   images (resize, forward, aggregation, grouping; `benchmarks.bench_bottomup`);
+* **inference backends** (HRNet-W32, RTMPose-t, RTMPose-m; `benchmarks.bench_export`): ms per
+  image at batch 1 and images/s at ``--batch-size`` of PyTorch's reference path (fp32, NCHW), its
+  automatic path and onnxruntime (the file `src.export` writes), all calls of one batch size
+  alternating, with the share of the peak each reaches, the RTMPose / HRNet-W32 images/s ratios per
+  backend (the aim: RTMPose-m >= 3x) and mmpose's published onnxruntime latencies of another CPU,
+  labelled as published;
 * **data pipeline**: training samples/s of one worker for each paradigm on the project's synthetic
   data (`benchmarks.bench_data`: top-down 256x192 crops from 640x480 JPEGs, by stage; bottom-up 512
   images with targets at 1/4 and 1/2; 3D 256x256 crops) and the DataLoader workers per GPU the
@@ -46,7 +53,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import bench_bottomup, bench_data, bench_grouping, bench_peak
+from benchmarks import bench_bottomup, bench_data, bench_export, bench_grouping, bench_peak
 from benchmarks.common import (
     TRAIN_FLOP_FACTOR,
     TrainingPath,
@@ -80,8 +87,9 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
     "SimpleBaseline-50": (
         "topdown",
         ["model=simplebaseline"],
+        # 64 wide: a 48-wide input gives a 2-wide stride-32 map (rounded up), 16 wide after the deconvolutions
         ["model.net.layers=[1,1,1,1]", "model.net.base_width=8", "model.net.deconv_channels=16"]
-        + ["model.codec.input_size=[48,64]", "model.codec.heatmap_size=[12,16]"],
+        + ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"],
     ),
     "Hourglass-8": (
         "topdown",
@@ -89,6 +97,8 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
         ["model.net.num_stacks=2", "model.net.num_feats=16", "model.net.depth=2"]
         + ["model.codec.input_size=[64,64]", "model.codec.heatmap_size=[16,16]"],
     ),
+    "RTMPose-t": ("topdown", ["model=rtmpose_t"], list(bench_export.TINY_RTMPOSE)),
+    "RTMPose-m": ("topdown", ["model=rtmpose_m"], list(bench_export.TINY_RTMPOSE)),
     "HigherHRNet-W32": (
         "bottomup",
         ["model=higherhrnet"],
@@ -104,6 +114,9 @@ FAMILIES: dict[str, tuple[str, list[str], list[str]]] = {
         + ["model.codec.input_size=[64,64]", "model.codec.output_size=[16,16]", "model.codec.depth_dim=16"],
     ),
 }
+
+#: Models of the inference-backend section (`benchmarks.bench_export`): RTMPose beside HRNet-W32.
+BACKEND_MODELS = ("hrnet", "rtmpose_t", "rtmpose_m")
 
 #: Published HRNet-W32 256x192 training speeds on 8 V100s (seconds per iteration), and the per-GPU
 #: batch assumed to turn them into samples/s (the official recipe's 32 per GPU).
@@ -199,11 +212,11 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         "config": {k: v for k, v in vars(args).items() if k != "out"},
     }
     started = time.perf_counter()
-    log(f"[1/5] peak: convolutions and memory bandwidth ({threads} threads) ...")
+    log(f"[1/6] peak: convolutions and memory bandwidth ({threads} threads) ...")
     shapes = bench_peak.TINY_PEAK_SHAPES if args.tiny else bench_peak.PEAK_SHAPES
     peak = bench_peak.measure(batch=args.peak_batch, reps=args.peak_reps, bandwidth_mb=args.bandwidth_mb, shapes=shapes)
     result["peak"] = peak
-    log(f"[2/5] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}; ")
+    log(f"[2/6] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}; ")
     log("      the memory format measured per network, as training runs choose it) ...")
     families = {}
     for name, (_, overrides, tiny) in FAMILIES.items():
@@ -222,7 +235,20 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
             share["pct_of_fp32_peak"] = 100 * share["achieved_gflops"] / peak["fp32_gflops"]
             share["pct_of_bf16_peak"] = 100 * share["achieved_gflops"] / peak["bf16_gflops"]
     result["families"] = families
-    log("[3/5] HigherHRNet end to end on 640x480 images (grouping included) ...")
+    names = list(BACKEND_MODELS)
+    log(f"[3/6] inference backends: {', '.join(bench_export.MODELS[n].label for n in names)}, batch 1 and ")
+    log(f"      {args.batch_size}, PyTorch reference / automatic path and onnxruntime, alternating ...")
+    result["backends"] = bench_export.measure(
+        names,
+        batches=sorted({1, args.batch_size}),
+        iters=args.backend_iters,
+        warmup=args.warmup,
+        threads=threads,
+        tiny=args.tiny,
+        peak=peak,
+        log=log,
+    )
+    log("[4/6] HigherHRNet end to end on 640x480 images (grouping included) ...")
     width, size = (8, 64) if args.tiny else (32, 512)
     end_to_end = _quiet(
         bench_bottomup.time_inference, width=width, input_size=size, images=args.e2e_images, rounds=1, seed=0
@@ -233,7 +259,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         "width": width,
         "input_size": size,
     }
-    log("[4/5] data loading, one worker per paradigm ...")
+    log("[5/6] data loading, one worker per paradigm ...")
     topdown = bench_data.measure_topdown(
         images=args.data_images,
         passes=args.data_passes,
@@ -280,7 +306,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         },
         "published_batch_per_gpu": PUBLISHED_BATCH_PER_GPU,
     }
-    log("[5/5] grouping (HeatmapParser.parse), typical and stress ...")
+    log("[6/6] grouping (HeatmapParser.parse), typical and stress ...")
     grouping_args = ["--images", str(args.grouping_images), "--no-dense"]
     if args.tiny:
         grouping_args += ["--size", "64", "--repeats", "1"]
@@ -295,6 +321,60 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
 
 def _f(x: float, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
+
+
+def backend_rows(backends: dict[str, Any]) -> list[list[str]]:
+    """Rows of the inference-backend section: per model the batch-1 latency and the largest batch's
+    images/s of PyTorch reference / automatic path / onnxruntime, the RTMPose / HRNet ratios and the
+    published latencies (labelled as such)."""
+    order = list(bench_export.BACKENDS)
+    small, large = str(min(backends["batches"])), str(max(backends["batches"]))
+    rows = []
+    for m in backends["models"].values():
+        lat = [m["batches"][small][b]["latency_ms"] for b in order]
+        thr = [m["batches"][large][b] for b in order]
+        auto = m["pytorch_auto"][large]
+        shares = " / ".join("-" if "pct_of_fp32_peak" not in t else f"{t['pct_of_fp32_peak']:.0f}%" for t in thr)
+        rows.append(
+            [
+                f"{m['label']} ms/image, batch {small}",
+                " / ".join(_f(v, 2) for v in lat),
+                f"PyTorch fp32 NCHW / automatic ({auto['precision']}, "
+                f"{'channels_last' if auto['channels_last'] else 'NCHW'}) / onnxruntime; "
+                f"{m['forward_gflops_per_image']:.2f} GFLOPs ({m['gmacs_per_image']:.2f} GMACs)",
+            ]
+        )
+        rows.append(
+            [
+                f"{m['label']} images/s, batch {large}",
+                " / ".join(_f(t["images_per_s"], 1) for t in thr),
+                f"the same three; share of the fp32 peak {shares}",
+            ]
+        )
+    for pair, r in backends["ratios"].items():
+        name, base = pair.split("/")
+        per_backend = r["batches"][large]
+        note = "PyTorch reference / automatic / onnxruntime, same run"
+        if r["aim"]:
+            met = [b for b in order if per_backend[b] >= r["aim"]]
+            note += f"; aim >= {r['aim']:.0f}x: met by {', '.join(met) or 'none'}"
+        labels = (bench_export.MODELS[name].label, bench_export.MODELS[base].label)
+        rows.append(
+            [
+                f"{labels[0]} / {labels[1]} images/s, batch {large}",
+                " / ".join(f"{per_backend[b]:.2f}x" for b in order),
+                note,
+            ]
+        )
+    for name, p in backends["published"].items():
+        rows.append(
+            [
+                f"published {bench_export.MODELS[name].label} ms (not ours)",
+                f"{p['published_latency_ms']:.2f}",
+                p["source"],
+            ]
+        )
+    return rows
 
 
 def table(result: dict[str, Any]) -> list[list[str]]:
@@ -328,6 +408,7 @@ def table(result: dict[str, Any]) -> list[list[str]]:
                 f"without / with flip, batch {f['batch']}, automatic path",
             ]
         )
+    rows += backend_rows(result["backends"])
     e2e = result["bottomup_end_to_end"]
     rows.append(
         [
@@ -393,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--iters", type=int, default=3, help="timed training and inference steps per path")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all logical CPUs)")
+    p.add_argument("--backend-iters", type=int, default=10, help="timed rounds of the inference backends")
     p.add_argument("--peak-batch", type=int, default=bench_peak.PEAK_SHAPES[0][0])
     p.add_argument("--peak-reps", type=int, default=3)
     p.add_argument("--bandwidth-mb", type=int, default=256)
@@ -408,7 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = build_parser()
     args = p.parse_args(argv)
-    positive = ("batch_size", "iters", "peak_batch", "peak_reps", "bandwidth_mb", "e2e_images", "data_images")
+    positive = (
+        "batch_size",
+        "iters",
+        "backend_iters",
+        "peak_batch",
+        "peak_reps",
+        "bandwidth_mb",
+        "e2e_images",
+        "data_images",
+    )
     for name in (*positive, "data_passes", "grouping_images"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")

@@ -1,8 +1,10 @@
 """The benchmark report's figures as one PNG, drawn with OpenCV (no plotting library needed).
 
-Four panels of labelled horizontal bars, each scaled to its own largest value: training images/s
-per family (reference and automatic path), inference images/s (without and with flip), data
-samples/s per worker (with the top-down aim), grouping ms per image (with the aims).
+Panels of labelled horizontal bars, each scaled to its own largest value: training images/s per
+family (reference and automatic path), inference images/s (without and with flip), the inference
+backends (images/s at the largest batch and ms per image at batch 1 of PyTorch reference, automatic
+path and onnxruntime), data samples/s per worker (with the top-down aim), grouping ms per image
+(with the aims).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import cv2
 import numpy as np
 
 WIDTH, ROW, LABEL_W, VALUE_W = 1100, 22, 330, 150
-COLORS = {"a": (180, 120, 40), "b": (40, 140, 230), "aim": (40, 40, 200), "text": (30, 30, 30)}
+COLORS = {"a": (180, 120, 40), "b": (40, 140, 230), "c": (60, 160, 60), "aim": (40, 40, 200), "text": (30, 30, 30)}
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -41,6 +43,29 @@ def _panel(title: str, rows: list[tuple[str, float, str, str]], aims: dict[str, 
     return image
 
 
+#: Bar colour of each inference backend.
+BACKEND_COLORS = {"pytorch_reference": "a", "pytorch_auto": "b", "onnxruntime": "c"}
+BACKEND_SHORT = {"pytorch_reference": "PyTorch ref.", "pytorch_auto": "PyTorch auto", "onnxruntime": "onnxruntime"}
+
+
+def _backend_panels(backends: dict[str, Any]) -> list[np.ndarray]:
+    """Two panels: images/s at the largest batch and ms per image at batch 1, per model and backend."""
+    small, large = str(min(backends["batches"])), str(max(backends["batches"]))
+    throughput, latency = [], []
+    for m in backends["models"].values():
+        for backend, color in BACKEND_COLORS.items():
+            label = f"{m['label']} {BACKEND_SHORT[backend]}"
+            thr, lat = m["batches"][large][backend]["images_per_s"], m["batches"][small][backend]["latency_ms"]
+            throughput.append((label, thr, f"{thr:.1f}", color))
+            latency.append((label, lat, f"{lat:.2f} ms", color))
+    return [
+        _panel(
+            f"inference backends, images/s at batch {large} (PyTorch reference / automatic, onnxruntime)", throughput
+        ),
+        _panel(f"inference backends, ms per image at batch {small} (shorter is faster)", latency),
+    ]
+
+
 def draw_report(result: dict[str, Any], path: Path) -> None:
     """Write the report's PNG to ``path``."""
     fams = result["families"]
@@ -63,6 +88,7 @@ def draw_report(result: dict[str, Any], path: Path) -> None:
         ("bottom-up", data["bottomup"]["samples_per_s"], f"{data['bottomup']['samples_per_s']:.0f}", "b"),
         ("3D", data["pose3d"]["samples_per_s"], f"{data['pose3d']['samples_per_s']:.0f}", "b"),
     ]
+    backends = _backend_panels(result["backends"]) if result.get("backends") else []
     grouping = [(s, g["parse_refine"], f"{g['parse_refine']:.2f} ms", "b") for s, g in result["grouping"].items()]
     m = result["machine"]
     header = np.full((40, WIDTH, 3), 255, np.uint8)
@@ -71,6 +97,7 @@ def draw_report(result: dict[str, Any], path: Path) -> None:
         header,
         _panel("training images/s (reference fp32 NCHW vs automatic path)", training),
         _panel("inference images/s, automatic path", inference),
+        *backends,
         _panel("data pipeline samples/s per worker (red: aim)", pipeline, {"top-down": td_aim}),
         _panel(
             "grouping ms per image (red: aim)",

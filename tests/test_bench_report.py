@@ -16,7 +16,7 @@ from benchmarks import report
 TINY = [
     "--tiny", "--iters", "1", "--warmup", "0", "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1",
     "--bandwidth-mb", "4", "--e2e-images", "1", "--data-images", "2", "--data-passes", "1", "--grouping-images", "1",
-    "--threads", "1",
+    "--threads", "1", "--backend-iters", "1",
 ]  # fmt: skip
 
 
@@ -68,4 +68,39 @@ def test_data_grouping_and_files(result):
     image = cv2.imread(png_file)
     assert image is not None and image.shape[1] == 1100
     rows = report.table(written)
-    assert len(rows) == 5 + 2 * len(report.FAMILIES) + 1 + 4 + len(data["workers_per_gpu"]) + 2
+    backends = written["backends"]
+    backend_rows = 2 * len(backends["models"]) + len(backends["ratios"]) + len(backends["published"])
+    assert len(rows) == 5 + 2 * len(report.FAMILIES) + backend_rows + 1 + 4 + len(data["workers_per_gpu"]) + 2
+    assert any(r[0] == "published RTMPose-m ms (not ours)" and r[1] == "11.06" for r in rows)
+
+
+def test_inference_backends_beside_hrnet(result):
+    """RTMPose-t and -m beside HRNet-W32: batch 1 and the report's batch, three backends each, ratios
+    from the same run, peak shares from the report's peak; the published latency kept apart."""
+    backends, peak = result["backends"], result["peak"]
+    assert list(backends["models"]) == list(report.BACKEND_MODELS) == ["hrnet", "rtmpose_t", "rtmpose_m"]
+    assert backends["batches"] == [1, 2]
+    for name, m in backends["models"].items():
+        assert m["label"] == {"hrnet": "HRNet-W32", "rtmpose_t": "RTMPose-t", "rtmpose_m": "RTMPose-m"}[name]
+        assert m["gmacs_per_image"] == pytest.approx(m["forward_gflops_per_image"] / 2)
+        assert m["onnx_max_rel_difference"] < 1e-3, name
+        for batch in ("1", "2"):
+            for backend in ("pytorch_reference", "pytorch_auto", "onnxruntime"):
+                figures = m["batches"][batch][backend]
+                assert _positive(figures["images_per_s"]) and len(figures["times_s"]) == 1
+                assert figures["latency_ms"] == pytest.approx(1000 / figures["images_per_s"])
+                assert figures["pct_of_fp32_peak"] == pytest.approx(
+                    100 * m["forward_gflops_per_image"] * figures["images_per_s"] / peak["fp32_gflops"]
+                )
+            auto = m["pytorch_auto"][batch]
+            assert auto["precision"] == result["automatic_path"]["precision"]
+    hrnet, rtm = backends["models"]["hrnet"]["batches"]["2"], backends["models"]["rtmpose_m"]["batches"]["2"]
+    ratio = backends["ratios"]["rtmpose_m/hrnet"]
+    assert ratio["aim"] == 3.0 and backends["ratios"]["rtmpose_t/hrnet"]["aim"] is None
+    for backend, value in ratio["batches"]["2"].items():
+        assert value == pytest.approx(rtm[backend]["images_per_s"] / hrnet[backend]["images_per_s"])
+    published = backends["published"]["rtmpose_m"]
+    assert published["published_latency_ms"] == 11.06 and "i7-11700" in published["source"]
+    assert (
+        published["measured_latency_ms"] == backends["models"]["rtmpose_m"]["batches"]["1"]["onnxruntime"]["latency_ms"]
+    )

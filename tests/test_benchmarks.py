@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import bench_data, bench_peak, bench_training, common
 from src.models.hrnet import PoseHighResolutionNet
+from src.models.rtmpose import RTMPose
 
 
 def _positive(x) -> bool:
@@ -41,6 +44,57 @@ def test_official_hrnet_flops_match_the_reference():
     assert common.forward_gflops(net, (256, 192)) == pytest.approx(
         bench_training.REFERENCE_GFLOPS_W32_256X192, abs=1e-6
     )
+
+
+REFERENCE_MODERN = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "modern"
+
+
+def test_rtmpose_head_flops_count_its_linear_layers_and_matrix_products():
+    """The FLOPs the benchmarks print count RTMCCHead's linear layers (on (N, K, C) tokens) and the
+    gated attention's two batched products, 2 per multiply-add, beside the 7x7 conv."""
+    k, c, (w, h), hidden, e, s = 17, 768, (6, 8), 256, 512, 128
+    with torch.device("meta"):
+        head = RTMPose(size="m").head
+    macs = {
+        "final 7x7 conv": k * c * 49 * w * h,
+        "flatten linear": k * (w * h) * hidden,
+        "gau uv linear": k * hidden * (2 * e + s),
+        "q k^T (bmm)": k * k * s,
+        "kernel v (bmm)": k * k * e,
+        "gau o linear": k * e * hidden,
+        "cls_x, cls_y": k * hidden * (192 * 2 + 256 * 2),
+    }
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        head(torch.empty(1, c, h, w, device="meta"))
+    assert counter.get_total_flops() == 2 * sum(macs.values())
+
+
+def test_rtmpose_flops_are_twice_mmengine_multiply_adds():
+    """`common.forward_gflops` = 2 x multiply-adds (torch's FlopCounterMode); mmpose's published
+    "FLOPS(G)" (1.93 for RTMPose-m) is mmengine's count: 1 per multiply-add, plus 2 per BatchNorm
+    output element and 1 per adaptive-pool input element. With those added back the two agree exactly."""
+    path = REFERENCE_MODERN / "rtmpose-m_coco-256x192.json"
+    if not path.is_file():
+        pytest.skip(f"reference file {path} not available")
+    expected = json.loads(path.read_text())["notes"]["flops_mmengine_get_model_complexity_info"]
+    with torch.device("meta"):
+        net = RTMPose(size="m").eval()
+    extras = 0
+
+    def count(module, inputs, output):
+        nonlocal extras
+        if isinstance(module, torch.nn.BatchNorm2d):
+            extras += 2 * output.numel()
+        elif isinstance(module, torch.nn.AdaptiveAvgPool2d):
+            extras += inputs[0].numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules()]
+    with torch.no_grad():
+        net(torch.empty(1, 3, 256, 192, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    gflops = common.forward_gflops(net, (256, 192))
+    assert round(gflops * 1e9) % 2 == 0 and round(gflops * 1e9) // 2 + extras == expected
 
 
 @pytest.fixture(scope="module")
