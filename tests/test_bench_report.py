@@ -104,3 +104,25 @@ def test_inference_backends_beside_hrnet(result):
     assert (
         published["measured_latency_ms"] == backends["models"]["rtmpose_m"]["batches"]["1"]["onnxruntime"]["latency_ms"]
     )
+
+
+def test_docs_render_the_backends(result):
+    """docs/hooks/results.py renders the report's inference backends, ratios and published figures."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "docs_results_hook", Path(report.__file__).parents[1] / "docs" / "hooks" / "results.py"
+    )
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    json_file = Path(result["_files"][0])
+    page = hook.render_benchmark(json_file, json.loads(json_file.read_text()))
+    rtm = result["backends"]["models"]["rtmpose_m"]["batches"]
+    assert "| RTMPose-m |" in page and "ms/image, batch 1" in page and "images/s, batch 2" in page
+    assert f"| {rtm['1']['onnxruntime']['latency_ms']:.2f} | {rtm['2']['onnxruntime']['images_per_s']:.1f} |" in page
+    ratio = result["backends"]["ratios"]["rtmpose_m/hrnet"]["batches"]["2"]["onnxruntime"]
+    assert "RTMPose-m / HRNet-W32 images/s at batch 2:" in page and f"onnxruntime {ratio:.2f}x" in page
+    assert "Published, not measured here: RTMPose-m 11.06 ms" in page
+    older = {k: v for k, v in result.items() if k != "backends"}  # a report from before the backends
+    assert "Inference backends" not in hook.render_benchmark(json_file, older)

@@ -208,6 +208,65 @@ def _family_rows(families: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+#: Inference backends of a report (`benchmarks.bench_export`), in the order they are shown.
+BACKEND_NAMES = {
+    "pytorch_reference": "PyTorch fp32 NCHW (reference)",
+    "pytorch_auto": "PyTorch automatic path",
+    "onnxruntime": "onnxruntime",
+}
+
+
+def _backend_section(backends: dict[str, Any]) -> list[str]:
+    """The inference-backend table (latency at the smallest batch, images/s and peak share at the
+    largest), the ratios of each pair of models per backend, and the published figures, labelled."""
+    models, batches = backends.get("models") or {}, backends.get("batches") or []
+    if not models or not batches:
+        return []
+    small, large = str(min(batches)), str(max(batches))
+    rows = []
+    for name, m in models.items():
+        for backend, label in BACKEND_NAMES.items():
+            lat = (m.get("batches") or {}).get(small, {}).get(backend, {})
+            thr = (m.get("batches") or {}).get(large, {}).get(backend, {})
+            if backend == "pytorch_auto" and (m.get("pytorch_auto") or {}).get(large):
+                auto = m["pytorch_auto"][large]
+                label += f" ({auto.get('precision')}, {'channels_last' if auto.get('channels_last') else 'NCHW'})"
+            share = thr.get("pct_of_fp32_peak")
+            rows.append(
+                [
+                    m.get("label", name),
+                    "x".join(str(v) for v in m.get("input_hw", [])) or "-",
+                    f"{_number(m.get('forward_gflops_per_image'), 2)} ({_number(m.get('gmacs_per_image'), 2)})",
+                    label,
+                    _number(lat.get("latency_ms", "-"), 2),
+                    _number(thr.get("images_per_s", "-"), 1),
+                    "-" if share is None else f"{_number(share, 1)}%",
+                ]
+            )
+    header = ["model", "input (h x w)", "GFLOPs (GMACs)", "backend", f"ms/image, batch {small}"]
+    header += [f"images/s, batch {large}", "share of fp32 peak"]
+    lines = [
+        "",
+        "Inference backends, all calls of one batch size alternating in one run (random weights; FLOPs counted "
+        "on the meta device, 2 per multiply-add; mmpose's published FLOPs are multiply-adds):",
+        "",
+        *_table(header, rows),
+    ]
+    for pair, r in (backends.get("ratios") or {}).items():
+        first, second = (models.get(n, {}).get("label", n) for n in pair.split("/"))
+        per_backend = (r.get("batches") or {}).get(large) or {}
+        text = ", ".join(f"{BACKEND_NAMES.get(b, b)} {_number(v, 2)}x" for b, v in per_backend.items())
+        aim = f" (aim: at least {_number(r['aim'], 0)}x)" if r.get("aim") else ""
+        lines += ["", f"{first} / {second} images/s at batch {large}: {text}{aim}."]
+    for name, p in (backends.get("published") or {}).items():
+        lines += [
+            "",
+            f"Published, not measured here: {models.get(name, {}).get('label', name)} "
+            f"{_number(p.get('published_latency_ms'), 2)} ms ({p.get('source')}).",
+        ]
+    return lines
+
+
 def _data_rows(data: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for paradigm in ("topdown", "bottomup", "pose3d"):
@@ -220,7 +279,8 @@ def _data_rows(data: dict[str, Any]) -> list[list[Any]]:
 
 
 def render_benchmark(path: Path, data: dict[str, Any], image_dir: str = IMAGE_DIR) -> str:
-    """Markdown for one `make bench` report: the machine, training, inference, data and grouping."""
+    """Markdown for one `make bench` report: the machine, training, inference (with the inference
+    backends where the report has them), data and grouping."""
     lines = [f"### {data['machine'].get('gpu') or data['machine'].get('cpu', path.stem)}, {data['date']}", ""]
     lines.append(f"Machine: {_bench_machine(data['machine'])}. File: `{BENCHMARKS.as_posix()}/{path.name}`.")
     auto = data.get("automatic_path") or {}
@@ -240,6 +300,7 @@ def render_benchmark(path: Path, data: dict[str, Any], image_dir: str = IMAGE_DI
     lines += ["", f"Training and inference, images/s{f' (batch {batch})' if batch else ''}:", ""]
     header = ["family", "input (h x w)", "train, reference", "train, automatic", "ratio", "inference, flip off / on"]
     lines += _table(header, _family_rows(data["families"]))
+    lines += _backend_section(data.get("backends") or {})
     data_rows = _data_rows(data.get("data") or {})
     if data_rows:
         lines += ["", "Data pipeline, training samples/s of one worker:", ""]
