@@ -24,8 +24,6 @@ from src.eval import evaluate
 from src.tasks.loading import load_task
 from tests.helpers import TINY_MODELS, TINY_SYNTHETIC, compose_run
 
-torch.set_num_threads(1)
-
 TINY_RTMPOSE = [
     "model=rtmpose_t",
     "++model.net.size=null",
