@@ -408,7 +408,8 @@ def table(result: dict[str, Any]) -> list[list[str]]:
                 f"without / with flip, batch {f['batch']}, automatic path",
             ]
         )
-    rows += backend_rows(result["backends"])
+    if result.get("backends"):  # reports from before the inference backends have none
+        rows += backend_rows(result["backends"])
     e2e = result["bottomup_end_to_end"]
     rows.append(
         [
