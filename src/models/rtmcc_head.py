@@ -179,9 +179,9 @@ class RTMCCHead(nn.Module):
         in_featuremap_size: (w, h) of the backbone's map; the flattened tokens have w*h features.
         simcc_split_ratio: bins per pixel; the logits have int(w * ratio) and int(h * ratio) bins.
         final_layer_kernel: kernel of the first conv (7 in RTMPose; mmpose's class default is 1).
-        hidden_dims, s, expansion_factor, dropout_rate, drop_path, act_fn, use_rel_bias, pos_enc,
-            rope_frequencies: the gated attention unit (RTMCCBlock); RTMPose: 256, 128, 2, 0, 0,
-            "SiLU", False, False.
+        hidden_dims, s, expansion_factor: the gated attention unit (RTMCCBlock); RTMPose: 256, 128, 2.
+        dropout_rate, drop_path, act_fn, use_rel_bias, pos_enc, rope_frequencies: its other settings;
+            RTMPose: 0, 0, "SiLU", False, False, and rope unused.
 
     Shapes: features (N, in_channels, h, w) -> (x logits (N, K, W*ratio), y logits (N, K, H*ratio)).
     """

@@ -34,8 +34,8 @@ class RTMPose(nn.Module):
         num_joints: K.
         input_size: network input (w, h) in pixels (192, 256 for the COCO 256x192 models).
         simcc_split_ratio: bins per pixel of the logits (2.0).
-        final_layer_kernel, hidden_dims, s, expansion_factor, dropout_rate, drop_path, act_fn,
-            use_rel_bias, pos_enc, rope_frequencies: the head, see `RTMCCHead` (defaults: RTMPose's).
+        final_layer_kernel, hidden_dims, s, expansion_factor: the head, see `RTMCCHead` (defaults: RTMPose's).
+        dropout_rate, drop_path, act_fn, use_rel_bias, pos_enc, rope_frequencies: its attention unit.
         bn_eps, bn_momentum: the backbone's BatchNorm (RTMPose: 1e-5, 0.1), see `CSPNeXt`.
     """
 
