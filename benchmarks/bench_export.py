@@ -304,16 +304,24 @@ def published(models: dict[str, Any], batches: Sequence[int]) -> dict[str, Any]:
     return out
 
 
+def peak_share(figures: dict[str, Any]) -> str:
+    """The share of the peak of the path's own arithmetic: bf16 for a mixed-precision path, else fp32."""
+    if "pct_of_bf16_peak" in figures:
+        return f"{figures['pct_of_bf16_peak']:.1f}% bf16"
+    if "pct_of_fp32_peak" in figures:
+        return f"{figures['pct_of_fp32_peak']:.1f}% fp32"
+    return "-"
+
+
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
     """Rows of the per-model table: model, input, GFLOPs / GMACs, then per backend the batch-1
-    latency, the largest batch's images/s and its share of the fp32 peak."""
+    latency, the largest batch's images/s and its share of the peak (`peak_share`)."""
     batches = result["batches"]
     small, large = str(min(batches)), str(max(batches))
     rows = []
     for m in result["models"].values():
         for backend, label in result["backends"].items():
             lat, thr = m["batches"][small][backend], m["batches"][large][backend]
-            share = thr.get("pct_of_fp32_peak")
             path = ""
             if backend == "pytorch_auto":
                 auto = m["pytorch_auto"][large]
@@ -326,7 +334,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
                     label + path,
                     f"{lat['latency_ms']:.2f}",
                     f"{thr['images_per_s']:.2f}",
-                    "-" if share is None else f"{share:.1f}%",
+                    peak_share(thr),
                 ]
             )
     return rows
@@ -358,7 +366,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-HEADERS = ["model", "input", "GFLOPs / GMACs", "backend", "ms/image batch 1", "images/s batch 8", "% fp32 peak"]
+HEADERS = ["model", "input", "GFLOPs / GMACs", "backend", "ms/image batch 1", "images/s batch 8", "share of peak"]
 
 
 def parse_batches(text: str) -> list[int]:

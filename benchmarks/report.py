@@ -334,7 +334,7 @@ def backend_rows(backends: dict[str, Any]) -> list[list[str]]:
         lat = [m["batches"][small][b]["latency_ms"] for b in order]
         thr = [m["batches"][large][b] for b in order]
         auto = m["pytorch_auto"][large]
-        shares = " / ".join("-" if "pct_of_fp32_peak" not in t else f"{t['pct_of_fp32_peak']:.0f}%" for t in thr)
+        shares = " / ".join(bench_export.peak_share(t) for t in thr)
         rows.append(
             [
                 f"{m['label']} ms/image, batch {small}",
@@ -348,7 +348,7 @@ def backend_rows(backends: dict[str, Any]) -> list[list[str]]:
             [
                 f"{m['label']} images/s, batch {large}",
                 " / ".join(_f(t["images_per_s"], 1) for t in thr),
-                f"the same three; share of the fp32 peak {shares}",
+                f"the same three; share of the peak {shares}",
             ]
         )
     for pair, r in backends["ratios"].items():

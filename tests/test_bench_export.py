@@ -69,6 +69,12 @@ def test_ratio_aim_and_published_figures(result):
     assert any("rtmpose_m/hrnet at batch 2" in line and "aim >= 3x" in line for line in lines)
     rows = bench_export.table_rows(result)
     assert len(rows) == len(BACKENDS) * len(result["models"])
+    mixed = result["models"]["hrnet"]["pytorch_auto"]["2"]["precision"] != "32-true"
+    assert [r[-1].split()[-1] for r in rows[:3]] == [
+        "fp32",
+        "bf16" if mixed else "fp32",
+        "fp32",
+    ]  # peak of its arithmetic
     written = json.loads(result["_json"].read_text())
     assert written["ratios"].keys() == result["ratios"].keys() and written["config"]["batch_sizes"] == [1, 2]
 

@@ -218,7 +218,8 @@ BACKEND_NAMES = {
 
 def _backend_section(backends: dict[str, Any]) -> list[str]:
     """The inference-backend table (latency at the smallest batch, images/s and peak share at the
-    largest), the ratios of each pair of models per backend, and the published figures, labelled."""
+    largest; the share of the bf16 peak for a mixed-precision path), the ratios of each pair of
+    models per backend, and the published figures, labelled."""
     models, batches = backends.get("models") or {}, backends.get("batches") or []
     if not models or not batches:
         return []
@@ -231,7 +232,8 @@ def _backend_section(backends: dict[str, Any]) -> list[str]:
             if backend == "pytorch_auto" and (m.get("pytorch_auto") or {}).get(large):
                 auto = m["pytorch_auto"][large]
                 label += f" ({auto.get('precision')}, {'channels_last' if auto.get('channels_last') else 'NCHW'})"
-            share = thr.get("pct_of_fp32_peak")
+            precision = "bf16" if "pct_of_bf16_peak" in thr else "fp32"
+            share = thr.get(f"pct_of_{precision}_peak")
             rows.append(
                 [
                     m.get("label", name),
@@ -240,11 +242,11 @@ def _backend_section(backends: dict[str, Any]) -> list[str]:
                     label,
                     _number(lat.get("latency_ms", "-"), 2),
                     _number(thr.get("images_per_s", "-"), 1),
-                    "-" if share is None else f"{_number(share, 1)}%",
+                    "-" if share is None else f"{_number(share, 1)}% {precision}",
                 ]
             )
     header = ["model", "input (h x w)", "GFLOPs (GMACs)", "backend", f"ms/image, batch {small}"]
-    header += [f"images/s, batch {large}", "share of fp32 peak"]
+    header += [f"images/s, batch {large}", "share of peak"]
     lines = [
         "",
         "Inference backends, all calls of one batch size alternating in one run (random weights; FLOPs counted "
