@@ -40,10 +40,11 @@ from src.visualization.predictions import save_prediction_picture
 log = logging.getLogger(__name__)
 
 
-def test_option_keys(model: Any) -> tuple[str, ...]:
+def test_option_keys(cfg: DictConfig, model: Any) -> tuple[str, ...]:
     """Top-level keys of eval.yaml handed to the task's `set_test_options` (null keeps the
-    checkpoint's): the task's and its codec's test-time options, and ``refine``."""
-    return (*model.test_option_names(), "refine")
+    checkpoint's): those eval.yaml lists, and the model's own (its task's and its codec's)."""
+    listed = tuple(cfg.get("test_option_keys") or ())
+    return (*listed, *(k for k in (*model.test_option_names(), "refine") if k not in listed))
 
 
 def model_overrides(task_overrides: list[str]) -> list[str]:
@@ -62,7 +63,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "ignored with ckpt_path (the model's settings come from the checkpoint): %s; the test-time "
             "options are top-level keys: %s",
             " ".join(ignored),
-            ", ".join(f"{k}=" for k in test_option_keys(model)),
+            ", ".join(f"{k}=" for k in (*model.test_option_names(), "refine")),
         )
     # the checkpoint holds the memory format of the run that wrote it; this run's fast path decides
     run = runner.current_run()
@@ -75,7 +76,7 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             accelerator=str(cfg.trainer.get("accelerator", "auto")),
         )
     )
-    model.set_test_options(**{k: to_plain(cfg.get(k)) for k in test_option_keys(model)})
+    model.set_test_options(**{k: to_plain(cfg.get(k)) for k in test_option_keys(cfg, model)})
     model.num_visualized = int(cfg.get("num_visualized", 0))
     if "sigma" in cfg.data and hasattr(model.codec, "heatmap_size"):  # the model's own heatmap targets
         with open_dict(cfg):

@@ -54,7 +54,10 @@ class TopDownPoseModule(PoseModule):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         w, h = self.codec.input_size
-        outputs = meta_outputs(self.net, (1, 3, int(h), int(w)))
+        try:
+            outputs = meta_outputs(self.net, (1, 3, int(h), int(w)))
+        except ValueError as err:  # a network built for another input size says so itself
+            raise ValueError(f"model {self.hparams.name!r} cannot run on the crops of {self.codec!r}: {err}") from err
         if outputs is not None:
             self.codec.check_outputs(outputs, self.keypoint_info.num_keypoints, f"model {self.hparams.name!r}")
 
