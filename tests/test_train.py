@@ -173,7 +173,16 @@ def test_tags_at_both_outputs(tmp_path, data_dir):
 
 #: One config per network class for the mixed-precision run (the size variants, e.g. hrnet_w48 or
 #: simplebaseline_r152, build the same layers wider or deeper; each still trains in fp32 above).
-MIXED_PRECISION_MODELS = ["hrnet", "simplebaseline", "hourglass_s2", "higherhrnet", "posenet"]
+MIXED_PRECISION_MODELS = [
+    "hrnet",
+    "simplebaseline",
+    "hourglass_s2",
+    "higherhrnet",
+    "posenet",
+    "rtmpose_t",
+    "simcc_r50",
+    "vitpose_s",
+]
 
 
 def test_mixed_precision_covers_every_network_class():
