@@ -18,21 +18,17 @@ Shapes: N instances, K keypoints, H x W heatmap. Sizes are (w, h).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import numpy as np
 import torch
 
-from src.codecs.base import TopDownCodec, as_numpy
+from src.codecs.base import as_numpy
+from src.codecs.heatmap_family import HeatmapCodec
 from src.geometry import heatmap_to_image_coords
-from src.metrics.accuracy import heatmap_accuracy
-from src.visualization.maps import heatmap_overlay
 
 REFINE_MODES = ("quarter", "dark", "none")
 
 
-class MSRAHeatmap(TopDownCodec):
+class MSRAHeatmap(HeatmapCodec):
     """Encode keypoints to Gaussian heatmaps and decode heatmaps to coordinates.
 
     Args:
@@ -45,10 +41,8 @@ class MSRAHeatmap(TopDownCodec):
             instead of the official integer peak. Needed for sub-pixel round trips.
     """
 
-    target_keys = ("heatmaps", "target_weight")
     evaluation_defaults = {"shift_heatmap": True}
     refine_modes = REFINE_MODES
-    outputs_name = "heatmaps"
 
     def __init__(
         self,
@@ -196,32 +190,6 @@ class MSRAHeatmap(TopDownCodec):
             coords.detach().cpu().numpy(), as_numpy(centers), as_numpy(scales), self.heatmap_size
         )
         return np.concatenate([image_coords, as_numpy(maxvals)[..., None]], axis=-1).astype(np.float32)
-
-    # ------------------------------------------------------------------ the rest of the contract
-    def loss_targets(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["heatmaps"], batch["target_weight"]
-
-    def output_shapes(self, num_keypoints: int) -> tuple[int, int, int]:
-        return (int(num_keypoints), self.heatmap_size[1], self.heatmap_size[0])
-
-    def prediction(self, outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """Multi-stack networks (Stacked Hourglass) output one map per stack: the last is decoded."""
-        return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
-
-    def flip_back(
-        self, prediction: torch.Tensor, flip_index: Sequence[int], options: Mapping[str, Any]
-    ) -> torch.Tensor:
-        """Official ``flip_back``: mirrored, channels swapped, shifted by ``shift_heatmap``."""
-        return flip_heatmaps_back(prediction, flip_index, shift=options.get("shift_heatmap", True))
-
-    def accuracy(self, prediction: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Official HRNet training accuracy (PCK of the heatmap peaks, `heatmap_accuracy`)."""
-        _, acc, _ = heatmap_accuracy(prediction.detach().float(), batch["heatmaps"])
-        return torch.as_tensor(acc, dtype=torch.float32)
-
-    def picture(self, crop_bgr: np.ndarray, maps: torch.Tensor) -> np.ndarray:
-        """The maximum over joints of the (K, H, W) maps, coloured and blended over the crop."""
-        return heatmap_overlay(crop_bgr, maps)
 
     def oracle_round_trip(self, keypoints: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
         """Encode ground truth and decode it again: the codec's own quantisation error.
@@ -404,46 +372,10 @@ def dark_refine(
     return coords + offset * ok[..., None].to(offset.dtype)
 
 
-def flip_heatmaps_back(heatmaps: torch.Tensor, flip_index: Sequence[int], shift: bool | float = True) -> torch.Tensor:
-    """Official ``flip_back`` (+ SHIFT_HEATMAP) for heatmaps predicted on a mirrored crop.
-
-    Mirror along W, reorder channels with ``flip_index`` (new[k] = old[flip_index[k]]), and shift
-    right: ``True`` (official) moves everything one column: new[..., 1:] = old[..., :-1] (column 0
-    kept); a number s in [0, 1] shifts by s columns with linear interpolation (column 0 kept).
-
-    With sub-pixel (unbiased) targets the mirrored prediction lands exactly ``1 - 1/stride``
-    columns left of the original (0.75 for stride 4), so ``shift = 1 - 1/stride`` aligns the two
-    maps; the official one-column shift suits the official integer-centre targets.
-
-    Args:
-        heatmaps: (N, K, H, W) (or (K, H, W)).
-        flip_index: (K,) permutation.
-        shift: True / False (official one column or none), or a float in [0, 1].
-
-    Returns:
-        A new tensor of the same shape.
-    """
-    index = torch.as_tensor(list(flip_index), dtype=torch.long, device=heatmaps.device)
-    flipped = heatmaps.flip(-1).index_select(-3, index)
-    if isinstance(shift, bool):
-        amount = 1.0 if shift else 0.0
-    else:
-        amount = float(shift)
-        if not 0.0 <= amount <= 1.0:
-            raise ValueError(f"a flip shift must be a boolean or a number in [0, 1], got {shift!r}")
-    if amount == 0.0:
-        return flipped
-    moved = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
-    if amount == 1.0:
-        return moved
-    return (1.0 - amount) * flipped + amount * moved
-
-
 __all__ = [
     "MSRAHeatmap",
     "argmax_coords",
     "blur_preserving_max",
     "dark_refine",
-    "flip_heatmaps_back",
     "quarter_refine",
 ]

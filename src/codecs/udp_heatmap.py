@@ -43,18 +43,14 @@ Shapes: N instances, K keypoints, H x W heatmaps. Sizes are (w, h).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from src.codecs.base import TopDownCodec, as_numpy
-from src.codecs.msra_heatmap import flip_heatmaps_back
+from src.codecs.base import as_numpy
+from src.codecs.heatmap_family import HeatmapCodec
 from src.geometry import PIXEL_STD
-from src.metrics.accuracy import heatmap_accuracy
-from src.visualization.maps import heatmap_overlay
 
 DECODE_SCALES = ("mmpose", "consistent")
 
@@ -68,7 +64,7 @@ _OPENCV_SMALL_KERNELS = {
 }
 
 
-class UDPHeatmap(TopDownCodec):
+class UDPHeatmap(HeatmapCodec):
     """Encode keypoints to UDP Gaussian heatmaps and decode them with DARK-UDP.
 
     Args:
@@ -80,9 +76,7 @@ class UDPHeatmap(TopDownCodec):
             ((input - 1) / (heatmap - 1), the inverse of the encoding); see the module docstring.
     """
 
-    target_keys = ("heatmaps", "target_weight")
     evaluation_defaults = {"shift_heatmap": False}
-    outputs_name = "heatmaps"
 
     def __init__(
         self,
@@ -214,32 +208,6 @@ class UDPHeatmap(TopDownCodec):
         coords, scores = self.decode_heatmaps(heatmaps)
         factor = torch.as_tensor(self._decode_factor, dtype=torch.float64, device=coords.device)
         return (coords.double() * factor).float(), scores
-
-    # ------------------------------------------------------------------ the rest of the contract
-    def loss_targets(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["heatmaps"], batch["target_weight"]
-
-    def output_shapes(self, num_keypoints: int) -> tuple[int, int, int]:
-        return (int(num_keypoints), self.heatmap_size[1], self.heatmap_size[0])
-
-    def prediction(self, outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """Multi-stack networks output one map per stack: the last is decoded."""
-        return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
-
-    def flip_back(
-        self, prediction: torch.Tensor, flip_index: Sequence[int], options: Mapping[str, Any]
-    ) -> torch.Tensor:
-        """Mirrored and channel-swapped; shifted one column only if ``shift_heatmap`` (off for UDP)."""
-        return flip_heatmaps_back(prediction, flip_index, shift=options.get("shift_heatmap", False))
-
-    def accuracy(self, prediction: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        """PCK of the heatmap peaks (`heatmap_accuracy`), as for MSRA heatmaps."""
-        _, acc, _ = heatmap_accuracy(prediction.detach().float(), batch["heatmaps"])
-        return torch.as_tensor(acc, dtype=torch.float32)
-
-    def picture(self, crop_bgr: np.ndarray, maps: torch.Tensor) -> np.ndarray:
-        """The maximum over joints of the (K, H, W) maps, coloured and blended over the crop."""
-        return heatmap_overlay(crop_bgr, maps)
 
     def __repr__(self) -> str:
         return (
