@@ -104,7 +104,8 @@ class RTMPose(nn.Module):
     ) -> PretrainedReport | None:
         """mmpose's init (head: conv N(0, 0.001), linear N(0, 0.01); backbone: mmdet's CSPNeXt init),
         then, given a file, the backbone from it: an mmpose pose checkpoint (``backbone.*`` keys, e.g.
-        cspnext-m_udp-aic-coco_210e-256x192-f2f7d6f6_20230130.pth) or a bare CSPNeXt state_dict.
+        cspnext-m_udp-aic-coco_210e-256x192-f2f7d6f6_20230130.pth), a checkpoint of this project
+        (``net.backbone.*``) or a bare CSPNeXt state_dict.
 
         Returns what the file gave the backbone (None without a file). Raises FileNotFoundError for a
         missing file, ValueError when nothing fits or (unless ``partial``) the file covers the backbone
@@ -114,4 +115,6 @@ class RTMPose(nn.Module):
         self.backbone.init_weights()
         if pretrained is None:
             return None
-        return load_backbone_weights(self.backbone, pretrained, prefixes=("backbone.", ""), partial=partial)
+        return load_backbone_weights(
+            self.backbone, pretrained, prefixes=("backbone.", "net.backbone.", ""), partial=partial
+        )

@@ -314,7 +314,9 @@ def test_backbone_file_initialises_the_backbone(tmp_path):
     randomize_buffers(source)
     backbone = source.backbone.state_dict()
     pose_file = {f"backbone.{k}": v for k, v in backbone.items()} | {"head.final_layer.weight": torch.ones(17, 8)}
-    for name, state in (("udp-aic-coco.pth", pose_file), ("cspnext.pth", backbone)):
+    # a checkpoint of src.train (also a "state_dict" container): the task holds the network as ``net``
+    own_checkpoint = {f"net.{k}": v for k, v in pose_file.items()}
+    for name, state in (("udp-aic-coco.pth", pose_file), ("cspnext.pth", backbone), ("last.ckpt", own_checkpoint)):
         target = tiny()
         report = target.init_weights(save_checkpoint(tmp_path / name, state))
         assert report is not None and report.complete
