@@ -3,8 +3,6 @@ head structure, forward / backward on a tiny variant, official init and backbone
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +10,10 @@ import torch
 from torch import nn
 
 from src.models import HigherHRNet, HRNetBackbone, PoseHighResolutionNet
+from tests.models.reference import build_meta, load_reference, shapes
 
 torch.set_num_threads(1)
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 
 # From OFFICIAL_FACTS.md section 3 (official classes, HHR repo).
 PARAMS = {"higher_hrnet_w32_512": 28_645_331, "higher_hrnet_w32_640": 28_645_331, "higher_hrnet_w48_640": 63_827_139}
@@ -50,15 +48,6 @@ def tiny(**kwargs) -> HigherHRNet:
     return HigherHRNet(width=8, stage_num_modules=(1, 1, 1), num_blocks=1, stem_channels=16, **kwargs)
 
 
-def build_meta(factory: Callable[[], nn.Module]) -> nn.Module:
-    with torch.device("meta"):
-        return factory()
-
-
-def shapes(model: nn.Module) -> dict[str, list[int]]:
-    return {k: list(v.shape) for k, v in model.state_dict().items()}
-
-
 def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -84,10 +73,7 @@ def test_param_count_and_head_keys(full_size: tuple[str, dict[str, list[int]], i
 
 def test_state_dict_matches_reference_json(full_size: tuple[str, dict[str, list[int]], int]) -> None:
     name, got, params = full_size
-    path = REFERENCE_DIR / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    ref = json.loads(path.read_text())
+    ref = load_reference(name)
     assert list(got) == list(ref["state_dict"]), "key names / order differ from the official model"
     assert got == ref["state_dict"]
     assert len(got) == ref["num_state_dict_keys"] and params == ref["params"]

@@ -3,7 +3,6 @@ meta device so nothing is allocated), plus forward / backward / init checks on t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +12,10 @@ import torch
 from torch import nn
 
 from src.models import DeconvHead, HourglassNet, HRNetBackbone, PoseHighResolutionNet, PoseResNet, ResNetBackbone
+from tests.models.reference import build_meta, load_reference, shapes
 
 torch.set_num_threads(1)
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 
 FULL_SIZE: dict[str, Callable[[], nn.Module]] = {
     "pose_hrnet_w32_256x192": lambda: PoseHighResolutionNet(num_joints=17, width=32),
@@ -56,22 +55,6 @@ TINY: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], list[tuple[int, 
 
 def as_list(out: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     return out if isinstance(out, list) else [out]
-
-
-def load_reference(name: str) -> dict:
-    path = REFERENCE_DIR / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return json.loads(path.read_text())
-
-
-def build_meta(factory: Callable[[], nn.Module]) -> nn.Module:
-    with torch.device("meta"):
-        return factory()
-
-
-def shapes(model: nn.Module) -> dict[str, list[int]]:
-    return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
 # --------------------------------------------------------------------------- official layouts

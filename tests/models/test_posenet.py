@@ -3,7 +3,6 @@ backward pass, and the init paths."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,11 @@ from torch import nn
 from src.models.posenet import PoseNet
 from src.models.resnet import ResNetBackbone
 from src.models.weights import kaiming_init_
+from tests.models.reference import load_reference
 
 torch.set_num_threads(1)
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 TINY = {"depth": 18, "num_joints": 3, "depth_dim": 4, "base_width": 8, "layers": (1, 1, 1, 1), "deconv_channels": 16}
-
-
-def load_reference(name: str) -> dict:
-    path = REFERENCE_DIR / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return json.loads(path.read_text())
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,27 +16,11 @@ from src.models.meta import meta_outputs
 from src.models.rtmcc_head import RTMCCBlock, RTMCCHead, ScaleNorm, rope
 from src.models.rtmpose import RTMPose
 from src.models.weights import keep_prediction_layers_fp32_, load_official_weights
+from tests.models.reference import build_meta, load_reference, shapes
 
 torch.set_num_threads(1)
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "modern"
 SIZES = ("t", "s", "m", "l")
-
-
-def load_reference(name: str) -> dict:
-    path = REFERENCE_DIR / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
-    return json.loads(path.read_text())
-
-
-def build_meta(factory: Callable[[], nn.Module]) -> nn.Module:
-    with torch.device("meta"):
-        return factory()
-
-
-def shapes(model: nn.Module) -> dict[str, list[int]]:
-    return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
 def mmengine_flops(net: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -93,7 +75,7 @@ def randomize_buffers(net: nn.Module) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_layout_matches_mmpose(size):
-    ref = load_reference(f"rtmpose-{size}_coco-256x192")
+    ref = load_reference(f"modern/rtmpose-{size}_coco-256x192")
     net = build_meta(lambda: RTMPose(size=size))
     assert shapes(net) == ref["state_dict"]
     assert list(net.state_dict()) == list(ref["state_dict"])  # same order too
@@ -105,7 +87,7 @@ def test_layout_matches_mmpose(size):
 @pytest.mark.parametrize("size", SIZES)
 def test_flops_match_mmengine(size):
     """mmengine's figure is reproduced exactly; the multiply-adds alone are about 1% below it."""
-    ref = load_reference(f"rtmpose-{size}_coco-256x192")
+    ref = load_reference(f"modern/rtmpose-{size}_coco-256x192")
     expected = ref["notes"]["flops_mmengine_get_model_complexity_info"]
     macs, as_mmengine = mmengine_flops(build_meta(lambda: RTMPose(size=size)), (1, 3, 256, 192))
     assert as_mmengine == expected

@@ -13,14 +13,8 @@ from src.models.meta import meta_outputs
 from src.models.resnet import PoseResNet
 from src.models.simcc_head import SimCCHead, SimCCResNet
 from src.models.weights import keep_prediction_layers_fp32_, load_official_weights
-from tests.models.test_rtmpose import (
-    build_meta,
-    load_reference,
-    mmengine_flops,
-    randomize_buffers,
-    save_checkpoint,
-    shapes,
-)
+from tests.models.reference import build_meta, load_reference, shapes
+from tests.models.test_rtmpose import mmengine_flops, randomize_buffers, save_checkpoint
 
 torch.set_num_threads(1)
 
@@ -33,7 +27,7 @@ def tiny(**kwargs: object) -> SimCCResNet:
 
 
 def test_layout_matches_mmpose():
-    ref = load_reference("simcc_res50_coco-256x192")
+    ref = load_reference("modern/simcc_res50_coco-256x192")
     net = build_meta(lambda: SimCCResNet(depth=50))
     assert shapes(net) == ref["state_dict"]
     assert list(net.state_dict()) == list(ref["state_dict"])
@@ -44,7 +38,7 @@ def test_layout_matches_mmpose():
 
 
 def test_flops_match_mmengine():
-    ref = load_reference("simcc_res50_coco-256x192")
+    ref = load_reference("modern/simcc_res50_coco-256x192")
     expected = ref["notes"]["flops_mmengine_get_model_complexity_info"]
     macs, as_mmengine = mmengine_flops(build_meta(lambda: SimCCResNet(depth=50)), (1, 3, 256, 192))
     assert as_mmengine == expected
