@@ -86,6 +86,16 @@ def affine_transform_points(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
     return points @ mat[:, :2].T + mat[:, 2]
 
 
+def fix_aspect_ratio(size: np.ndarray, aspect_ratio: float) -> np.ndarray:
+    """Box sizes (..., 2) (w, h) grown on their short side to w / h == aspect_ratio (float64):
+    (w, w / a) where w > h a, else (h a, h); mmpose's ``TopdownAffine._fix_aspect_ratio``, and the
+    same result as the official HRNet rule of `box_xywh_to_center_scale`."""
+    wh = np.asarray(size, dtype=np.float64)
+    w, h = wh[..., 0], wh[..., 1]
+    wider = w > h * aspect_ratio
+    return np.stack([np.where(wider, w, h * aspect_ratio), np.where(wider, w / aspect_ratio, h)], axis=-1)
+
+
 def _fix_aspect(w: float, h: float, aspect_ratio: float) -> tuple[float, float]:
     """Grow the short side of a (w, h) box so that w / h == aspect_ratio."""
     if w > aspect_ratio * h:

@@ -16,7 +16,7 @@ pipeline changes them in this order, each decision ``u < p`` with u ~ U(0, 1) un
    centre += (t0, t1) * ``shift_factor`` * size with probability ``shift_prob``; size *= mu + t2 *
    sigma with probability ``scale_prob`` (mu, sigma: mid-point and half-width of ``scale_factor``);
    rotation = t3 * ``rotate_factor`` degrees with probability ``rotate_prob``, else 0.
-4. ``TopdownAffine`` grows the short side of the size to the input aspect ratio (`fix_aspect_ratio`).
+4. ``TopdownAffine`` grows the short side of the size to the input aspect ratio (`src.geometry.fix_aspect_ratio`).
 
 Here the geometry is computed in the unmirrored image and the centre is mirrored afterwards by the
 dataset; the x shift is negated for a mirrored sample, so the result is the one mmpose computes from
@@ -45,14 +45,6 @@ def truncated_normal(rng: np.random.Generator, size: int) -> np.ndarray:
     u = rng.random(size)
     values = [_NORMAL.inv_cdf(_CDF_LOW + float(v) * (_CDF_HIGH - _CDF_LOW)) for v in u]
     return np.clip(np.asarray(values, dtype=np.float64), -1.0, 1.0).astype(np.float32)
-
-
-def fix_aspect_ratio(size: np.ndarray, aspect_ratio: float) -> np.ndarray:
-    """mmpose ``TopdownAffine._fix_aspect_ratio``: (w, h) -> (w, w / a) if w > h a, else (h a, h)."""
-    w, h = float(size[0]), float(size[1])
-    if w > h * aspect_ratio:
-        return np.array([w, w / aspect_ratio], dtype=np.float64)
-    return np.array([h * aspect_ratio, h], dtype=np.float64)
 
 
 class BoxDraw(NamedTuple):

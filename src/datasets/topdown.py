@@ -40,11 +40,12 @@ import numpy as np
 import torch
 
 from src.datasets.base import PoseDataset
-from src.datasets.bbox_transform import BoxAugmentation, fix_aspect_ratio
+from src.datasets.bbox_transform import BoxAugmentation
 from src.datasets.photometric import CropPhotometric
 from src.geometry import (
     PIXEL_STD,
     affine_transform_points,
+    fix_aspect_ratio,
     flip_joints,
     half_body_center_scale,
     warp_from_reduced,
@@ -277,11 +278,7 @@ class TopDownDataset(PoseDataset):
         if not records or any(r.get("bbox") is None for r in records):
             return None
         wh = np.array([np.asarray(r["bbox"], dtype=np.float64).reshape(4)[2:] for r in records]).reshape(-1, 2)
-        aspect = float(self.codec.input_size[0]) / float(self.codec.input_size[1])
-        wider = wh[:, 0] > wh[:, 1] * aspect
-        fixed = np.stack(
-            [np.where(wider, wh[:, 0], wh[:, 1] * aspect), np.where(wider, wh[:, 0] / aspect, wh[:, 1])], 1
-        )
+        fixed = fix_aspect_ratio(wh, float(self.codec.input_size[0]) / float(self.codec.input_size[1]))
         ratio = np.divide(wh, fixed, out=np.ones_like(wh), where=fixed > 0)
         return (self._scales.astype(np.float64) * PIXEL_STD * ratio).astype(np.float32)
 

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 from scipy.stats import truncnorm
 
 from src.codecs.msra_heatmap import MSRAHeatmap
-from src.datasets.bbox_transform import BoxAugmentation, fix_aspect_ratio, truncated_normal
+from src.datasets.bbox_transform import BoxAugmentation, truncated_normal
 from src.datasets.photometric import CropPhotometric, draw_hsv_gains, shift_hsv
 from src.datasets.topdown import TopDownDataset
-from src.geometry import box_xywh_to_center_scale, get_affine_transform
+from src.geometry import box_xywh_to_center_scale, fix_aspect_ratio, get_affine_transform
 from src.layouts import COCO17
 
 ROOT = Path(__file__).resolve().parents[2]
