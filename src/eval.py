@@ -78,9 +78,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     )
     model.set_test_options(**{k: to_plain(cfg.get(k)) for k in test_option_keys(cfg, model)})
     model.num_visualized = int(cfg.get("num_visualized", 0))
-    if "sigma" in cfg.data and hasattr(model.codec, "heatmap_size"):  # the model's own heatmap targets
+    if "sigma" in cfg.data and getattr(model.codec, "heatmap_sigma", None) is not None:  # its own targets
         with open_dict(cfg):
-            cfg.data.sigma = model.codec.sigma
+            cfg.data.sigma = model.codec.heatmap_sigma
     if cfg.get("detector_ckpt"):
         use_detector_boxes(cfg, model, output_dir)
     datamodule = build_datamodule(cfg.data, codec=model.codec, paradigm=model.paradigm)

@@ -88,6 +88,11 @@ class AssociativeEmbedding:
             for s in self.output_sizes
         ]
 
+    @property
+    def heatmap_sigma(self) -> float:
+        """The Gaussian's sigma in heatmap pixels (``data.sigma``; see `HeatmapCodec.heatmap_sigma`)."""
+        return self.sigma
+
     def encode(self, joints: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """The codec protocol: people mapped to each output resolution -> the targets of a sample.
 

@@ -61,6 +61,13 @@ class HeatmapCodec(TopDownCodec):
     target_keys = ("heatmaps", "target_weight")
     outputs_name = "heatmaps"
     heatmap_size: tuple[int, int]
+    sigma: float
+
+    @property
+    def heatmap_sigma(self) -> float:
+        """The Gaussian's sigma in heatmap pixels: what ``data.sigma`` means (the data config and the
+        model's codec must agree on it; SimCC's sigma counts bins and has no such property)."""
+        return self.sigma
 
     def loss_targets(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["heatmaps"], batch["target_weight"]

@@ -128,8 +128,9 @@ class PoseDataModule(pl.LightningDataModule):
                 f"data.num_keypoints={num_keypoints} disagrees with layout {self._keypoint_info.name!r} "
                 f"({self._keypoint_info.num_keypoints} keypoints)"
             )
-        if sigma is not None and hasattr(codec, "heatmap_size") and getattr(codec, "sigma", sigma) != sigma:
-            raise ValueError(f"the model codec's sigma {codec.sigma} differs from data.sigma={sigma}")
+        codec_sigma = getattr(codec, "heatmap_sigma", None)  # heatmap codecs only (SimCC's sigma counts bins)
+        if sigma is not None and codec_sigma is not None and codec_sigma != sigma:
+            raise ValueError(f"the model codec's sigma {codec_sigma} differs from data.sigma={sigma}")
         self.root = root
         self.augmentation = dict(augmentation or {})
         dataset.check_augmentation(self.augmentation)

@@ -192,3 +192,19 @@ def test_real_samples_as_coco_root(tmp_path: Path) -> None:
     det.setup("validate")
     assert len(det.val_dataset) == 118
     _check_batch(next(iter(det.val_dataloader())), 8)
+
+
+def test_data_sigma_must_agree_with_heatmap_codecs_only(tmp_path):
+    """data.sigma is a heatmap sigma: checked against heatmap codecs (top-down and bottom-up), not
+    against SimCC, whose sigma counts bins."""
+    from src.codecs.associative_embedding import AssociativeEmbedding
+    from src.codecs.simcc_label import SimCCLabel
+    from src.codecs.udp_heatmap import UDPHeatmap
+
+    udp = UDPHeatmap(input_size=(48, 64), heatmap_size=(12, 16), sigma=2.0)
+    bottomup = AssociativeEmbedding(num_joints=17, input_size=64, output_sizes=(16, 32), sigma=2.0)
+    for codec in (_codec(), udp, bottomup):
+        with pytest.raises(ValueError, match=r"codec's sigma .* differs from data.sigma=3"):
+            _module(tmp_path, codec=codec, sigma=3)
+    simcc = SimCCLabel(input_size=(48, 64), sigma=(4.9, 5.66))
+    assert _module(tmp_path, codec=simcc, sigma=2).codec is simcc
