@@ -56,8 +56,10 @@ def paradigm_of(model: str) -> str:
 def small_run(model: str) -> list[str]:
     """Overrides that make conf/model/<model>.yaml train in seconds: a small input (no heatmap size
     for codecs without heatmaps) and, for the large families, a tiny width."""
+    from hydra.utils import get_class
+
     cfg = compose_run("train", [f"model={model}"], *_scratch())
-    paradigm = paradigm_of(model)
+    paradigm = get_class(cfg.model._target_).paradigm
     overrides = list(SMALL_INPUT[paradigm])
     if paradigm == "topdown" and "heatmap_size" not in cfg.model.codec:
         overrides.remove("model.codec.heatmap_size=[16,16]")
