@@ -3,7 +3,6 @@ mmpose-style checkpoints (cls position included); MAE backbone files (timm names
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from src.models.drop_path import DropPath, drop_path
 from src.models.vit import MultiheadAttention, VisionTransformer, resize_pos_embed, timm_to_mmpretrain
 from src.models.vitpose import ViTPose
 from src.models.weights import load_official_weights
+from tests.models.reference import load_reference
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "modern"
 TINY = {"arch": None, "embed_dims": 32, "num_layers": 2, "num_heads": 4, "feedforward_channels": 48}
 
 
@@ -27,8 +26,7 @@ def _tiny(**overrides) -> ViTPose:
 @pytest.mark.parametrize("arch", ["s", "b", "l", "h"])
 @pytest.mark.parametrize("head", ["classic", "simple"])
 def test_keys_shapes_and_params_equal_mmpose(arch: str, head: str) -> None:
-    name = f"vitpose-{arch}{'-simple' if head == 'simple' else ''}_coco-256x192.json"
-    reference = json.loads((REFERENCE / name).read_text())
+    reference = load_reference(f"modern/vitpose-{arch}{'-simple' if head == 'simple' else ''}_coco-256x192")
     with torch.device("meta"):
         net = ViTPose(arch=arch, head=head, num_joints=17)
     shapes = {key: list(value.shape) for key, value in net.state_dict().items()}
