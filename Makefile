@@ -7,7 +7,7 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install install-base quickstart test test-fast lint format docs bench bench-details synthetic clean
+.PHONY: install install-base quickstart quickstart-rtmpose test test-fast lint format docs bench bench-details synthetic clean
 
 # everything: the package, the test tools, loggers, sweepers and notebook support
 install: $(STAMP)
@@ -29,6 +29,11 @@ $(STAMP): $(STAMP_BASE)
 
 quickstart: install-base
 	$(BIN)/python -m src.train experiment=quickstart
+
+# RTMPose as mmpose trains it: CSPNeXt pretrained on UDP heatmaps first, then RTMPose from its last checkpoint
+quickstart-rtmpose: install-base
+	$(BIN)/python -m src.train experiment=quickstart_cspnext
+	$(BIN)/python -m src.train experiment=quickstart_rtmpose
 
 # lint and formatting first (seconds), the docs build (a broken link or page fails), then the suite
 test: install lint docs

@@ -321,6 +321,12 @@ def test_quickstart_table_follows_the_results_files(tmp_path: Path) -> None:
     assert "Other CPU" in second and "val/AP 0.655" in second and "5 min 01 s" in second
     assert "val/AP 0.612" not in second
     assert second.count("#### `experiment=quickstart`") == 1
+    # a run that starts from another quickstart's checkpoint shows both times and their sum
+    staged = _quickstart(experiment="quickstart_two", wall_s=300.0)
+    staged["pretraining"] = {"experiment": "quickstart_one", "wall_s": 200.0, "checkpoint": "x/last.ckpt"}
+    (folder / "quickstart_two-test-cpu-fp32-2030-01-02.json").write_text(json.dumps(staged))
+    third = results.render_markers(page, tmp_path)
+    assert "5 min 00 s + 3 min 20 s (quickstart_one) = 8 min 20 s" in third
 
 
 def test_benchmark_section_follows_the_report(tmp_path: Path) -> None:

@@ -33,6 +33,13 @@ TINY_NETS = {
         "++model.net.s=16",
         "model.scheduler.cosine_begin_epoch=null",  # 210 of 420 epochs: outside a one-step run
     ],
+    "CSPNeXtHeatmap": [
+        "++model.net.size=null",
+        "++model.net.deepen_factor=0.167",
+        "++model.net.widen_factor=0.125",
+        "++model.net.deconv_channels=16",
+        "model.scheduler.cosine_begin_epoch=null",
+    ],
     "SimCCResNet": ["++model.net.depth=18", "++model.net.deconv_channels=16"],
     "ViTPose": [
         "++model.net.embed_dims=32",

@@ -124,6 +124,19 @@ def _load(data: dict[str, Any]) -> str:
     return f"{_number(start[0], 1)} / {_number(end[0], 1)}"
 
 
+def _wall(data: dict[str, Any]) -> str:
+    """The run's wall time; for a run that starts from another quickstart's checkpoint (RTMPose
+    from the CSPNeXt one) also that run's time and the sum, the time the whole recipe takes."""
+    wall = _duration(data["wall_s"])
+    before = data.get("pretraining")
+    if not isinstance(before, dict):
+        return wall
+    if not isinstance(before.get("wall_s"), (int, float)):
+        return f"{wall} (+ pretraining, not recorded)"
+    name = before.get("experiment") or "pretraining"
+    return f"{wall} + {_duration(before['wall_s'])} ({name}) = {_duration(data['wall_s'] + before['wall_s'])}"
+
+
 def render_quickstarts(folder: Path) -> str:
     """Markdown: per experiment, a table with one row per results file (machine, path, date)."""
     runs = load_quickstarts(folder)
@@ -145,7 +158,7 @@ def render_quickstarts(folder: Path) -> str:
                 _machine(data["machine"]),
                 _cpu_flags(data["machine"]),
                 _path(data),
-                _duration(data["wall_s"]),
+                _wall(data),
                 _phases(data),
                 _load(data),
                 data.get("epochs", "-"),

@@ -31,8 +31,33 @@ P5_STAGES: tuple[tuple[int, int, int, bool, bool], ...] = (
     (256, 512, 6, True, False),
     (512, 1024, 3, False, True),
 )
+#: size -> (deepen_factor, widen_factor) of the published CSPNeXt models RTMPose uses (t, s, m, l).
+CSPNEXT_SIZES: dict[str, tuple[float, float]] = {
+    "t": (0.167, 0.375),
+    "s": (0.33, 0.5),
+    "m": (0.67, 0.75),
+    "l": (1.0, 1.0),
+}
 #: max-pool kernels of the SPP bottleneck (parallel pools, concatenated with their input)
 SPP_KERNELS = (5, 9, 13)
+
+
+def cspnext_factors(
+    size: str | None, deepen_factor: float | None = None, widen_factor: float | None = None
+) -> tuple[float, float]:
+    """(deepen_factor, widen_factor) for a size of `CSPNEXT_SIZES`, each given factor overriding the
+    size's; with ``size=None`` both factors must be given. Raises ValueError otherwise."""
+    if size is None:
+        if deepen_factor is None or widen_factor is None:
+            raise ValueError("CSPNeXt needs a size (t, s, m, l) or both deepen_factor and widen_factor")
+        return float(deepen_factor), float(widen_factor)
+    if size not in CSPNEXT_SIZES:
+        raise ValueError(f"unknown CSPNeXt size {size!r}; choose one of {sorted(CSPNEXT_SIZES)} or None")
+    preset = CSPNEXT_SIZES[size]
+    return (
+        preset[0] if deepen_factor is None else float(deepen_factor),
+        preset[1] if widen_factor is None else float(widen_factor),
+    )
 
 
 class ConvBNAct(nn.Module):

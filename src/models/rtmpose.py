@@ -12,24 +12,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.models.cspnext import CSPNeXt
+from src.models.cspnext import CSPNeXt, cspnext_factors
 from src.models.pretrained import PretrainedReport, load_backbone_weights
 from src.models.rtmcc_head import RTMCCHead, feature_size, size_pair
-
-#: size -> (deepen_factor, widen_factor) of the published models (rtmpose-{t,s,m,l}).
-RTMPOSE_SIZES: dict[str, tuple[float, float]] = {
-    "t": (0.167, 0.375),
-    "s": (0.33, 0.5),
-    "m": (0.67, 0.75),
-    "l": (1.0, 1.0),
-}
 
 
 class RTMPose(nn.Module):
     """RTMPose top-down network: images (N, 3, H, W) -> SimCC logits (x (N, K, W*r), y (N, K, H*r)).
 
     Args:
-        size: "t", "s", "m" or "l" (the published width / depth factors), or None with both factors given.
+        size: "t", "s", "m" or "l" (`src.models.cspnext.CSPNEXT_SIZES`), or None with both factors given.
         deepen_factor, widen_factor: CSPNeXt's factors; each given one overrides the size's.
         num_joints: K.
         input_size: network input (w, h) in pixels (192, 256 for the COCO 256x192 models).
@@ -62,16 +54,7 @@ class RTMPose(nn.Module):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        if size is None:
-            if deepen_factor is None or widen_factor is None:
-                raise ValueError("RTMPose needs a size (t, s, m, l) or both deepen_factor and widen_factor")
-            preset = (deepen_factor, widen_factor)
-        elif size in RTMPOSE_SIZES:
-            preset = RTMPOSE_SIZES[size]
-        else:
-            raise ValueError(f"unknown RTMPose size {size!r}; choose one of {sorted(RTMPOSE_SIZES)} or None")
-        self.deepen_factor = preset[0] if deepen_factor is None else float(deepen_factor)
-        self.widen_factor = preset[1] if widen_factor is None else float(widen_factor)
+        self.deepen_factor, self.widen_factor = cspnext_factors(size, deepen_factor, widen_factor)
         self.backbone = CSPNeXt(
             deepen_factor=self.deepen_factor, widen_factor=self.widen_factor, bn_eps=bn_eps, bn_momentum=bn_momentum
         )

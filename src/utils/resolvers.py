@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -40,11 +41,26 @@ def metric_direction(target: str) -> str:
     return {"max": "maximize", "min": "minimize"}[metric_mode(target)]
 
 
+def latest_checkpoint(runs_dir: str, experiment: str, checkpoint: str = "last.ckpt") -> str:
+    """The ``checkpoints/<checkpoint>`` of the most recent run of an experiment under ``runs_dir``:
+    of the folders ``<runs_dir>/<experiment>_*`` (run names ending in their launch time), the one
+    whose checkpoint was written last. Raises FileNotFoundError naming the command that makes one."""
+    found = [p for p in Path(runs_dir).glob(f"{experiment}_*/checkpoints/{checkpoint}") if p.is_file()]
+    if not found:
+        raise FileNotFoundError(
+            f"no {checkpoint} of an experiment={experiment} run under {runs_dir}/ (looked for "
+            f"{runs_dir}/{experiment}_*/checkpoints/{checkpoint}): run `python -m src.train "
+            f"experiment={experiment}` first, or name a checkpoint file yourself"
+        )
+    return str(max(found, key=lambda p: p.stat().st_mtime))
+
+
 RESOLVERS = {
     "safe_dirname": safe_dirname,
     "metric_monitor": metric_monitor,
     "metric_mode": metric_mode,
     "metric_direction": metric_direction,
+    "latest_checkpoint": latest_checkpoint,
 }
 
 

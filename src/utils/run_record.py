@@ -31,6 +31,8 @@ from src.utils.run_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
+#: the copy of a quickstart's record in its run folder (read by runs that start from its checkpoints)
+RUN_RECORD = "quickstart_record.json"
 #: Environment variables that change the arithmetic path of a CPU run.
 ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")
 #: Short names of Lightning precisions in file names.
@@ -106,7 +108,14 @@ class QuickstartRecord(Callback):
         experiment: the recipe's name (the file name's first part).
         dirpath: the results folder (benchmarks/results/quickstarts).
         headline: the metric key the docs show (e.g. val/AP) and its mode (max or min).
-        run_dir: the run folder, whose run_info.json holds the fast path chosen at start-up.
+        run_dir: the run folder, whose run_info.json holds the fast path chosen at start-up; the
+            record is also written there (``quickstart_record.json``), for runs that start from
+            this run's checkpoints.
+        pretrained: the checkpoint this run's backbone starts from, when it is another quickstart's
+            (the RTMPose quickstart's CSPNeXt): that run's own record (``quickstart_record.json``
+            two folders up from the checkpoint) goes into this one under ``pretraining``, and
+            ``total_wall_s`` adds the two wall times; without a record there, ``pretraining``
+            names the file and says so.
 
     Phases (seconds): startup from process start to this callback's construction (imports,
     config, model), data from there to the end of the datamodule's setup (generation of a
@@ -123,6 +132,7 @@ class QuickstartRecord(Callback):
         headline: str,
         mode: str = "max",
         run_dir: str | Path | None = None,
+        pretrained: str | Path | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"QuickstartRecord: mode must be 'max' or 'min', got {mode!r}")
@@ -130,6 +140,7 @@ class QuickstartRecord(Callback):
         self.dirpath = Path(dirpath)
         self.headline = {"key": str(headline), "mode": mode}
         self.run_dir = Path(run_dir) if run_dir else None
+        self.pretrained = Path(pretrained) if pretrained else None
         self.started = process_start_time()
         self.constructed = time.time()
         self.load_start = list(os.getloadavg())
@@ -160,6 +171,8 @@ class QuickstartRecord(Callback):
         name += f"{precision_slug(record['precision'])}-{record['date']}.json"
         self.dirpath.mkdir(parents=True, exist_ok=True)
         self.written = write_json_atomic(self.dirpath / name, record)
+        if self.run_dir is not None and self.run_dir.is_dir():
+            write_json_atomic(self.run_dir / RUN_RECORD, record)
         log.info("quickstart results: %s (%.1f s)", self.written, record["wall_s"])
 
     # ------------------------------------------------------------------ the record
@@ -190,6 +203,12 @@ class QuickstartRecord(Callback):
         if key not in metrics:
             raise KeyError(f"QuickstartRecord: headline metric {key!r} not among the run's metrics {sorted(metrics)}")
         data_ready = self.data_ready or self.constructed
+        wall_s = round(ended - self.started, 1)
+        pretraining = self.pretraining()
+        totals = {}
+        if pretraining is not None:
+            before = pretraining.get("wall_s")
+            totals = {"total_wall_s": round(wall_s + before, 1) if isinstance(before, (int, float)) else None}
         return {
             "experiment": self.experiment,
             "date": datetime.date.fromtimestamp(ended).isoformat(),
@@ -198,7 +217,9 @@ class QuickstartRecord(Callback):
             "fast_path": self.fast_path(precision, channels_last),
             "precision": precision,
             "channels_last": channels_last,
-            "wall_s": round(ended - self.started, 1),
+            "wall_s": wall_s,
+            **({"pretraining": pretraining} if pretraining is not None else {}),
+            **totals,
             "phases_s": {
                 "startup": round(self.constructed - self.started, 1),
                 "data": round(data_ready - self.constructed, 1),
@@ -213,6 +234,21 @@ class QuickstartRecord(Callback):
             "env": env,
             "load": {"start": [round(v, 2) for v in self.load_start], "end": [round(v, 2) for v in os.getloadavg()]},
         }
+
+    def pretraining(self) -> dict[str, Any] | None:
+        """What the run that made ``pretrained`` recorded: experiment, wall time, headline, date and
+        results file name (None without ``pretrained``; ``wall_s`` None when it left no record)."""
+        if self.pretrained is None:
+            return None
+        entry: dict[str, Any] = {"checkpoint": str(self.pretrained)}
+        source = self.pretrained.resolve().parent.parent / RUN_RECORD
+        try:
+            before = json.loads(source.read_text())
+        except (OSError, ValueError):
+            return {**entry, "wall_s": None, "note": f"no readable {source}: not a complete quickstart run"}
+        if not isinstance(before, dict):
+            return {**entry, "wall_s": None, "note": f"{source} is not a results record"}
+        return {**entry, **{key: before.get(key) for key in ("experiment", "date", "wall_s", "headline", "epochs")}}
 
     @staticmethod
     def machine(trainer: Trainer) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_wrong_image_size_refused():
 
 
 def test_bad_configs_refused():
-    with pytest.raises(ValueError, match="unknown RTMPose size 'xl'"):
+    with pytest.raises(ValueError, match="unknown CSPNeXt size 'xl'"):
         RTMPose(size="xl")
     with pytest.raises(ValueError, match="both deepen_factor and widen_factor"):
         RTMPose(size=None, widen_factor=0.5)

@@ -42,8 +42,10 @@ def loader() -> DataLoader:
     return DataLoader(TensorDataset(torch.ones(4, 2)), batch_size=2)
 
 
-def run(tmp_path, **trainer_options) -> QuickstartRecord:
-    record = QuickstartRecord(experiment="quickstart_x", dirpath=tmp_path / "results", headline="val/AP")
+def run(tmp_path, *, record_options=None, **trainer_options) -> QuickstartRecord:
+    record = QuickstartRecord(
+        experiment="quickstart_x", dirpath=tmp_path / "results", headline="val/AP", **(record_options or {})
+    )
     options = {"max_epochs": 4, "check_val_every_n_epoch": 2, **trainer_options}
     trainer = L.Trainer(
         accelerator="cpu", callbacks=[record], logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -86,6 +88,31 @@ def test_partial_runs_write_nothing(tmp_path, options):
     # max_epochs 2 with validation every 2nd epoch: complete; 3: no validation after the last epoch
     record = run(tmp_path, **options)
     assert (record.written is not None) == (options == {"max_epochs": 2})
+
+
+def test_a_run_from_another_quickstart_adds_its_record(tmp_path):
+    # stage 1: a complete quickstart leaves its record in its run folder, beside its checkpoints
+    stage1 = tmp_path / "logs" / "quickstart_a_2026"
+    (stage1 / "checkpoints").mkdir(parents=True)
+    first = run(tmp_path / "one", record_options={"run_dir": stage1})
+    assert json.loads((stage1 / "quickstart_record.json").read_text()) == json.loads(first.written.read_text())
+    checkpoint = stage1 / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(b"")
+    # stage 2 starts from its checkpoint: the record carries stage 1's time and the sum
+    second = run(tmp_path / "two", record_options={"pretrained": checkpoint})
+    data = json.loads(second.written.read_text())
+    before = json.loads(first.written.read_text())
+    assert set(data) == KEYS | {"pretraining", "total_wall_s"}
+    assert data["pretraining"]["experiment"] == "quickstart_x" and data["pretraining"]["checkpoint"] == str(checkpoint)
+    assert data["pretraining"]["wall_s"] == before["wall_s"] and data["pretraining"]["headline"] == before["headline"]
+    assert data["total_wall_s"] == pytest.approx(data["wall_s"] + before["wall_s"], abs=0.11)
+    # a checkpoint whose run left no record: named, with no time to add
+    other = tmp_path / "elsewhere" / "checkpoints" / "x.ckpt"
+    other.parent.mkdir(parents=True)
+    third = run(tmp_path / "three", record_options={"pretrained": other})
+    data = json.loads(third.written.read_text())
+    assert data["pretraining"]["wall_s"] is None and "not a complete quickstart run" in data["pretraining"]["note"]
+    assert data["total_wall_s"] is None
 
 
 def test_evaluation_only_writes_nothing(tmp_path):
