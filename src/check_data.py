@@ -5,7 +5,8 @@
 Loads both splits with the reader and the dataset of the model's paradigm (so every error a
 training run would stop with shows up here, with the same message), then checks the annotation
 files (COCO-format sources: duplicate ids, joint counts, NaN or out-of-image keypoints, empty
-boxes, people without keypoints) and every image the records use (missing, empty or corrupt
+boxes, people without keypoints; the layout against the file: the categories' joint names, joints
+that no annotation labels) and every image the records use (missing, empty or corrupt
 files, truncated JPEGs, EXIF orientation tags, sizes that differ from the annotation). Prints, per
 kind of problem, how many and the first few; writes them all to ``check_data.json`` in the run
 folder; exits with status 1 when training would fail or learn from wrong data (`checks.KINDS`).
@@ -39,7 +40,7 @@ def scan(cfg: DictConfig) -> list[Finding]:
     """Every finding of the data config's reader, read for the model config's paradigm."""
     reader = instantiate(cfg.data.reader)
     reader.prepare()
-    info = get_keypoint_info(cfg.data.keypoint_info)
+    info = get_keypoint_info(cfg.data.layout)
     task_class = get_class(cfg.model._target_)
     dataset_class = get_class(get_paradigm(task_class.paradigm).dataset)
     codec = instantiate(cfg.model.codec)
@@ -55,7 +56,10 @@ def scan(cfg: DictConfig) -> list[Finding]:
             sizes.setdefault(str(record["image_file"]), None)
         if hasattr(reader, "ann_files") and hasattr(reader, "image_dirs"):
             found, images = check_coco_annotations(
-                reader.ann_files[split], reader.image_dirs[split], info.num_keypoints
+                reader.ann_files[split],
+                reader.image_dirs[split],
+                info.num_keypoints,
+                keypoint_names=info.keypoint_names,
             )
             findings.extend(found)
             for path, size in images.values():  # every listed image: whole-image models read them all

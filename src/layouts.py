@@ -7,7 +7,9 @@ defined exactly once. Indices are 0-based; K is the number of keypoints.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class KeypointInfo:
         upper_body_ids / lower_body_ids: the two halves used by half-body augmentation.
         sigmas: K per-keypoint OKS sigmas, or None where the layout has no OKS definition.
         joint_weights: K loss weights (1.0 where the official recipe does not weight).
+        colors: K RGB colours for drawing, or None (colours by body side).
+        parts: named groups of keypoint indices (COCO-WholeBody's body, foot, face, hands) for
+            per-part metrics; empty for single-part layouts.
     """
 
     name: str
@@ -32,15 +37,27 @@ class KeypointInfo:
     lower_body_ids: tuple[int, ...]
     sigmas: tuple[float, ...] | None
     joint_weights: tuple[float, ...]
+    colors: tuple[tuple[int, int, int], ...] | None = None
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         k = len(self.keypoint_names)
-        for field, values in (("joint_weights", self.joint_weights), ("sigmas", self.sigmas)):
+        for field, values in (("joint_weights", self.joint_weights), ("sigmas", self.sigmas), ("colors", self.colors)):
             if values is not None and len(values) != k:
                 raise ValueError(f"{self.name}: {field} has {len(values)} entries for {k} keypoints")
-        for a, b in self.flip_pairs + self.skeleton:
-            if not (0 <= a < k and 0 <= b < k):
-                raise ValueError(f"{self.name}: index pair ({a}, {b}) out of range for {k} keypoints")
+        for field, pairs in (("flip_pairs", self.flip_pairs), ("skeleton", self.skeleton)):
+            for a, b in pairs:
+                if not (0 <= a < k and 0 <= b < k):
+                    raise ValueError(f"{self.name}: {field} pair ({a}, {b}) out of range for {k} keypoints")
+        flipped = [j for pair in self.flip_pairs for j in pair]
+        if len(set(flipped)) != len(flipped):
+            raise ValueError(f"{self.name}: flip_pairs name a keypoint twice: {self.flip_pairs}")
+        for field, ids in (("upper_body_ids", self.upper_body_ids), ("lower_body_ids", self.lower_body_ids)):
+            if any(not 0 <= i < k for i in ids):
+                raise ValueError(f"{self.name}: {field} {ids} out of range for {k} keypoints")
+        for part, ids in self.parts:
+            if not ids or any(not 0 <= i < k for i in ids):
+                raise ValueError(f"{self.name}: part {part!r} indices {ids} out of range for {k} keypoints")
 
     @property
     def num_keypoints(self) -> int:
@@ -287,6 +304,9 @@ CROWDPOSE14 = KeypointInfo(
     joint_weights=(1.0,) * 14,
 )
 
+#: The OKS sigma of every joint of a layout that declares none: the mean of COCO's 17 (0.067).
+DEFAULT_OKS_SIGMA = round(sum(COCO17.sigmas) / len(COCO17.sigmas), 3)  # type: ignore[arg-type]
+
 #: The MPII-16 joints as the official ground truth (``gt_valid.mat``) spells them, in MPII16 order.
 MPII_SHORT_NAMES = (
     "rank",
@@ -326,12 +346,38 @@ _REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18, CROWDP
 SAME_JOINT = {"upper_neck": "neck", "head_top": "head"}
 
 
-def get_keypoint_info(name: str) -> KeypointInfo:
-    """Look a layout up by name; unknown names fail with the list of known ones."""
-    try:
+def get_keypoint_info(layout: str | Mapping[str, Any] | KeypointInfo) -> KeypointInfo:
+    """A layout from what a config gives: a built-in name ("coco17", ...), the name of a file in
+    ``conf/layouts/`` ("coco_wholebody"), a path to a layout YAML file, or the mapping a checkpoint
+    stores (`src.layout_files.layout_to_mapping`). Unknown names fail with the known ones."""
+    if isinstance(layout, KeypointInfo):
+        return layout
+    from src import layout_files  # the YAML side builds on this module
+
+    if isinstance(layout, Mapping):
+        return layout_files.layout_from_mapping(layout, origin="the stored layout")
+    name = str(layout)
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown keypoint layout {name!r}; known: {sorted(_REGISTRY)}") from None
+    path = layout_files.layout_path(name)
+    if path is None:
+        files = sorted(p.stem for p in layout_files.LAYOUT_DIR.glob("*.yaml"))
+        raise KeyError(
+            f"unknown keypoint layout {name!r}; built in: {sorted(_REGISTRY)}, in {layout_files.LAYOUT_DIR}: "
+            f"{files}, or a path to a layout .yaml file"
+        )
+    return layout_files.load_layout_file(path)
+
+
+def layout_spec(layout: str | Mapping[str, Any] | KeypointInfo) -> str | dict[str, Any]:
+    """What a checkpoint stores for a layout: the name of a built-in one, else its whole content
+    (so that the model predicts without the YAML file it was trained with)."""
+    info = get_keypoint_info(layout)
+    if _REGISTRY.get(info.name) == info:
+        return info.name
+    from src.layout_files import layout_to_mapping
+
+    return layout_to_mapping(info)
 
 
 def joint_mapping(source: KeypointInfo, target: KeypointInfo) -> tuple[int, ...]:

@@ -59,7 +59,7 @@ def test_synthetic_split_and_a_bottom_up_recipe_train_and_evaluate(tmp_path, dat
         *TINY_DATA,
     ]
     cfg = compose_run("train", overrides, tmp_path / "train", data_dir)
-    assert cfg.model.net.num_joints == 14 and cfg.data.keypoint_info == "crowdpose14"
+    assert cfg.model.net.num_joints == 14 and cfg.data.layout == "crowdpose14"
     assert cfg.optimized_metric == "val/AP"
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["train/loss"])) and set(KEYS) <= set(metrics)

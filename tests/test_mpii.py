@@ -70,7 +70,7 @@ def test_fast_dev_run_of_every_mpii_recipe(recipe, tmp_path, data_dir):
         *TINY_MPII,
     ]
     cfg = compose_run("train", overrides, tmp_path, data_dir)
-    assert cfg.model.net.num_joints == 16 and cfg.data.keypoint_info == "mpii16"
+    assert cfg.model.net.num_joints == 16 and cfg.data.layout == "mpii16"
     assert cfg.callbacks.model_checkpoint.monitor == "val/PCKh" and cfg.callbacks.model_checkpoint.mode == "max"
     assert cfg.optimized_metric == "val/PCKh"
     metrics = train(cfg)

@@ -48,7 +48,7 @@ def test_fast_dev_run_of_every_3d_recipe(recipe, tmp_path, data_dir):
     headline = "val/PA-MPJPE" if recipe.endswith("p1") else "val/MPJPE"
     assert cfg.callbacks.model_checkpoint.monitor == headline and cfg.callbacks.model_checkpoint.mode == "min"
     assert cfg.optimized_metric == headline
-    assert cfg.model.net.num_joints == 18 and cfg.data.keypoint_info == "h36m18"
+    assert cfg.model.net.num_joints == 18 and cfg.data.layout == "h36m18"
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
     assert {"val/MPJPE", "val/PA-MPJPE"} <= set(metrics) and "val/AP" not in metrics

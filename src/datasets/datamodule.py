@@ -47,7 +47,8 @@ class PoseDataModule(pl.LightningDataModule):
         codec: the codec shared with the model (targets in, predictions out).
         paradigm: the model's paradigm (`src.paradigms`): it chooses the dataset class (unless
             ``dataset`` is given) and which augmentation block the dataset receives.
-        keypoint_info: keypoint layout name ("coco17", "mpii16", ...).
+        layout: the keypoint layout (`src.layouts.get_keypoint_info`: a built-in name such as "coco17",
+            a conf/layouts/ file by name, a path to a layout YAML file, or a stored mapping).
         augmentation: the paradigm's training augmentation (keys checked by the dataset).
         batch_size, val_batch_size: per-process batch sizes.
         num_workers, pin_memory, persistent_workers: DataLoader settings.
@@ -79,7 +80,7 @@ class PoseDataModule(pl.LightningDataModule):
         codec: Any,
         paradigm: str | None = None,
         dataset: type[Dataset] | None = None,
-        keypoint_info: str = "coco17",
+        layout: Any = "coco17",
         augmentation: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         val_batch_size: int = 32,
@@ -122,7 +123,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.metric_factory = metric
         self.dataset_class = dataset
         self.codec = codec
-        self._keypoint_info = get_keypoint_info(keypoint_info)
+        self._keypoint_info = get_keypoint_info(layout)
         if num_keypoints is not None and int(num_keypoints) != self._keypoint_info.num_keypoints:
             raise ValueError(
                 f"data.num_keypoints={num_keypoints} disagrees with layout {self._keypoint_info.name!r} "

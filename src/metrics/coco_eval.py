@@ -36,7 +36,26 @@ def load_coco_gt(ann_file: str | os.PathLike) -> COCO:
     if not path.is_file():
         raise FileNotFoundError(f"COCO keypoint annotation file not found: {path}")
     with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(path))
+        coco = COCO(str(path))
+    fill_missing_areas(coco, path)
+    return coco
+
+
+def fill_missing_areas(coco: COCO, path: Path) -> None:
+    """Give annotations without ``area`` their box's area (w h), with one warning naming the file:
+    COCOeval scales OKS by the area; COCO's own areas are those of the segmentation, smaller than
+    the box's, so OKS computed with box areas is more lenient than COCO's."""
+    filled = 0
+    for ann in coco.anns.values():
+        if "area" not in ann and len(ann.get("bbox") or ()) == 4:
+            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
+            filled += 1
+    if filled:
+        warnings.warn(
+            f"{path}: {filled} annotations have no 'area'; their box area (w h) scales OKS instead "
+            "(COCO's areas are segmentation areas, smaller than boxes, so this OKS is more lenient)",
+            stacklevel=3,
+        )
 
 
 def gt_num_keypoints(coco_gt: COCO) -> int | None:

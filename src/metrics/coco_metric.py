@@ -18,6 +18,7 @@ from pycocotools.coco import COCO
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from src.layouts import DEFAULT_OKS_SIGMA
 from src.metrics.coco_eval import (
     NO_PREDICTIONS_TEXT,
     STAT_NAMES,
@@ -58,6 +59,21 @@ def first_occurrences(sample_ids: np.ndarray, instance_index: np.ndarray) -> np.
     return np.sort(first)
 
 
+def oks_sigmas(keypoint_info: Any) -> tuple[float, ...]:
+    """The layout's OKS sigmas, or, for a layout without them, `DEFAULT_OKS_SIGMA` for every joint
+    with a warning saying what that does to AP."""
+    if keypoint_info.sigmas is not None:
+        return tuple(keypoint_info.sigmas)
+    warnings.warn(
+        f"keypoint layout {keypoint_info.name!r} declares no OKS sigmas: AP uses {DEFAULT_OKS_SIGMA} for every "
+        "joint (the mean of COCO's 17). Joints that annotators place more precisely than that (eyes) are "
+        "scored too leniently and looser ones (hips) too strictly, so this AP ranks your own models but is "
+        "not comparable to AP with measured sigmas; add `sigmas:` to the layout file",
+        stacklevel=3,
+    )
+    return (DEFAULT_OKS_SIGMA,) * keypoint_info.num_keypoints
+
+
 # --------------------------------------------------------------------------- the metric
 
 
@@ -73,7 +89,8 @@ class COCOKeypointMetric(Metric):
     Args:
         ann_file: COCO keypoint ground-truth JSON (loaded lazily on the first `compute`, then cached).
         keypoint_info: the keypoint layout of the predictions; its OKS sigmas are used unless
-            ``sigmas`` is given (a layout without sigmas has no COCO AP).
+            ``sigmas`` is given (a layout without sigmas gets `DEFAULT_OKS_SIGMA` for every joint,
+            with a warning: `oks_sigmas`).
         sigmas: K per-keypoint OKS sigmas (used by OKS-NMS and by COCOeval).
         rescore: instance score = mean joint score above in_vis_thr x box score (official); when False
             the given box_scores are used as the instance scores unchanged (e.g. bottom-up scores).
@@ -112,9 +129,7 @@ class COCOKeypointMetric(Metric):
     ) -> None:
         super().__init__(**kwargs)
         if sigmas is None and keypoint_info is not None:
-            if keypoint_info.sigmas is None:
-                raise ValueError(f"keypoint layout {keypoint_info.name!r} has no OKS sigmas; COCO AP is undefined")
-            sigmas = keypoint_info.sigmas
+            sigmas = oks_sigmas(keypoint_info)
         if not sigmas:
             raise ValueError("sigmas must list one OKS sigma per keypoint")
         self.ann_file = str(ann_file)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ KINDS: dict[str, tuple[bool, str]] = {
     "unreadable image": (True, "an image file is empty, corrupt or not an image"),
     "size mismatch": (True, "the image's size differs from the annotation's width / height"),
     "joint count": (True, "an annotation has another number of joints than the layout"),
+    "layout mismatch": (
+        True,
+        "a keypoint category names other joints than the layout, or annotations use a category without keypoints",
+    ),
     "NaN keypoint": (True, "a keypoint coordinate is NaN or infinite"),
     "duplicate image id": (True, "two images share an id"),
     "duplicate annotation id": (True, "two annotations share an id"),
@@ -33,6 +38,10 @@ KINDS: dict[str, tuple[bool, str]] = {
     "keypoint outside image": (False, "a labelled keypoint lies outside its image"),
     "zero-area box": (False, "a person box of zero area (the reader leaves the person out)"),
     "person without keypoints": (False, "a person annotation without labelled keypoints (not trained on)"),
+    "unlabelled joint": (
+        False,
+        "a joint of the layout that no annotation of the split labels (zero loss weight: never learnt)",
+    ),
 }
 
 
@@ -112,9 +121,11 @@ def _finite(values: Any) -> bool:
 
 
 def check_coco_annotations(
-    ann_file: str | Path, image_dir: str | Path, num_keypoints: int
+    ann_file: str | Path, image_dir: str | Path, num_keypoints: int, *, keypoint_names: Sequence[str] | None = None
 ) -> tuple[list[Finding], dict]:
-    """Problems of a COCO-format keypoint file, and its images as {id: (path, (w, h))}."""
+    """Problems of a COCO-format keypoint file, and its images as {id: (path, (w, h))}. With the
+    layout's ``keypoint_names``, also the layout against the file: each keypoint category's names,
+    annotations of categories without keypoints, and the joints that no annotation labels."""
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     try:
         data = read_json(ann_file, "annotation file")
@@ -139,6 +150,11 @@ def check_coco_annotations(
         images[img["id"]] = (image_dir / str(img["file_name"]), size if _finite(size) else None)
     seen_ids: set = set()
     k = num_keypoints
+    keypoint_categories = None
+    if keypoint_names is not None:
+        found_layout, keypoint_categories = _check_categories(data, ann_file, keypoint_names)
+        found.extend(found_layout)
+    labelled_count = np.zeros(k, np.int64)
     for i, ann in enumerate(data["annotations"]):
         where = f"{ann_file}: annotation {ann.get('id', f'#{i}') if isinstance(ann, dict) else f'#{i}'}"
         if not isinstance(ann, dict):
@@ -152,6 +168,11 @@ def check_coco_annotations(
             found.append(Finding("annotation error", where, f"image_id {ann.get('image_id')!r} is not in 'images'"))
             continue
         if ann.get("iscrowd", 0):
+            continue
+        if keypoint_categories is not None and ann.get("category_id", 1) not in keypoint_categories:
+            found.append(
+                Finding("layout mismatch", where, f"category_id {ann.get('category_id')!r} is not a keypoint category")
+            )
             continue
         box = ann.get("bbox")
         if not isinstance(box, list) or len(box) != 4 or not _finite(box):
@@ -171,6 +192,7 @@ def check_coco_annotations(
             continue
         array = np.asarray(kpts, np.float64).reshape(k, 3)
         labelled = array[:, 2] > 0
+        labelled_count += labelled
         if not labelled.any():
             found.append(Finding("person without keypoints", where))
             continue
@@ -180,4 +202,29 @@ def check_coco_annotations(
             outside = (x < 0) | (y < 0) | (x > size[0] - 1) | (y > size[1] - 1)
             if outside.any():
                 found.append(Finding("keypoint outside image", where, f"{int(outside.sum())} joints"))
+    if keypoint_names is not None:
+        for j in np.flatnonzero(labelled_count == 0):
+            found.append(Finding("unlabelled joint", f"{ann_file}: {keypoint_names[j]!r} (index {j})"))
     return found, images
+
+
+def _check_categories(data: dict, ann_file: Path, keypoint_names: Sequence[str]) -> tuple[list[Finding], set]:
+    """Findings on the keypoint categories of a file against the layout's names, and their ids."""
+    found = []
+    ids = set()
+    for i, cat in enumerate(data.get("categories") or []):
+        if not isinstance(cat, dict) or "keypoints" not in cat:
+            continue
+        ids.add(cat.get("id"))
+        names = [str(n) for n in cat["keypoints"]]
+        if names != list(keypoint_names):
+            differ = [f"{j}: {a!r} vs {b!r}" for j, (a, b) in enumerate(zip(names, keypoint_names)) if a != b][:3]
+            detail = (
+                f"{len(names)} keypoints, the layout has {len(keypoint_names)}"
+                if len(names) != len(keypoint_names)
+                else "names differ from the layout's (file vs layout) at " + ", ".join(differ)
+            )
+            found.append(Finding("layout mismatch", f"{ann_file}: category {cat.get('id', f'#{i}')!r}", detail))
+    if not ids:
+        found.append(Finding("layout mismatch", str(ann_file), "no category has 'keypoints'"))
+    return found, ids

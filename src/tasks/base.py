@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from src.datasets.transforms import normalize_images
-from src.layouts import get_keypoint_info
+from src.layouts import get_keypoint_info, layout_spec
 from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
 from src.paradigms import get_paradigm
 from src.tasks.param_groups import optimizer_params
@@ -80,7 +80,8 @@ class PoseModule(LightningModule):
             ``layer_decay_rate``); the rules see the network's parameter names (``backbone.*``,
             ``head.*``). Null keys are left out. None: all parameters in one group.
         evaluation: test-time options, merged over ``default_evaluation``.
-        keypoint_info: keypoint layout name ("coco17", ...).
+        keypoint_info: the keypoint layout (``data.layout``: a built-in name, a layout file, or the mapping a
+            checkpoint stores); the hyperparameters keep a built-in's name or a file's whole content.
         pretrained: local path of ImageNet weights for the backbone, or None.
         pretrained_partial: networks that list what a pretrained file gave their backbone
             (`src.models.pretrained`) refuse a file that leaves part of it uninitialised unless
@@ -136,7 +137,7 @@ class PoseModule(LightningModule):
         scheduler: dict | None = None,
         param_groups: dict | None = None,
         evaluation: dict | None = None,
-        keypoint_info: str = "coco17",
+        keypoint_info: Any = "coco17",
         pretrained: str | None = None,
         pretrained_partial: bool = False,
         channels_last: bool | str = False,
@@ -183,7 +184,7 @@ class PoseModule(LightningModule):
             "scheduler": to_plain(scheduler),
             "param_groups": to_plain(param_groups),
             "evaluation": {**evaluation_defaults, **(to_plain(evaluation) or {})},
-            "keypoint_info": keypoint_info,
+            "keypoint_info": layout_spec(keypoint_info),
             "pretrained": pretrained,
             "pretrained_partial": bool(pretrained_partial),
             "channels_last": channels_last,
@@ -403,7 +404,7 @@ class PoseModule(LightningModule):
 
     def check_layout(self, info: Any, data_name: str) -> None:
         """Refuse data annotated in another keypoint layout than the one this model predicts."""
-        if info.name != self.keypoint_info.name:
+        if (info.name, info.keypoint_names) != (self.keypoint_info.name, self.keypoint_info.keypoint_names):
             raise ValueError(
                 f"{self.hparams.name} predicts the {self.keypoint_info.name!r} layout "
                 f"({self.keypoint_info.num_keypoints} keypoints), but data={data_name} is annotated in "

@@ -55,12 +55,20 @@ def latest_checkpoint(runs_dir: str, experiment: str, checkpoint: str = "last.ck
     return str(max(found, key=lambda p: p.stat().st_mtime))
 
 
+def layout_size(layout: object) -> int:
+    """The number of keypoints of a layout (a built-in name, a layout file, or a stored mapping)."""
+    from src.layouts import get_keypoint_info
+
+    return get_keypoint_info(layout).num_keypoints
+
+
 RESOLVERS = {
     "safe_dirname": safe_dirname,
     "metric_monitor": metric_monitor,
     "metric_mode": metric_mode,
     "metric_direction": metric_direction,
     "latest_checkpoint": latest_checkpoint,
+    "layout_size": layout_size,
 }
 
 

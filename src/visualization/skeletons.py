@@ -52,14 +52,21 @@ def _draw_instance(
     sides: list[str] | None,
     radius: int,
     thickness: int,
+    colors: Sequence[Color] | None = None,
 ) -> None:
-    """Draw one instance in place: points (K, 2), shown (K,) bool."""
+    """Draw one instance in place: points (K, 2), shown (K,) bool; ``colors`` (K) replace the side colours."""
     for a, b in skeleton:
         if shown[a] and shown[b]:
-            color = _limb_color(sides[a], sides[b]) if sides else DEFAULT_COLOR
+            if colors is not None:
+                color = tuple(colors[b])
+            else:
+                color = _limb_color(sides[a], sides[b]) if sides else DEFAULT_COLOR
             cv2.line(canvas, _as_int_point(points[a]), _as_int_point(points[b]), color, thickness, cv2.LINE_AA)
     for k in np.flatnonzero(shown):
-        color = _side_color(sides[k]) if sides else DEFAULT_COLOR
+        if colors is not None:
+            color = tuple(colors[k])
+        else:
+            color = _side_color(sides[k]) if sides else DEFAULT_COLOR
         cv2.circle(canvas, _as_int_point(points[k]), radius, color, -1, cv2.LINE_AA)
 
 
@@ -73,6 +80,7 @@ def draw_skeletons(
     radius: int = 3,
     thickness: int = 2,
     color_by_side: bool = True,
+    colors: Sequence[Color] | None = None,
 ) -> np.ndarray:
     """Draw keypoints and limbs of N instances on a copy of the image.
 
@@ -86,6 +94,8 @@ def draw_skeletons(
             nor are limbs touching them.
         radius, thickness: keypoint disc radius and limb width in pixels.
         color_by_side: colour by body side (needs keypoint_names); otherwise one colour.
+        colors: K colours in the image's channel order, used instead of the side colours: each
+            keypoint its own, each limb (a, b) that of b.
 
     Returns:
         (H, W, 3) uint8 new image.
@@ -100,18 +110,28 @@ def draw_skeletons(
     sides = keypoint_sides(keypoint_names) if color_by_side and keypoint_names is not None else None
     if sides is not None and len(sides) != kpts.shape[1]:
         raise ValueError(f"{len(sides)} keypoint names for K={kpts.shape[1]} keypoints")
+    if colors is not None and len(colors) != kpts.shape[1]:
+        raise ValueError(f"{len(colors)} colours for K={kpts.shape[1]} keypoints")
     canvas = np.ascontiguousarray(image).copy()
     for instance in kpts:
         shown = np.isfinite(instance[:, :2]).all(axis=1)
         if instance.shape[1] == 3:
             shown &= instance[:, 2] >= score_thr
-        _draw_instance(canvas, instance[:, :2], shown, skeleton, sides, radius, thickness)
+        _draw_instance(canvas, instance[:, :2], shown, skeleton, sides, radius, thickness, colors)
     return canvas
 
 
-def draw_keypoint_info(image: np.ndarray, keypoints: np.ndarray, info: KeypointInfo, **kwargs) -> np.ndarray:
-    """`draw_skeletons` with the skeleton and keypoint names of a layout (e.g. COCO17)."""
-    return draw_skeletons(image, keypoints, skeleton=info.skeleton, keypoint_names=info.keypoint_names, **kwargs)
+def draw_keypoint_info(
+    image: np.ndarray, keypoints: np.ndarray, info: KeypointInfo, *, bgr: bool = True, **kwargs
+) -> np.ndarray:
+    """`draw_skeletons` with the skeleton, keypoint names and colours (RGB in the layout; reversed
+    for a ``bgr`` image) of a layout (e.g. COCO17)."""
+    colors = None
+    if info.colors is not None:
+        colors = [tuple(c[::-1]) if bgr else tuple(c) for c in info.colors]
+    return draw_skeletons(
+        image, keypoints, skeleton=info.skeleton, keypoint_names=info.keypoint_names, colors=colors, **kwargs
+    )
 
 
 def _to_bgr3(image: np.ndarray) -> np.ndarray:

@@ -162,7 +162,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown augmentation keys"):
         _module(tmp_path, augmentation=dict(rotate=10))
     with pytest.raises(KeyError, match="unknown keypoint layout"):
-        _module(tmp_path, keypoint_info="coco133")
+        _module(tmp_path, layout="coco133")
 
 
 def test_synthetic_end_to_end(tmp_path: Path) -> None:

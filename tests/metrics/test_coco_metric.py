@@ -18,6 +18,7 @@ from pycocotools.cocoeval import COCOeval
 from torchmetrics.utilities import dim_zero_cat
 
 from src.layouts import COCO17, MPII16, KeypointInfo
+from src.metrics.coco_eval import load_coco_gt
 from src.metrics.coco_metric import (
     _STATE_NAMES,
     STAT_NAMES,
@@ -269,11 +270,19 @@ def test_mismatched_keypoint_counts_raise(coco17_gt, tmp_path: Path) -> None:
         mpii_metric.compute()
 
 
-def test_gt_without_area_is_a_clear_error(coco17_gt, tmp_path: Path) -> None:
+def test_gt_without_area_takes_the_box_area(coco17_gt, tmp_path: Path) -> None:
+    """Custom datasets may leave ``area`` out: the box area stands in, with a warning naming the file;
+    an annotation without a box either is a clear error."""
     ann_file, gt_kpts = coco17_gt
     dataset = json.loads(ann_file.read_text())
     del dataset["annotations"][0]["area"]
     broken = tmp_path / "no_area.json"
+    broken.write_text(json.dumps(dataset))
+    with pytest.warns(UserWarning, match=r"no_area.json: 1 annotations have no 'area'; their box area"):
+        coco = load_coco_gt(broken)
+    x, y, w, h = dataset["annotations"][0]["bbox"]
+    assert coco.anns[dataset["annotations"][0]["id"]]["area"] == pytest.approx(w * h)
+    del dataset["annotations"][0]["bbox"]
     broken.write_text(json.dumps(dataset))
     with pytest.raises(ValueError, match="area"):
         evaluate_coco_keypoints(broken, [], COCO17.sigmas)

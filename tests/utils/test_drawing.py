@@ -51,6 +51,21 @@ def test_side_colours_and_low_scores() -> None:
     assert keypoint_sides(names) == ["left", "right", "center", "left"]
 
 
+def test_layout_colours_in_the_image_order() -> None:
+    from src.layout_files import layout_from_mapping
+
+    info = layout_from_mapping(
+        {"keypoints": ["a", "b"], "skeleton": [["a", "b"]], "colors": {"a": [255, 0, 0], "b": [0, 0, 255]}}
+    )
+    kpts = np.array([[[10.0, 32.0, 1.0], [54.0, 32.0, 1.0]]])
+    image = np.zeros((64, 64, 3), np.uint8)
+    bgr = draw_keypoint_info(image, kpts, info, radius=2)
+    assert tuple(bgr[32, 10]) == (0, 0, 255) and tuple(bgr[32, 54]) == (255, 0, 0)  # RGB red, blue as BGR
+    assert tuple(bgr[32, 32]) == (255, 0, 0)  # the limb takes its second joint's colour
+    rgb = draw_keypoint_info(image, kpts, info, radius=2, bgr=False)
+    assert tuple(rgb[32, 10]) == (255, 0, 0)
+
+
 def test_limbs_drawn_between_confident_points() -> None:
     image = np.zeros((64, 64, 3), np.uint8)
     kpts = np.array([[[10.0, 32.0], [54.0, 32.0]]])  # (N, K, 2): no scores, all shown
