@@ -130,3 +130,22 @@ def test_metric_without_sigmas_warns_and_uses_the_default(tmp_path):
     with pytest.warns(UserWarning, match=r"declares no OKS sigmas: AP uses 0.067 for every joint"):
         metric = COCOKeypointMetric(ann_file=str(tmp_path / "gt.json"), keypoint_info=info)
     assert tuple(metric.sigmas) == (DEFAULT_OKS_SIGMA,) * 3
+
+
+def test_coco_wholebody_layout():
+    """conf/layouts/coco_wholebody.yaml against mmpose's dataset meta: 133 joints in five parts, COCO's
+    body first (same names and sigmas), 61 flip pairs giving mmpose's flip indices, 65 limbs."""
+    info = get_keypoint_info("coco_wholebody")
+    assert info.num_keypoints == 133 and len(info.flip_pairs) == 61 and len(info.skeleton) == 65
+    assert [(name, ids[0], len(ids)) for name, ids in info.parts] == [
+        ("body", 0, 17), ("foot", 17, 6), ("face", 23, 68), ("lefthand", 91, 21), ("righthand", 112, 21)
+    ]  # fmt: skip
+    assert info.keypoint_names[:17] == COCO17.keypoint_names and info.sigmas[:17] == COCO17.sigmas
+    face = [39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40]
+    face += [50, 51, 52, 53, 58, 57, 56, 55, 54, 68, 67, 66, 65, 70, 69, 62, 61, 60, 59, 64, 63, 77, 76, 75, 74]
+    face += [73, 72, 71, 82, 81, 80, 79, 78, 87, 86, 85, 84, 83, 90, 89, 88]
+    expected = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 20, 21, 22, 17, 18, 19, *face]
+    expected += [*range(112, 133), *range(91, 112)]
+    assert list(info.flip_index) == expected
+    assert info.sigmas[91:112] == info.sigmas[112:133] and min(info.sigmas) == 0.007 and max(info.sigmas) == 0.107
+    assert info.sigmas[17:23] == (0.068, 0.066, 0.066, 0.092, 0.094, 0.094) and len(set(info.sigmas[23:91])) > 10
