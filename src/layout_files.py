@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from src.layouts import KeypointInfo
+from src.keypoint_info import KeypointInfo
 
 log = logging.getLogger(__name__)
 
