@@ -13,7 +13,6 @@ from typing import Any
 from src import layout_files
 from src.keypoint_info import KeypointInfo
 
-
 COCO17 = KeypointInfo(
     name="coco17",
     keypoint_names=(
