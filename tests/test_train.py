@@ -189,6 +189,7 @@ MIXED_PRECISION_MODELS = [
     "higherhrnet",
     "posenet",
     "rtmpose_t",
+    "cspnext_udp",
     "simcc_r50",
     "vitpose_s",
 ]
