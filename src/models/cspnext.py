@@ -20,9 +20,12 @@ the defaults here are RTMPose's. ``bn_momentum=0.03, bn_eps=1e-3`` gives mmdet's
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
+
+from src.models.pretrained import PretrainedReport, load_backbone_weights
 
 #: P5 stages: (in channels, out channels, blocks, identity shortcut in the blocks, SPP bottleneck).
 P5_STAGES: tuple[tuple[int, int, int, bool, bool], ...] = (
@@ -274,3 +277,23 @@ class CSPNeXt(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+#: Where a CSPNeXt's tensors sit in the files that initialise one: mmpose / mmdet checkpoints
+#: (``backbone.*``), this project's training checkpoints (``net.backbone.*``), a bare state_dict.
+BACKBONE_PREFIXES = ("backbone.", "net.backbone.", "")
+
+
+def init_cspnext_backbone(
+    backbone: CSPNeXt, pretrained: str | os.PathLike[str] | None, *, partial: bool = False
+) -> PretrainedReport | None:
+    """mmdet's init of ``backbone``, then, given a file, its tensors from it (`BACKBONE_PREFIXES`).
+
+    Returns what the file gave the backbone (None without a file). Raises FileNotFoundError for a
+    missing file, ValueError when nothing fits or (unless ``partial``) the file covers the backbone
+    only in part.
+    """
+    backbone.init_weights()
+    if pretrained is None:
+        return None
+    return load_backbone_weights(backbone, pretrained, prefixes=BACKBONE_PREFIXES, partial=partial)

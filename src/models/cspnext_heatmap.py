@@ -16,9 +16,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from src.models.cspnext import CSPNeXt, cspnext_factors
-from src.models.heatmap_head import HeatmapHead
-from src.models.pretrained import PretrainedReport, load_backbone_weights
+from src.models.cspnext import CSPNeXt, cspnext_factors, init_cspnext_backbone
+from src.models.pretrained import PretrainedReport
+from src.models.resnet import DeconvHead
 
 
 class CSPNeXtHeatmap(nn.Module):
@@ -54,7 +54,7 @@ class CSPNeXtHeatmap(nn.Module):
         self.backbone = CSPNeXt(
             deepen_factor=self.deepen_factor, widen_factor=self.widen_factor, bn_eps=bn_eps, bn_momentum=bn_momentum
         )
-        self.head = HeatmapHead(
+        self.head = DeconvHead(
             in_channels=self.backbone.out_channels,
             out_channels=num_joints,
             num_deconv_layers=num_deconv_layers,
@@ -74,14 +74,7 @@ class CSPNeXtHeatmap(nn.Module):
         e.g. mmdet's ImageNet ``cspnext-*_imagenet_600e-*.pth``, a checkpoint of this project with
         ``net.backbone.*`` keys, or a bare CSPNeXt state_dict).
 
-        Returns what the file gave the backbone (None without a file). Raises FileNotFoundError for a
-        missing file, ValueError when nothing fits or (unless ``partial``) the file covers the backbone
-        only in part.
+        Returns and raises as `src.models.cspnext.init_cspnext_backbone`.
         """
         self.head.init_weights()
-        self.backbone.init_weights()
-        if pretrained is None:
-            return None
-        return load_backbone_weights(
-            self.backbone, pretrained, prefixes=("backbone.", "net.backbone.", ""), partial=partial
-        )
+        return init_cspnext_backbone(self.backbone, pretrained, partial=partial)

@@ -116,12 +116,15 @@ def _final_conv(in_channels: int, out_channels: int, kernel: int) -> nn.Conv2d:
 
 
 class DeconvHead(nn.Module):
-    """`deconv_layers` + `final_layer` as a standalone module (used as `head` by PoseNet).
+    """`deconv_layers` + `final_layer` as a standalone module: the head of PoseNet, of SimCC-ResNet's
+    maps, and mmpose's ``HeatmapHead`` without conv layers (ViTPose, CSPNeXt on UDP heatmaps), whose
+    keys are the same.
 
     Args:
         in_channels: backbone channels (2048 for ResNet-50+).
-        out_channels: channels of the final 1x1 conv (K heatmaps, or K * depth bins).
-        num_deconv_layers, deconv_channels, deconv_kernel: see `make_deconv_layers`.
+        out_channels: channels of the final conv (K heatmaps, or K * depth bins).
+        num_deconv_layers, deconv_channels, deconv_kernel: see `make_deconv_layers`; with 0 layers
+            (ViTPose's simple head) the final conv reads the input directly.
         final_conv_kernel: 1 (official) or 3.
     """
 
@@ -142,7 +145,8 @@ class DeconvHead(nn.Module):
         self.deconv_layers = make_deconv_layers(
             in_channels, num_layers=num_deconv_layers, channels=deconv_channels, kernel=deconv_kernel
         )
-        self.final_layer = _final_conv(deconv_channels, out_channels, final_conv_kernel)
+        final_in = deconv_channels if num_deconv_layers else in_channels
+        self.final_layer = _final_conv(final_in, out_channels, final_conv_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, in_channels, h, w) -> (N, out_channels, h 2^L, w 2^L)."""

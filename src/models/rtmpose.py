@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.models.cspnext import CSPNeXt, cspnext_factors
-from src.models.pretrained import PretrainedReport, load_backbone_weights
+from src.models.cspnext import CSPNeXt, cspnext_factors, init_cspnext_backbone
+from src.models.pretrained import PretrainedReport
 from src.models.rtmcc_head import RTMCCHead, feature_size, size_pair
 
 
@@ -90,14 +90,7 @@ class RTMPose(nn.Module):
         cspnext-m_udp-aic-coco_210e-256x192-f2f7d6f6_20230130.pth), a checkpoint of this project
         (``net.backbone.*``) or a bare CSPNeXt state_dict.
 
-        Returns what the file gave the backbone (None without a file). Raises FileNotFoundError for a
-        missing file, ValueError when nothing fits or (unless ``partial``) the file covers the backbone
-        only in part.
+        Returns and raises as `src.models.cspnext.init_cspnext_backbone`.
         """
         self.head.init_weights()
-        self.backbone.init_weights()
-        if pretrained is None:
-            return None
-        return load_backbone_weights(
-            self.backbone, pretrained, prefixes=("backbone.", "net.backbone.", ""), partial=partial
-        )
+        return init_cspnext_backbone(self.backbone, pretrained, partial=partial)

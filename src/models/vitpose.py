@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.models.heatmap_head import HeatmapHead
 from src.models.pretrained import PretrainedReport, load_backbone_weights
+from src.models.resnet import DeconvHead
 from src.models.vit import ARCHS, CLS_POSITION_MODES, VisionTransformer, timm_to_mmpretrain
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,14 @@ class ViTPose(nn.Module):
         channels = self.backbone.out_channels
         if head == "classic":
             self.neck: nn.Module = nn.Identity()
-            self.head = HeatmapHead(
-                in_channels=channels,
-                out_channels=num_joints,
-                num_deconv_layers=2,
-                deconv_channels=deconv_channels,
-                final_kernel=1,
+            self.head = DeconvHead(
+                in_channels=channels, out_channels=num_joints, num_deconv_layers=2, deconv_channels=deconv_channels
             )
         else:
             self.neck = FeatureMapUpsample(scale_factor=4.0)
-            self.head = HeatmapHead(in_channels=channels, out_channels=num_joints, num_deconv_layers=0, final_kernel=3)
+            self.head = DeconvHead(
+                in_channels=channels, out_channels=num_joints, num_deconv_layers=0, final_conv_kernel=3
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N, 3, H, W) -> heatmaps (N, K, H/4, W/4) (H, W giving a whole number of patches)."""
