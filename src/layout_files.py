@@ -22,6 +22,7 @@ Every problem is a `LayoutError` naming the file, the key and the entry.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -70,10 +71,22 @@ def layout_path(name: str) -> Path | None:
 
 
 def load_layout_file(path: str | Path) -> KeypointInfo:
-    """The layout a YAML file declares (see the module docstring)."""
+    """The layout a YAML file declares (see the module docstring). Read once per file version: the
+    config (``data.num_keypoints``), the datamodule and the model all ask for it, and a layout with
+    ``from_json`` reads a whole annotation file (whose later changes a running process does not see)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise LayoutError(f"{path}: no such layout file")
+    stat = path.stat()
+    return _read_layout_file(str(path.resolve()), str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_layout_file(resolved: str, shown: str, mtime_ns: int, size: int) -> KeypointInfo:
+    """`load_layout_file`'s work, cached by the file's identity and version (the returned
+    `KeypointInfo` is immutable)."""
+    del resolved, mtime_ns, size  # the cache key only
+    path = Path(shown)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

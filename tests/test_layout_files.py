@@ -149,3 +149,11 @@ def test_coco_wholebody_layout():
     assert list(info.flip_index) == expected
     assert info.sigmas[91:112] == info.sigmas[112:133] and min(info.sigmas) == 0.007 and max(info.sigmas) == 0.107
     assert info.sigmas[17:23] == (0.068, 0.066, 0.066, 0.092, 0.094, 0.094) and len(set(info.sigmas[23:91])) > 10
+
+
+def test_a_layout_file_is_read_once_per_version(tmp_path):
+    path = write(tmp_path, FIVE)
+    first = get_keypoint_info(str(path))
+    assert get_keypoint_info(str(path)) is first  # the config, the datamodule and the model share one read
+    path.write_text(yaml.safe_dump({**FIVE, "name": "five_v2"}, sort_keys=False))
+    assert get_keypoint_info(str(path)).name == "five_v2"  # an edited file is read again
