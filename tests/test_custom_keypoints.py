@@ -128,3 +128,15 @@ def test_check_data_passes_and_finds_a_wrong_layout(work, dataset, tmp_path):
     findings = json.loads((tmp_path / "bad" / "check_data.json").read_text())
     (mismatch,) = [f for f in findings if f["kind"] == "layout mismatch" and "train.json" in f["where"]]
     assert "1: 'left_hand' vs 'left_foot'" in mismatch["detail"]
+
+
+def test_missing_custom_data_says_what_is_expected(tmp_path):
+    from src.readers.custom import CustomCOCOReader
+    from src.readers.errors import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError) as err:
+        CustomCOCOReader(root=tmp_path / "mine").prepare()
+    message = str(err.value)
+    assert message.startswith("custom dataset, train split: missing dataset root")
+    assert f"annotation file {tmp_path / 'mine' / 'annotations' / 'train.json'}" in message
+    assert "ROOT/images/train/" in message and "data.layout=" in message

@@ -259,6 +259,19 @@ def load_coco_records(
     return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding, area_from_box)
 
 
+def missing_paths(root: str | Path, ann_file: str | Path, image_dir: str | Path) -> list[str]:
+    """What of a COCO-format split is not on disk: the root, the annotation file, the image folder."""
+    root, ann_file, image_dir = Path(root), Path(ann_file), Path(image_dir)
+    missing = [f"dataset root {root}"] * (not root.is_dir())
+    missing += [f"annotation file {ann_file}"] * (not ann_file.is_file())
+    return missing + [f"image folder {image_dir}/"] * (not image_dir.is_dir())
+
+
+def root_text(root: Path) -> str:
+    """``ROOT = <root>`` for the messages, with the absolute path of a relative root."""
+    return f"ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})")
+
+
 def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:
     """Raise DatasetNotFoundError unless ``ann_file`` is a file and ``image_dir`` a folder.
 
@@ -271,20 +284,14 @@ def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | P
         image_dir: image folder expected for ``split``.
         split: name used in the message (e.g. "train2017", "val2017").
     """
-    root, ann_file, image_dir = Path(root), Path(ann_file), Path(image_dir)
-    missing = []
-    if not root.is_dir():
-        missing.append(f"dataset root {root}")
-    if not ann_file.is_file():
-        missing.append(f"annotation file {ann_file}")
-    if not image_dir.is_dir():
-        missing.append(f"image folder {image_dir}/")
+    root = Path(root)
+    missing = missing_paths(root, ann_file, image_dir)
     if not missing:
         return
     lines = [
         f"COCO {split} data not found. Missing: " + "; ".join(missing) + ".",
         "",
-        f"Expected layout under ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})") + ":",
+        f"Expected layout under {root_text(root)}:",
         "  ROOT/annotations/person_keypoints_train2017.json",
         "  ROOT/annotations/person_keypoints_val2017.json",
         "  ROOT/images/train2017/   (000000xxxxxx.jpg)",

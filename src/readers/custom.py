@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.readers.coco import COCOReader
+from src.readers.coco_records import missing_paths, root_text
 from src.readers.errors import DatasetNotFoundError
 
 
@@ -43,18 +44,15 @@ class CustomCOCOReader(COCOReader):
 
     def check(self, split: str) -> None:
         split = self._split(split)
-        ann_file, image_dir = self.ann_files[split], self.image_dirs[split]
-        missing = [f"annotation file {ann_file}"] * (not ann_file.is_file())
-        missing += [f"image folder {image_dir}/"] * (not image_dir.is_dir())
+        missing = missing_paths(self.root, self.ann_files[split], self.image_dirs[split])
         if not missing:
             return
-        root = self.root
         raise DatasetNotFoundError(
             "\n".join(
                 [
                     f"custom dataset, {split} split: missing " + "; ".join(missing) + ".",
                     "",
-                    f"Expected under ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})") + ":",
+                    f"Expected under {root_text(self.root)}:",
                     "  ROOT/annotations/train.json   COCO-format: images, annotations (keypoints, num_keypoints,",
                     "  ROOT/annotations/val.json     bbox, optional area), categories (keypoints, skeleton)",
                     "  ROOT/images/train/            the images the files' file_name entries name",
