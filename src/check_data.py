@@ -60,6 +60,7 @@ def scan(cfg: DictConfig) -> list[Finding]:
                 reader.image_dirs[split],
                 info.num_keypoints,
                 keypoint_names=info.keypoint_names,
+                keypoint_fields=getattr(reader, "keypoint_fields", None),
             )
             findings.extend(found)
             for path, size in images.values():  # every listed image: whole-image models read them all

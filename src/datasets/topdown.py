@@ -107,6 +107,7 @@ class TopDownDataset(PoseDataset):
         sample_id () int64; image_id () int64; center (2,) float32 and scale (2,) float32 of the crop
         actually used (after half-body / scale jitter / flip; rotation is not part of them);
         area () float32 padded box area (200 s_x)(200 s_y) of the record; box_score () float32;
+        category_id () int64 the record's COCO category (only where the records have one);
         joints (K, 3) float32 ground-truth x, y (image pixels, in the same frame as ``center``,
         i.e. mirrored when the sample was flipped) and visibility. Without augmentation ``joints``
         are the annotation as read.
@@ -265,6 +266,11 @@ class TopDownDataset(PoseDataset):
         self._image_ids = np.fromiter((r["image_id"] for r in records), dtype=np.int64, count=n)
         self._areas = np.fromiter((r["area"] for r in records), dtype=np.float32, count=n)
         self._box_scores = np.fromiter((r["box_score"] for r in records), dtype=np.float32, count=n)
+        # COCO-format records carry the category of their box (AP-10K's species); others have none
+        with_category = n > 0 and all("category_id" in r for r in records)
+        self._category_ids = (
+            np.fromiter((r["category_id"] for r in records), dtype=np.int64, count=n) if with_category else None
+        )
         self._centers = np.array([r["center"] for r in records], dtype=np.float32).reshape(n, 2)
         self._scales = np.array([r["scale"] for r in records], dtype=np.float32).reshape(n, 2)
         self._keypoints = np.array([r["keypoints"] for r in records], dtype=np.float32).reshape(n, k, 2)
@@ -396,4 +402,11 @@ class TopDownDataset(PoseDataset):
             "area": torch.tensor(self._areas[index], dtype=torch.float32),
             "box_score": torch.tensor(self._box_scores[index], dtype=torch.float32),
             "joints": torch.from_numpy(gt),
+            **self._category_item(index),
         }
+
+    def _category_item(self, index: int) -> dict[str, torch.Tensor]:
+        """{"category_id": () int64} where the records have categories, else {}."""
+        if self._category_ids is None:
+            return {}
+        return {"category_id": torch.tensor(self._category_ids[index], dtype=torch.int64)}

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,41 @@ NO_PREDICTIONS_TEXT = "no predictions: all COCO keypoint stats set to 0\n"
 # --------------------------------------------------------------------------- ground truth
 
 
-def load_coco_gt(ann_file: str | os.PathLike) -> COCO:
-    """Load a COCO annotation file with pycocotools, silently; clear error when it is missing."""
+def load_coco_gt(ann_file: str | os.PathLike, keypoint_fields: Mapping[str, int] | None = None) -> COCO:
+    """Load a COCO annotation file with pycocotools, silently; clear error when it is missing.
+
+    ``keypoint_fields`` (annotation key -> joint count, in order; e.g. COCO-WholeBody's body, foot,
+    face and hands) assemble each annotation's ``keypoints`` from those keys, as the readers do,
+    with ``num_keypoints`` counted over all of them."""
     path = Path(ann_file)
     if not path.is_file():
         raise FileNotFoundError(f"COCO keypoint annotation file not found: {path}")
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(path))
     fill_missing_areas(coco, path)
+    if keypoint_fields and list(keypoint_fields) != ["keypoints"]:
+        assemble_keypoints(coco, path, keypoint_fields)
     return coco
+
+
+def assemble_keypoints(coco: COCO, path: Path, fields: Mapping[str, int]) -> None:
+    """Give every annotation of a keypoint category the concatenation of ``fields`` as its
+    ``keypoints`` and the count of labelled ones (v > 0) as its ``num_keypoints``."""
+    keypoint_cats = {c["id"] for c in coco.dataset.get("categories", []) if "keypoints" in c}
+    for ann in coco.anns.values():
+        if keypoint_cats and ann.get("category_id") not in keypoint_cats:
+            continue
+        joints: list = []
+        for field, count in fields.items():
+            values = ann.get(field)
+            if not isinstance(values, list) or len(values) != 3 * count:
+                got = f"{len(values)} values" if isinstance(values, list) else "no such key"
+                raise ValueError(
+                    f"{path}: annotation id={ann.get('id')} has '{field}' with {got}, expected {3 * count} numbers"
+                )
+            joints.extend(values)
+        ann["keypoints"] = joints
+        ann["num_keypoints"] = int(np.count_nonzero(np.asarray(joints[2::3], dtype=np.float64) > 0))
 
 
 def fill_missing_areas(coco: COCO, path: Path) -> None:
@@ -108,6 +134,9 @@ def coco_keypoint_eval(
     sigmas: Sequence[float],
     *,
     img_ids: Sequence[int] | None = None,
+    use_categories: bool = True,
+    per_category: bool = False,
+    result_areas: Sequence[float] | None = None,
 ) -> tuple[dict[str, float], str]:
     """Run pycocotools COCOeval('keypoints') quietly; return the 10 stats and the printed summary.
 
@@ -116,6 +145,13 @@ def coco_keypoint_eval(
         results: COCO result dicts {image_id, category_id, keypoints: flat K*3 list, score}; not modified.
         sigmas: K per-keypoint OKS sigmas (set as params.kpt_oks_sigmas, so any layout works).
         img_ids: evaluate only these images (default: every ground-truth image, as the official code).
+        use_categories: On (COCOeval's useCats, COCO's and AP-10K's evaluation), a prediction is
+            matched only to ground truth of its ``category_id`` and AP is the mean of the
+            per-category APs; off, categories are ignored and AP is over all instances together.
+        per_category: add ``AP/<category name>`` and ``AR/<category name>`` for every category
+            with ground truth (with ``use_categories``).
+        result_areas: the area of each result for the area ranges of unmatched predictions
+            (default: pycocotools' area of the result's keypoint extent).
 
     Returns:
         ({"AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL"} floats (-1 where
@@ -129,8 +165,13 @@ def coco_keypoint_eval(
         warnings.warn("COCO keypoint evaluation got no predictions; reporting zeros", stacklevel=2)
         return zero_stats(), NO_PREDICTIONS_TEXT
     check_results(coco_gt, results, len(sigmas))
+    if not use_categories:
+        coco_gt, results = one_category(coco_gt, results)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(copy.deepcopy(list(results)))  # loadRes adds fields in place
+        if result_areas is not None:  # loadRes numbers the results 1..N in order
+            for ann, area in zip(coco_dt.dataset["annotations"], result_areas):
+                ann["area"] = float(area)
         coco_eval = COCOeval(coco_gt, coco_dt, iouType="keypoints")
         coco_eval.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         if img_ids is not None:
@@ -141,18 +182,55 @@ def coco_keypoint_eval(
     with contextlib.redirect_stdout(summary):
         coco_eval.summarize()
     stats = {name: float(value) for name, value in zip(STAT_NAMES, coco_eval.stats)}
+    if per_category and use_categories:
+        stats.update(category_stats(coco_eval, coco_gt))
     return stats, summary.getvalue()
+
+
+def one_category(coco_gt: COCO, results: Sequence[dict]) -> tuple[COCO, list[dict]]:
+    """Copies of the ground truth and the results with every category id replaced by the first
+    category's: AP over all instances together. (COCOeval's useCats=0 would be the direct way, but
+    pycocotools' keypoint OKS looks people up by category and then finds none.)"""
+    category = min(coco_gt.getCatIds()) if coco_gt.getCatIds() else PERSON_CATEGORY_ID
+    dataset = dict(coco_gt.dataset)
+    dataset["annotations"] = [{**ann, "category_id": category} for ann in coco_gt.dataset.get("annotations", [])]
+    gt = COCO()
+    gt.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt, [{**r, "category_id": category} for r in results]
+
+
+def category_stats(coco_eval: COCOeval, coco_gt: COCO) -> dict[str, float]:
+    """``AP/<name>`` and ``AR/<name>`` of every category with ground truth: the summary's AP and AR
+    (all areas, 20 detections) restricted to that category's slice of the accumulated arrays."""
+    precision = coco_eval.eval["precision"]  # (T, R, categories, areas, max dets)
+    recall = coco_eval.eval["recall"]  # (T, categories, areas, max dets)
+    with_gt = {ann["category_id"] for ann in coco_gt.anns.values()}
+    stats = {}
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        if cat_id not in with_gt:
+            continue
+        name = category_key(coco_gt.cats.get(cat_id, {}).get("name", str(cat_id)))
+        for stat, values in (("AP", precision[:, :, k, 0, -1]), ("AR", recall[:, k, 0, -1])):
+            valid = values[values > -1]
+            stats[f"{stat}/{name}"] = float(valid.mean()) if valid.size else -1.0
+    return stats
+
+
+def category_key(name: str) -> str:
+    """A category name as a metric key: spaces and slashes become underscores ("argali sheep" -> "argali_sheep")."""
+    return "_".join(str(name).replace("/", " ").split())
 
 
 def evaluate_coco_keypoints(
     coco_gt: COCO | str | os.PathLike,
     results: Sequence[dict],
     sigmas: Sequence[float],
-    *,
-    img_ids: Sequence[int] | None = None,
+    **options: Any,
 ) -> dict[str, float]:
-    """The 10 COCO keypoint stats of a result list (see `coco_keypoint_eval`)."""
-    return coco_keypoint_eval(coco_gt, results, sigmas, img_ids=img_ids)[0]
+    """The 10 COCO keypoint stats of a result list (see `coco_keypoint_eval` for the options)."""
+    return coco_keypoint_eval(coco_gt, results, sigmas, **options)[0]
 
 
 def write_results_json(results: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -215,9 +293,15 @@ def select_instances(
 
 
 def build_coco_results(
-    image_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, *, category_id: int = PERSON_CATEGORY_ID
+    image_ids: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    *,
+    category_ids: np.ndarray | int = PERSON_CATEGORY_ID,
 ) -> list[dict]:
-    """COCO result dicts from (N,) image ids, (N, K, 3) keypoints [x, y, score] and (N,) scores."""
+    """COCO result dicts from (N,) image ids, (N, K, 3) keypoints [x, y, score], (N,) scores and
+    (N,) category ids (or one for all)."""
+    categories = np.broadcast_to(np.asarray(category_ids, dtype=np.int64), (len(image_ids),))
     return [
         {
             "image_id": int(image_id),
@@ -225,5 +309,5 @@ def build_coco_results(
             "keypoints": np.asarray(kpts, dtype=np.float64).reshape(-1).tolist(),
             "score": float(score),
         }
-        for image_id, kpts, score in zip(image_ids, keypoints, scores)
+        for image_id, category_id, kpts, score in zip(image_ids, categories, keypoints, scores)
     ]

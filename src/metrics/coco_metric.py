@@ -9,7 +9,7 @@ COCO result dicts -> pycocotools COCOeval ("keypoints", with the layout's sigmas
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +21,7 @@ from torchmetrics.utilities import dim_zero_cat
 from src.layouts import DEFAULT_OKS_SIGMA
 from src.metrics.coco_eval import (
     NO_PREDICTIONS_TEXT,
+    PERSON_CATEGORY_ID,
     STAT_NAMES,
     build_coco_results,
     coco_keypoint_eval,
@@ -33,7 +34,9 @@ from src.metrics.rescoring import rescore_instances
 
 __all__ = ["STAT_NAMES", "COCOKeypointMetric", "evaluate_coco_keypoints", "write_results_json"]
 
-_STATE_NAMES = ("sample_ids", "instance_index", "image_ids", "keypoints", "areas", "box_scores")
+_STATE_NAMES = ("sample_ids", "instance_index", "image_ids", "category_ids", "keypoints", "areas", "box_scores")
+#: The category id of an instance whose category the model does not know (bottom-up people).
+UNKNOWN_CATEGORY = -1
 
 
 def _occurrence_index(ids: torch.Tensor) -> torch.Tensor:
@@ -98,7 +101,17 @@ class COCOKeypointMetric(Metric):
         use_nms: run OKS-NMS per image (official top-down); bottom-up results usually skip it.
         oks_thr: OKS-NMS threshold (official OKS_THRE 0.9).
         soft_nms: use soft OKS-NMS instead of the greedy one (official option, off by default).
+        keypoint_fields: annotation key -> joint count, in order, when the ground truth's joints span
+            several keys (COCO-WholeBody); see `load_coco_gt`.
+        use_categories: match predictions to ground truth of their own ``category_id`` and average
+            AP over the categories (COCOeval's useCats, as COCO and AP-10K evaluate); off: one AP
+            over all instances, categories ignored.
+        per_category: also report ``AP/<category>`` and ``AR/<category>`` (with ``use_categories``).
         **kwargs: passed to torchmetrics.Metric (e.g. dist_sync_on_step, process_group).
+
+    Instances carry the ``category_id`` of their sample (top-down: the box's); those without one
+    (bottom-up people) get the file's keypoint category, and a file with several needs
+    ``use_categories=False`` for them.
 
     After `compute`: `summary_text` holds pycocotools' summary table and `last_results` the
     COCO result dicts that were evaluated (write them with `write_results_json`).
@@ -125,6 +138,9 @@ class COCOKeypointMetric(Metric):
         use_nms: bool = True,
         oks_thr: float = 0.9,
         soft_nms: bool = False,
+        keypoint_fields: Mapping[str, int] | None = None,
+        use_categories: bool = True,
+        per_category: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,6 +155,9 @@ class COCOKeypointMetric(Metric):
         self.use_nms = use_nms
         self.oks_thr = oks_thr
         self.soft_nms = soft_nms
+        self.keypoint_fields = dict(keypoint_fields) if keypoint_fields else None
+        self.use_categories = bool(use_categories)
+        self.per_category = bool(per_category)
         for name in _STATE_NAMES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._coco_gt: COCO | None = None  # cache, not a metric state
@@ -159,18 +178,24 @@ class COCOKeypointMetric(Metric):
                 per-instance sample_id, image_id, area and box_score (N,) when the model found
                 the instances itself (bottom-up).
             batch: the dataset batch; the instance fields not in ``predictions`` come from it
-                (top-down: one instance per crop).
+                (top-down: one instance per crop). ``category_id`` is optional in both.
         """
 
         def field(name: str) -> Any:
             return predictions[name] if name in predictions else batch[name]
 
+        keypoints = predictions["keypoints"]
+        if "category_id" in predictions or "category_id" in batch:
+            categories = field("category_id")
+        else:
+            categories = torch.full((len(keypoints),), UNKNOWN_CATEGORY, dtype=torch.int64)
         self.add_instances(
             sample_ids=field("sample_id"),
             image_ids=field("image_id"),
-            keypoints=predictions["keypoints"],
+            keypoints=keypoints,
             areas=field("area"),
             box_scores=field("box_score"),
+            category_ids=categories,
         )
 
     def add_instances(
@@ -180,6 +205,7 @@ class COCOKeypointMetric(Metric):
         keypoints: torch.Tensor,
         areas: torch.Tensor,
         box_scores: torch.Tensor,
+        category_ids: torch.Tensor | None = None,
     ) -> None:
         """Add N instances.
 
@@ -189,6 +215,7 @@ class COCOKeypointMetric(Metric):
             keypoints: (N, K, 3) [x, y, score] in original-image pixels.
             areas: (N,) instance areas for OKS-NMS (official: padded box area).
             box_scores: (N,) person box scores (or final instance scores when rescore=False).
+            category_ids: (N,) COCO category id of each instance (default: unknown, see the class).
         """
         keypoints = torch.as_tensor(keypoints, device=self.device).detach()
         if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
@@ -196,7 +223,15 @@ class COCOKeypointMetric(Metric):
         n, k = keypoints.shape[:2]
         if k != self.num_keypoints:
             raise ValueError(f"keypoints have K={k} joints but the metric has {self.num_keypoints} OKS sigmas")
-        columns = {"sample_ids": sample_ids, "image_ids": image_ids, "areas": areas, "box_scores": box_scores}
+        if category_ids is None:
+            category_ids = torch.full((n,), UNKNOWN_CATEGORY, dtype=torch.int64)
+        columns = {
+            "sample_ids": sample_ids,
+            "image_ids": image_ids,
+            "category_ids": category_ids,
+            "areas": areas,
+            "box_scores": box_scores,
+        }
         flat = {name: torch.as_tensor(v, device=self.device).detach().reshape(-1) for name, v in columns.items()}
         for name, value in flat.items():
             if value.numel() != n:
@@ -214,6 +249,7 @@ class COCOKeypointMetric(Metric):
         self.sample_ids.append(flat["sample_ids"].long())
         self.instance_index.append(_occurrence_index(flat["sample_ids"]))
         self.image_ids.append(flat["image_ids"].long())
+        self.category_ids.append(flat["category_ids"].long())
         self.keypoints.append(keypoints.float())
         self.areas.append(flat["areas"].float())
         self.box_scores.append(flat["box_scores"].float())
@@ -248,14 +284,34 @@ class COCOKeypointMetric(Metric):
             use_nms=self.use_nms,
             soft_nms=self.soft_nms,
         )
-        self.last_results = build_coco_results(data["image_ids"][kept], keypoints[kept], scores[kept])
-        stats, self.summary_text = self.evaluate_results(self._get_coco_gt(), self.last_results)
+        coco_gt = self._get_coco_gt()
+        categories = self._known_categories(data["category_ids"][kept], coco_gt)
+        self.last_results = build_coco_results(
+            data["image_ids"][kept], keypoints[kept], scores[kept], category_ids=categories
+        )
+        stats, self.summary_text = self.evaluate_results(coco_gt, self.last_results)
         return stats
 
     def evaluate_results(self, coco_gt: COCO, results: list[dict]) -> tuple[dict[str, float], str]:
         """The stats of the submitted results and a summary text (COCOeval here; subclasses change
         the evaluation, e.g. `CrowdPoseKeypointMetric`)."""
-        return coco_keypoint_eval(coco_gt, results, self.sigmas)
+        return coco_keypoint_eval(
+            coco_gt, results, self.sigmas, use_categories=self.use_categories, per_category=self.per_category
+        )
+
+    def _known_categories(self, category_ids: np.ndarray, coco_gt: COCO) -> np.ndarray:
+        """The instances' category ids, the unknown ones replaced by the file's keypoint category."""
+        unknown = category_ids == UNKNOWN_CATEGORY
+        if not unknown.any():
+            return category_ids
+        cats = sorted(c["id"] for c in coco_gt.dataset.get("categories", []) if "keypoints" in c)
+        if len(cats) > 1 and self.use_categories:
+            raise ValueError(
+                f"{self.ann_file}: {int(unknown.sum())} predictions have no category_id (bottom-up models do not "
+                f"tell categories apart), but the file has {len(cats)} keypoint categories {cats[:6]}: evaluate "
+                "them together with data.metric.use_categories=false"
+            )
+        return np.where(unknown, cats[0] if cats else PERSON_CATEGORY_ID, category_ids)
 
     def _gathered_arrays(self) -> dict[str, np.ndarray] | None:
         """Concatenated states as numpy arrays, or None when there are no rows."""
@@ -267,7 +323,7 @@ class COCOKeypointMetric(Metric):
 
     def _get_coco_gt(self) -> COCO:
         if self._coco_gt is None:
-            self._coco_gt = load_coco_gt(self.ann_file)
+            self._coco_gt = load_coco_gt(self.ann_file, self.keypoint_fields)
         return self._coco_gt
 
 

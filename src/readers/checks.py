@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +121,19 @@ def _finite(values: Any) -> bool:
 
 
 def check_coco_annotations(
-    ann_file: str | Path, image_dir: str | Path, num_keypoints: int, *, keypoint_names: Sequence[str] | None = None
+    ann_file: str | Path,
+    image_dir: str | Path,
+    num_keypoints: int,
+    *,
+    keypoint_names: Sequence[str] | None = None,
+    keypoint_fields: Mapping[str, int] | None = None,
 ) -> tuple[list[Finding], dict]:
     """Problems of a COCO-format keypoint file, and its images as {id: (path, (w, h))}. With the
     layout's ``keypoint_names``, also the layout against the file: each keypoint category's names,
-    annotations of categories without keypoints, and the joints that no annotation labels."""
+    annotations of categories without keypoints, and the joints that no annotation labels.
+    ``keypoint_fields`` (key -> joint count, in order) are the annotation keys that hold the joints
+    when ``keypoints`` holds only the first of them (COCO-WholeBody); a category then names the
+    joints of ``keypoints``."""
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     try:
         data = read_json(ann_file, "annotation file")
@@ -150,9 +158,11 @@ def check_coco_annotations(
         images[img["id"]] = (image_dir / str(img["file_name"]), size if _finite(size) else None)
     seen_ids: set = set()
     k = num_keypoints
+    fields = dict(keypoint_fields) if keypoint_fields else {"keypoints": k}
     keypoint_categories = None
     if keypoint_names is not None:
-        found_layout, keypoint_categories = _check_categories(data, ann_file, keypoint_names)
+        named = list(keypoint_names)[: fields["keypoints"]] if "keypoints" in fields else list(keypoint_names)
+        found_layout, keypoint_categories = _check_categories(data, ann_file, named)
         found.extend(found_layout)
     labelled_count = np.zeros(k, np.int64)
     for i, ann in enumerate(data["annotations"]):
@@ -180,12 +190,9 @@ def check_coco_annotations(
             continue
         if box[2] * box[3] <= 0:
             found.append(Finding("zero-area box", where, f"bbox {box}"))
-        kpts = ann.get("keypoints")
-        if not isinstance(kpts, list):
-            found.append(Finding("annotation error", where, "no keypoints list"))
-            continue
-        if len(kpts) != 3 * k:
-            found.append(Finding("joint count", where, f"{len(kpts) // 3} joints, the layout has {k}"))
+        kpts, problem = _joints(ann, fields)
+        if problem is not None:
+            found.append(Finding(problem[0], where, problem[1]))
             continue
         if not _finite(kpts):
             found.append(Finding("NaN keypoint", where))
@@ -206,6 +213,23 @@ def check_coco_annotations(
         for j in np.flatnonzero(labelled_count == 0):
             found.append(Finding("unlabelled joint", f"{ann_file}: {keypoint_names[j]!r} (index {j})"))
     return found, images
+
+
+def _joints(ann: dict, fields: Mapping[str, int]) -> tuple[list, tuple[str, str] | None]:
+    """The annotation's joints (x, y, v flat) from ``fields`` in order, or (kind, detail) of what
+    is wrong with them."""
+    joints: list = []
+    k = sum(fields.values())
+    for field, count in fields.items():
+        values = ann.get(field)
+        if not isinstance(values, list):
+            return [], ("annotation error", f"no {field} list")
+        if len(values) != 3 * count:
+            if len(fields) > 1:
+                return [], ("joint count", f"{len(values) // 3} joints in {field!r}, {count} expected there")
+            return [], ("joint count", f"{len(values) // 3} joints, the layout has {k}")
+        joints.extend(values)
+    return joints, None
 
 
 def _check_categories(data: dict, ann_file: Path, keypoint_names: Sequence[str]) -> tuple[list[Finding], set]:

@@ -8,7 +8,7 @@ checks only the splits it is given: training passes ("train", "val"), evaluation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,18 @@ class COCOReader:
             for top-down validation crops.
         det_file: detection results JSON (resolved against ``root`` unless absolute).
         det_score_thr: keep detections with score >= this (official IMAGE_THRE 0.0).
+        keypoint_fields: the annotation keys whose (x, y, v) triplets, concatenated in order, are the
+            layout's joints, with the number each holds (default: ``keypoints`` holds them all;
+            COCO-WholeBody: ``{keypoints: 17, foot_kpts: 6, face_kpts: 68, lefthand_kpts: 21,
+            righthand_kpts: 21}``). The metric assembles the ground truth the same way.
     """
 
     name = "coco"
     #: Whether annotations may lack ``area`` (the box area stands in; CrowdPose files have none).
     area_from_box = False
+    #: Whether a person counts as labelled by ``num_keypoints > 0`` (mmpose) rather than by a
+    #: nonzero keypoint value (HRNet); they differ where ``num_keypoints`` counts part of the joints.
+    labelled_by_num_keypoints = False
 
     def __init__(
         self,
@@ -53,6 +60,7 @@ class COCOReader:
         val_boxes: str = "gt",
         det_file: str | None = None,
         det_score_thr: float = 0.0,
+        keypoint_fields: Mapping[str, int] | None = None,
     ) -> None:
         if val_boxes not in ("gt", "detections"):
             raise ValueError(f"val_boxes must be 'gt' or 'detections', got {val_boxes!r}")
@@ -64,6 +72,7 @@ class COCOReader:
         self.val_boxes = val_boxes
         self.det_file = resolve(self.root, det_file) if det_file else None
         self.det_score_thr = float(det_score_thr)
+        self.keypoint_fields = dict(keypoint_fields) if keypoint_fields else None
 
     def _split(self, split: str) -> str:
         if split not in SPLITS:
@@ -95,6 +104,8 @@ class COCOReader:
             det_file=det_file,
             det_score_thr=self.det_score_thr,
             area_from_box=self.area_from_box,
+            fields=self.keypoint_fields,
+            labelled_by_num_keypoints=self.labelled_by_num_keypoints,
         )
 
     def image_files(self, split: str) -> list[tuple[int, Path]]:
@@ -111,9 +122,17 @@ class COCOReader:
                 "for top-down crops) does not apply; use data.reader.val_boxes=gt"
             )
         return load_coco_images(
-            self.ann_files[split], self.image_dirs[split], keypoint_info=keypoint_info, training=training
+            self.ann_files[split],
+            self.image_dirs[split],
+            keypoint_info=keypoint_info,
+            training=training,
+            fields=self.keypoint_fields,
         )
 
     def metric_inputs(self) -> dict[str, Any]:
-        """What the evaluation metric needs from this source: the validation annotation file."""
-        return {"ann_file": self.ann_files["val"].resolve()}
+        """What the evaluation metric needs from this source: the validation annotation file (and
+        the keys holding the joints, where they are not ``keypoints`` alone)."""
+        inputs: dict[str, Any] = {"ann_file": self.ann_files["val"].resolve()}
+        if self.keypoint_fields:
+            inputs["keypoint_fields"] = self.keypoint_fields
+        return inputs

@@ -23,7 +23,8 @@ The rules follow the official HigherHRNet reader (``lib/dataset/COCOKeypoints.py
   ``remove_images_without_annotations``; validation keeps every image.
 
 ``num_keypoints`` is read from the annotation when present, otherwise counted as the keypoints
-with v > 0. A missing ``segmentation`` counts as an empty region.
+with v > 0. A missing ``segmentation`` counts as an empty region. The joints are the annotation's
+``keypoints``, or several keys concatenated (``fields``, e.g. COCO-WholeBody's).
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 from src.layouts import KeypointInfo
-from src.readers.coco_json import image_table, keypoint_categories, numeric_array, read_coco_json, require_keys
+from src.readers.coco_json import (
+    declared_keypoint_count,
+    image_table,
+    keypoint_categories,
+    keypoint_fields,
+    read_coco_json,
+    require_keys,
+    stacked_keypoints,
+)
 from src.readers.errors import AnnotationError
 
 __all__ = ["decode_ignore_mask", "load_coco_images"]
@@ -149,6 +158,7 @@ def load_coco_images(
     *,
     keypoint_info: KeypointInfo,
     training: bool,
+    fields: dict[str, int] | None = None,
 ) -> list[dict]:
     """Read a COCO keypoint file into one bottom-up record per image (see the module docstring).
 
@@ -158,6 +168,8 @@ def load_coco_images(
         keypoint_info: the keypoint layout; its K must match the file.
         training: keep only images with at least one annotation (official training set);
             otherwise keep every image.
+        fields: the annotation keys holding the joints and their counts (`keypoint_fields`;
+            default ``{"keypoints": K}``).
 
     Returns:
         records in the order of the file's ``images`` list; joints (M, K, 3), box_sizes (M,).
@@ -169,7 +181,8 @@ def load_coco_images(
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     data = read_coco_json(ann_file)
     images = image_table(data, ann_file)
-    cat_ids = keypoint_categories(data, ann_file, keypoint_info)
+    fields = keypoint_fields(fields, keypoint_info)
+    cat_ids = keypoint_categories(data, ann_file, keypoint_info, declared=declared_keypoint_count(fields))
     anns = data["annotations"]
     if not isinstance(anns, list):
         raise AnnotationError(f"{ann_file}: 'annotations' must be a list, got {type(anns).__name__}")
@@ -187,15 +200,9 @@ def load_coco_images(
             )
         kept.append(ann)
         ids.append(ann_id)
-    with_kpts = [j for j, ann in enumerate(kept) if "keypoints" in ann]
-    kpts_all = numeric_array(
-        [kept[j]["keypoints"] for j in with_kpts],
-        ann_file,
-        "keypoints",
-        [ids[j] for j in with_kpts],
-        3 * k,
-        "annotation",
-    ).reshape(-1, k, 3)
+    first = next(iter(fields))
+    with_kpts = [j for j, ann in enumerate(kept) if first in ann]
+    kpts_all = stacked_keypoints([kept[j] for j in with_kpts], ann_file, [ids[j] for j in with_kpts], fields)
     kpts_of = dict(zip(with_kpts, kpts_all))
 
     people: dict[int, list[tuple[np.ndarray, float]]] = {}
@@ -211,7 +218,7 @@ def load_coco_images(
             raise AnnotationError(f"{ann_file}: annotation {ann_id!r} has an invalid 'iscrowd' value {crowd!r}")
         if num_kpts > 0:
             if kpts is None:
-                raise AnnotationError(f"{ann_file}: annotation {ann_id!r} is missing the key 'keypoints'")
+                raise AnnotationError(f"{ann_file}: annotation {ann_id!r} is missing the key {first!r}")
             box = ann.get("bbox")
             if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
                 raise AnnotationError(

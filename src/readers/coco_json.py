@@ -4,7 +4,7 @@ the COCO-format readers (person records for crops, whole images for bottom-up, C
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,23 @@ def read_coco_json(ann_file: Path) -> dict:
     return data
 
 
+#: The annotation key of the (x, y, v) keypoint triplets in COCO; datasets may split their joints over
+#: several keys (COCO-WholeBody: ``keypoints``, ``foot_kpts``, ``face_kpts``, ...), see `keypoint_fields`.
+KEYPOINTS_FIELD = "keypoints"
+
 #: Pixel coordinates beyond this are refused: no image is that large, and float32 (the records'
 #: type) stops holding whole pixels at 2^24.
 MAX_COORDINATE = 1e7
 
 
-def numeric_array(values: list, path: Path, field: str, ids: Sequence, width: int, what: str) -> np.ndarray:
+def numeric_array(
+    values: list, path: Path, field: str, ids: Sequence, width: int, what: str, *, pixels: bool | None = None
+) -> np.ndarray:
     """Stack per-entry lists of length ``width`` into an (M, width) float64 array.
 
     Raises AnnotationError naming the file, the entry id and the field when a list has the wrong
-    length or holds a non-numeric value.
+    length or holds a non-numeric value, and, for pixel coordinates (``pixels``; by default the
+    fields ``keypoints`` and ``bbox``), when a value is beyond `MAX_COORDINATE`.
     """
     for i, v in enumerate(values):
         if not isinstance(v, list) or len(v) != width:
@@ -56,7 +63,9 @@ def numeric_array(values: list, path: Path, field: str, ids: Sequence, width: in
                     f"{path}: {what} {ids[i]!r} has a non-numeric or non-finite value {shown!r} in '{field}'"
                 )
     arr = arr.astype(np.float64, copy=False)
-    if field in ("keypoints", "bbox") and arr.size and np.abs(arr).max() > MAX_COORDINATE:
+    if pixels is None:
+        pixels = field in (KEYPOINTS_FIELD, "bbox")
+    if pixels and arr.size and np.abs(arr).max() > MAX_COORDINATE:
         i = int(np.flatnonzero(np.abs(arr).max(axis=1) > MAX_COORDINATE)[0])
         raise AnnotationError(
             f"{path}: {what} {ids[i]!r} has '{field}' values beyond {MAX_COORDINATE:g} px "
@@ -98,11 +107,14 @@ def image_table(data: dict, path: Path) -> dict[int, tuple[str, int, int]]:
     return table
 
 
-def keypoint_categories(data: dict, path: Path, keypoint_info: KeypointInfo) -> set[int]:
-    """Ids of the categories with keypoints; checks their keypoint count against the layout."""
+def keypoint_categories(
+    data: dict, path: Path, keypoint_info: KeypointInfo, *, declared: int | None = None
+) -> set[int]:
+    """Ids of the categories with keypoints; checks that each lists ``declared`` names (default: the
+    layout's K; `declared_keypoint_count` for datasets whose joints span several fields)."""
     cats = data.get("categories") or []
     ids: set[int] = set()
-    k = keypoint_info.num_keypoints
+    k = keypoint_info.num_keypoints if declared is None else declared
     for i, cat in enumerate(cats):
         if not isinstance(cat, dict) or "keypoints" not in cat:
             continue
@@ -111,6 +123,50 @@ def keypoint_categories(data: dict, path: Path, keypoint_info: KeypointInfo) -> 
             raise AnnotationError(
                 f"{path}: category {cat['id']!r} declares {len(cat['keypoints'])} keypoints but the "
                 f"keypoint layout {keypoint_info.name!r} has {k}"
+                + ("" if declared is None else " in the 'keypoints' field")
             )
         ids.add(int(cat["id"]))
     return ids or {1}
+
+
+def keypoint_fields(fields: Mapping[str, int] | None, keypoint_info: KeypointInfo) -> dict[str, int]:
+    """The annotation keys whose (x, y, v) triplets, concatenated in this order, are the layout's K
+    joints, with the number of joints each holds: ``{"keypoints": K}`` (COCO) unless ``fields`` says
+    otherwise (COCO-WholeBody: body, foot, face, left hand, right hand). The counts must add up to K."""
+    k = keypoint_info.num_keypoints
+    if not fields:
+        return {KEYPOINTS_FIELD: k}
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"keypoint_fields must map annotation keys to joint counts, got {fields!r}")
+    chosen: dict[str, int] = {}
+    for key, count in fields.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+            raise ValueError(f"keypoint_fields: {key!r} must hold a positive number of joints, got {count!r}")
+        chosen[str(key)] = count
+    if sum(chosen.values()) != k:
+        raise ValueError(
+            f"keypoint_fields {chosen} hold {sum(chosen.values())} joints, but the keypoint layout "
+            f"{keypoint_info.name!r} has {k}"
+        )
+    return chosen
+
+
+def declared_keypoint_count(fields: Mapping[str, int]) -> int | None:
+    """How many names a keypoint category lists: those of the ``keypoints`` field (COCO-WholeBody's
+    category names its 17 body joints only); None when ``keypoints`` is not among the fields."""
+    return fields.get(KEYPOINTS_FIELD)
+
+
+def stacked_keypoints(anns: Sequence[dict], path: Path, ids: Sequence, fields: Mapping[str, int]) -> np.ndarray:
+    """(N, K, 3) x, y, v of the annotations: the ``fields`` (`keypoint_fields`) concatenated in order.
+    AnnotationError naming the file, the annotation and the key when one is missing or malformed."""
+    blocks = []
+    for field, count in fields.items():
+        for ann, ident in zip(anns, ids):
+            if field not in ann:
+                raise AnnotationError(f"{path}: annotation {ident!r} is missing the key '{field}'")
+        values = [ann[field] for ann in anns]
+        blocks.append(
+            numeric_array(values, path, field, ids, 3 * count, "annotation", pixels=True).reshape(-1, count, 3)
+        )
+    return np.concatenate(blocks, axis=1)

@@ -2,7 +2,7 @@
 
 One record is one person crop to train on or to evaluate:
 
-    {"sample_id": int, "image_id": int, "image_file": str,
+    {"sample_id": int, "image_id": int, "image_file": str, "category_id": int,
      "center": (2,) float32, "scale": (2,) float32, "area": float, "box_score": float,
      "keypoints": (K, 2) float32, "visible": (K,) float32}
 
@@ -13,13 +13,17 @@ Ground-truth boxes follow the official HRNet reader (``lib/dataset/coco.py``): c
 are skipped; the box is sanitised as x1 = max(0, x), y1 = max(0, y), x2 = min(W - 1, x1 + max(0,
 w - 1)), y2 = min(H - 1, y1 + max(0, h - 1)) and the clean box is (x1, y1, x2 - x1, y2 - y1); an
 annotation is dropped when its ``area`` is 0, when x2 < x1 or y2 < y1, or when all of its keypoint
-values are 0 (no labelled keypoint). COCO visibility v in {1, 2} becomes 1. Keypoints outside
-the image are kept as they are.
+values are 0 (no labelled keypoint; with ``labelled_by_num_keypoints``, mmpose's rule instead: when its
+``num_keypoints`` is 0). COCO visibility v in {1, 2} becomes 1. Keypoints outside the image are kept
+as they are. The joints are the annotation's ``keypoints``, or the concatenation of several keys
+(``keypoint_fields``, e.g. COCO-WholeBody's). ``category_id`` is the annotation's (the file's keypoint
+category when it has none).
 
-Detection boxes follow ``_load_coco_person_detection_results``: category 1 only, boxes used as
-given, keypoints zero. The official code keeps a detection when ``score >= IMAGE_THRE`` (it skips
-``score < thr``); ``det_score_thr`` has the same meaning here. Detection records get
-``visible = 0`` (no ground truth, so no training target), where the official code sets ones.
+Detection boxes follow ``_load_coco_person_detection_results``: detections of the keypoint
+categories only (COCO: 1, person), boxes used as given, keypoints zero. The official code keeps a
+detection when ``score >= IMAGE_THRE`` (it skips ``score < thr``); ``det_score_thr`` has the same
+meaning here. Detection records get ``visible = 0`` (no ground truth, so no training target), where
+the official code sets ones.
 
 The work per annotation is linear and mostly vectorised, so reading is bound by ``json.load``.
 """
@@ -34,12 +38,15 @@ import numpy as np
 from src.geometry import PIXEL_STD, box_xywh_to_center_scale
 from src.layouts import KeypointInfo
 from src.readers.coco_json import (
+    declared_keypoint_count,
     image_table,
     keypoint_categories,
+    keypoint_fields,
     numeric_array,
     read_coco_json,
     require_keys,
     scalar_array,
+    stacked_keypoints,
 )
 from src.readers.errors import AnnotationError, DatasetNotFoundError
 from src.readers.json_files import read_json
@@ -63,6 +70,7 @@ def _make_record(
     image_file: str,
     box: np.ndarray,
     *,
+    category_id: int,
     aspect_ratio: float,
     padding: float,
     box_score: float,
@@ -74,6 +82,7 @@ def _make_record(
         "sample_id": sample_id,
         "image_id": image_id,
         "image_file": image_file,
+        "category_id": int(category_id),
         "center": center.astype(np.float32, copy=False),
         "scale": scale.astype(np.float32, copy=False),
         "area": float(scale[0]) * PIXEL_STD * float(scale[1]) * PIXEL_STD,
@@ -93,24 +102,29 @@ def _gt_records(
     aspect_ratio: float,
     padding: float,
     area_from_box: bool = False,
+    fields: dict[str, int] | None = None,
+    labelled_by_num_keypoints: bool = False,
 ) -> list[dict]:
     anns = data["annotations"]
     if not isinstance(anns, list):
         raise AnnotationError(f"{path}: 'annotations' must be a list, got {type(anns).__name__}")
-    cat_ids = keypoint_categories(data, path, keypoint_info)
-    k = keypoint_info.num_keypoints
+    fields = fields or keypoint_fields(None, keypoint_info)
+    cat_ids = keypoint_categories(data, path, keypoint_info, declared=declared_keypoint_count(fields))
+    default_category = min(cat_ids)
 
     kept = []
     for i, ann in enumerate(anns):
         require_keys(ann, ("image_id", "bbox"), path, "annotation", i)
         if ann.get("iscrowd", 0):
             continue
-        if ann.get("category_id", 1) not in cat_ids:
+        if ann.get("category_id", default_category) not in cat_ids:
             continue
-        require_keys(ann, ("keypoints",) if area_from_box else ("keypoints", "area"), path, "annotation", i)
+        needed = ("area",) * (not area_from_box) + ("num_keypoints",) * labelled_by_num_keypoints
+        require_keys(ann, needed, path, "annotation", i)
         kept.append(ann)
     ids = [a.get("id", f"#{i}") for i, a in enumerate(kept)]
-    kpts = numeric_array([a["keypoints"] for a in kept], path, "keypoints", ids, 3 * k, "annotation").reshape(-1, k, 3)
+    kpts = stacked_keypoints(kept, path, ids, fields)
+    categories = [int(a.get("category_id", default_category)) for a in kept]
     boxes = numeric_array([a["bbox"] for a in kept], path, "bbox", ids, 4, "annotation")
     if area_from_box:  # files without areas (CrowdPose): the box area stands in, as 0 for an empty box
         areas = np.array([a["area"] if "area" in a else b[2] * b[3] for a, b in zip(kept, boxes)], np.float64)
@@ -136,7 +150,10 @@ def _gt_records(
     y2 = np.minimum(sizes[:, 1] - 1, y1 + np.maximum(0.0, boxes[:, 3] - 1))
     if not kept:
         return []
-    has_kpts = kpts.reshape(len(kept), -1).max(axis=1) != 0  # official: skip if max(keypoints) == 0
+    if labelled_by_num_keypoints:  # mmpose: num_keypoints == 0 (COCO-WholeBody's counts the body only)
+        has_kpts = scalar_array([a["num_keypoints"] for a in kept], path, "num_keypoints", ids, "annotation") > 0
+    else:  # official HRNet: skip if max(keypoints) == 0
+        has_kpts = kpts.reshape(len(kept), -1).max(axis=1) != 0
     valid = (areas > 0) & (x2 >= x1) & (y2 >= y1) & has_kpts
     clean = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
 
@@ -152,6 +169,7 @@ def _gt_records(
                 image_id,
                 prefix + images[image_id][0],
                 clean[i],
+                category_id=categories[i],
                 aspect_ratio=aspect_ratio,
                 padding=padding,
                 box_score=1.0,
@@ -171,6 +189,7 @@ def _det_records(
     aspect_ratio: float,
     padding: float,
     det_score_thr: float,
+    cat_ids: set[int],
 ) -> list[dict]:
     dets = read_json(det_file, "detection file")
     if not isinstance(dets, list):
@@ -179,7 +198,7 @@ def _det_records(
         raise AnnotationError(f"{det_file}: the detection file contains no detections")
     for i, det in enumerate(dets):
         require_keys(det, ("image_id", "category_id", "bbox", "score"), det_file, "detection", i)
-    index = [i for i, d in enumerate(dets) if d["category_id"] == 1]
+    index = [i for i, d in enumerate(dets) if d["category_id"] in cat_ids]
     people = [dets[i] for i in index]
     ids = [f"#{i}" for i in index]
     boxes = numeric_array([d["bbox"] for d in people], det_file, "bbox", ids, 4, "detection")
@@ -200,6 +219,7 @@ def _det_records(
                 int(image_id),
                 prefix + images[image_id][0],
                 boxes[i],
+                category_id=int(people[i]["category_id"]),
                 aspect_ratio=aspect_ratio,
                 padding=padding,
                 box_score=float(scores[i]),
@@ -221,6 +241,8 @@ def load_coco_records(
     det_score_thr: float = 0.0,
     padding: float = 1.25,
     area_from_box: bool = False,
+    fields: dict[str, int] | None = None,
+    labelled_by_num_keypoints: bool = False,
 ) -> list[dict]:
     """Read a COCO keypoint file (and optionally person detections) into top-down records.
 
@@ -237,6 +259,10 @@ def load_coco_records(
         padding: box enlargement factor (official 1.25).
         area_from_box: annotations may lack ``area`` (CrowdPose files have none); the box area is
             used for the filter of empty annotations instead.
+        fields: the annotation keys holding the joints and their counts (`keypoint_fields`;
+            default ``{"keypoints": K}``).
+        labelled_by_num_keypoints: drop annotations whose ``num_keypoints`` is 0 (mmpose's rule)
+            instead of those whose keypoint values are all 0 (HRNet's).
 
     Returns:
         N records as described in the module docstring; keypoints (K, 2), visible (K,).
@@ -250,13 +276,25 @@ def load_coco_records(
         raise ValueError("detection boxes (det_file) are only used for evaluation, not for training")
     data = read_coco_json(ann_file)
     images = image_table(data, ann_file)
+    fields = keypoint_fields(fields, keypoint_info)
     if det_file is not None:
         # the annotations are still validated: the metric evaluates against them
-        keypoint_categories(data, ann_file, keypoint_info)
+        cat_ids = keypoint_categories(data, ann_file, keypoint_info, declared=declared_keypoint_count(fields))
         return _det_records(
-            Path(det_file), images, image_dir, ann_file, keypoint_info, aspect_ratio, padding, det_score_thr
+            Path(det_file), images, image_dir, ann_file, keypoint_info, aspect_ratio, padding, det_score_thr, cat_ids
         )
-    return _gt_records(data, ann_file, images, image_dir, keypoint_info, aspect_ratio, padding, area_from_box)
+    return _gt_records(
+        data,
+        ann_file,
+        images,
+        image_dir,
+        keypoint_info,
+        aspect_ratio,
+        padding,
+        area_from_box,
+        fields,
+        labelled_by_num_keypoints,
+    )
 
 
 def missing_paths(root: str | Path, ann_file: str | Path, image_dir: str | Path) -> list[str]:
