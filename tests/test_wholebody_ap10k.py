@@ -154,3 +154,24 @@ def test_the_real_ap10k_samples(tmp_path: Path) -> None:
         check(compose_run("check_data", ["model=hrnet", "data=ap10k", f"data.root={root}"], tmp_path / "c", tmp_path))
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("recipe", "num_keypoints"),
+    [
+        ("hrnet_w32_256x192_coco_wholebody", 133),
+        ("hrnet_w32_384x288_coco_wholebody", 133),
+        ("hrnet_w48_256x192_coco_wholebody", 133),
+        ("hrnet_w48_384x288_coco_wholebody", 133),
+        ("higherhrnet_w32_512_coco_wholebody", 133),
+        ("hrnet_w32_256x256_ap10k", 17),
+    ],
+)
+def test_the_recipes_build_their_networks(recipe: str, num_keypoints: int, tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    cfg = compose_run("train", [f"experiment={recipe}"], tmp_path, tmp_path)
+    assert cfg.data.num_keypoints == num_keypoints
+    assert cfg.model.scheduler.warmup_steps == 500
+    net = build_meta(lambda: instantiate(cfg.model.net))
+    assert net.num_joints == num_keypoints

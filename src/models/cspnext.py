@@ -211,6 +211,10 @@ class CSPNeXt(nn.Module):
         expand_ratio: width of the CSP branches relative to the stage width (0.5).
         channel_attention: gate each CSP layer's concatenated branches (True in RTMPose).
         bn_eps, bn_momentum: BatchNorm settings (RTMPose: PyTorch's 1e-5 / 0.1; mmdet default 1e-3 / 0.03).
+        frozen_stages: mmdet's option: the stem (0) and the stages up to this one (1-4) keep their
+            weights and BatchNorm statistics (no gradient, eval mode even in training); -1 (RTMPose's
+            configs) freezes nothing. Freezing the first layers of a pretrained backbone saves most of
+            their backward pass, which on a CPU is a large share of a step.
 
     Attributes:
         out_channels: channels of the output, ``int(1024 * widen_factor)``.
@@ -225,8 +229,11 @@ class CSPNeXt(nn.Module):
         channel_attention: bool = True,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        frozen_stages: int = -1,
     ) -> None:
         super().__init__()
+        if not -1 <= frozen_stages <= len(P5_STAGES):
+            raise ValueError(f"frozen_stages must be -1 (none) to {len(P5_STAGES)}, got {frozen_stages}")
         if deepen_factor <= 0 or widen_factor <= 0:
             raise ValueError(f"deepen_factor and widen_factor must be > 0, got {deepen_factor} and {widen_factor}")
         bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
@@ -260,6 +267,21 @@ class CSPNeXt(nn.Module):
             self.add_module(f"stage{index + 1}", nn.Sequential(*layers))
             self.num_blocks.append(blocks)
         self.out_channels = int(P5_STAGES[-1][1] * widen_factor)
+        self.frozen_stages = frozen_stages
+        for module in self.frozen_modules():
+            module.requires_grad_(False)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The stem and the stages ``frozen_stages`` freezes, in order."""
+        names = ["stem", *(f"stage{i + 1}" for i in range(len(P5_STAGES)))]
+        return [getattr(self, name) for name in names[: self.frozen_stages + 1]]
+
+    def train(self, mode: bool = True) -> CSPNeXt:
+        """As nn.Module, but the frozen stages stay in eval mode (their BatchNorm statistics fixed)."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) -> (N, out_channels, H/32, W/32) (each stride-2 conv rounds up)."""

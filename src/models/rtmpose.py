@@ -29,6 +29,7 @@ class RTMPose(nn.Module):
         final_layer_kernel, hidden_dims, s, expansion_factor: the head, see `RTMCCHead` (defaults: RTMPose's).
         dropout_rate, drop_path, act_fn, use_rel_bias, pos_enc, rope_frequencies: its attention unit.
         bn_eps, bn_momentum: the backbone's BatchNorm (RTMPose: 1e-5, 0.1), see `CSPNeXt`.
+        frozen_stages: the backbone stages kept fixed (-1: none, as RTMPose's configs), see `CSPNeXt`.
     """
 
     def __init__(
@@ -52,11 +53,16 @@ class RTMPose(nn.Module):
         rope_frequencies: str = "mmpose",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        frozen_stages: int = -1,
     ) -> None:
         super().__init__()
         self.deepen_factor, self.widen_factor = cspnext_factors(size, deepen_factor, widen_factor)
         self.backbone = CSPNeXt(
-            deepen_factor=self.deepen_factor, widen_factor=self.widen_factor, bn_eps=bn_eps, bn_momentum=bn_momentum
+            deepen_factor=self.deepen_factor,
+            widen_factor=self.widen_factor,
+            bn_eps=bn_eps,
+            bn_momentum=bn_momentum,
+            frozen_stages=frozen_stages,
         )
         w, h = size_pair("input_size", input_size)
         self.head = RTMCCHead(

@@ -64,13 +64,14 @@ def test_item_shapes_and_dtypes(records, codec) -> None:
         "area": ((), torch.float32),
         "box_score": ((), torch.float32),
         "joints": ((17, 3), torch.float32),
+        "category_id": ((), torch.int64),  # the category of the box (COCO-format records)
     }
     assert set(item) == set(expected)
     for key, (shape, dtype) in expected.items():
         assert tuple(item[key].shape) == shape, key
         assert item[key].dtype == dtype, key
     assert item["image"].is_contiguous()
-    assert item["sample_id"] == 0 and item["image_id"] == 1
+    assert item["sample_id"] == 0 and item["image_id"] == 1 and item["category_id"] == records[0]["category_id"]
     np.testing.assert_allclose(item["joints"][:, :2].numpy(), records[0]["keypoints"])
     np.testing.assert_array_equal(item["target_weight"].numpy(), records[0]["visible"])
     assert item["heatmaps"][records[0]["visible"] == 0].abs().sum() == 0
