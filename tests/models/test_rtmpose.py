@@ -119,6 +119,25 @@ def test_tiny_forward_backward():
     assert net.head.gau.gamma.grad.abs().sum() > 0
 
 
+def test_frozen_stages_keep_their_weights_and_statistics():
+    net = tiny(frozen_stages=1)  # mmdet's CSPNeXt option: the stem and stage 1
+    net.init_weights()
+    randomize_buffers(net)
+    net.train()
+    frozen = [net.backbone.stem, net.backbone.stage1]
+    assert all(not m.training for m in frozen) and net.backbone.stage2.training
+    before = {k: v.clone() for k, v in net.backbone.state_dict().items() if k.startswith(("stem.", "stage1."))}
+    x, y = net(torch.randn(2, 3, 96, 64))
+    (x.square().mean() + y.square().mean()).backward()
+    after = net.backbone.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # running statistics too
+    for name, p in net.backbone.named_parameters():
+        assert (p.grad is None) == name.startswith(("stem.", "stage1.")), name
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in tiny().parameters())
+    with pytest.raises(ValueError, match="frozen_stages"):
+        tiny(frozen_stages=5)
+
+
 def test_input_size_not_multiple_of_32():
     """Each stride-2 conv rounds up: 70 x 90 -> 3 x 3 maps."""
     net = tiny(input_size=(70, 90))
