@@ -19,6 +19,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: RootNet's real-world size of a person's box (mm, square) for Human3.6M, MuCo-3DHP and MuPoTS-3D.
+BBOX_REAL_MM = (2000.0, 2000.0)
+
+
+def k_value(boxes: np.ndarray, focal: np.ndarray, bbox_real: tuple[float, float] = BBOX_REAL_MM) -> np.ndarray:
+    """RootNet's k: the camera distance at which a ``bbox_real`` (mm) box appears as large as the
+    crop box, ``k = sqrt(bbox_real_x bbox_real_y f_x f_y / (w h))``, float32 as the official code
+    (computed in float64, then cast). RootNet predicts the root depth as a correction gamma times k.
+
+    Args:
+        boxes: (..., 4) crop boxes [x, y, w, h] after `src.geometry.process_bbox` (pixels).
+        focal: (..., 2) focal lengths (f_x, f_y) in pixels (MPII and COCO: the dummy 1500).
+        bbox_real: the box's real size (mm; (2, 2) in metres for 3DPW).
+
+    Returns:
+        (...) float32.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    focal = np.asarray(focal, dtype=np.float64)
+    area = boxes[..., 2] * boxes[..., 3]
+    k = np.sqrt(bbox_real[0] * bbox_real[1] * focal[..., 0] * focal[..., 1] / area)
+    return k.astype(np.float32)
+
 
 def world_to_camera(points: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """World points (..., 3) mm -> camera frame (..., 3) mm: ``R X + t``."""

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from src.camera import k_value
 from src.codecs.integral_3d import Integral3D
 from src.geometry import process_bbox
 from src.layouts import root_index
@@ -169,7 +170,7 @@ class Pose3DModule(PoseModule):
                         "joints_img": np.zeros((k, 3), np.float32),
                         "joints_cam": np.zeros((k, 3), np.float32),
                         "visible": np.zeros(k, np.float32),
-                        "root_depth": f * depth_3d / float(np.sqrt(crop[2] * crop[3])),
+                        "root_depth": float(k_value(crop, (f, f), (depth_3d, depth_3d))),
                         "f": np.array([f, f], np.float32),
                         "c": np.array([(width - 1) / 2, (height - 1) / 2], np.float32),
                         "have_depth": 0.0,
