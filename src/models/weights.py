@@ -252,3 +252,19 @@ def keep_prediction_layers_fp32_(module: nn.Module) -> int:
                     layer.forward = types.MethodType(_fp32_forward, layer)
                     count += 1
     return count
+
+
+def keep_batchnorm_fp32_(module: nn.Module) -> int:
+    """Make every BatchNorm layer of ``module`` compute in fp32 under autocast (input cast up,
+    autocast off inside, fp32 output), as `keep_prediction_layers_fp32_` does for the prediction
+    layers. The activations and residual sums after a BatchNorm then stay fp32 until the next
+    convolution casts its input down; convolutions and matrix products still run in bf16 / fp16.
+    Why: with everything in bf16 (8 mantissa bits), the HRNet quickstart lost AP against fp32;
+    docs/performance.md gives the measurements. No effect in fp32. Parameters and state_dict keys
+    are unchanged. Returns the number of layers."""
+    count = 0
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.forward = types.MethodType(_fp32_forward, layer)
+            count += 1
+    return count

@@ -24,7 +24,12 @@ from torch.utils.data import DataLoader
 
 from src.datasets.transforms import normalize_images
 from src.layouts import get_keypoint_info, layout_spec
-from src.models.weights import kaiming_init_, keep_prediction_layers_fp32_, load_official_weights
+from src.models.weights import (
+    kaiming_init_,
+    keep_batchnorm_fp32_,
+    keep_prediction_layers_fp32_,
+    load_official_weights,
+)
 from src.paradigms import get_paradigm
 from src.tasks.param_groups import optimizer_params
 from src.utils.hardware import UNKNOWN_BATCH, check_auto, choose_fast_path, decide_channels_last, input_shape_of
@@ -108,6 +113,9 @@ class PoseModule(LightningModule):
             layers (the 1x1 convolutions that output heatmaps, tags or 3D volumes) in fp32, so that
             the outputs the losses and decoders see are not rounded to 8 mantissa bits; no effect in
             fp32. Why: docs/performance.md (the fast path).
+        fp32_batchnorm: under mixed precision, run the BatchNorm layers in fp32 and keep their
+            outputs (and the residual sums after them) in fp32 (`keep_batchnorm_fp32_`); no effect
+            in fp32. Why: docs/performance.md (the fast path).
         compile: run the network through ``torch.compile`` (``compile_mode``: default,
             reduce-overhead, max-autotune, ...; ``compile_backend``: inductor, or eager to check the
             plumbing). Compiling costs time at the first steps (``make bench`` measures when it
@@ -146,6 +154,7 @@ class PoseModule(LightningModule):
         official_weights: str | None = None,
         max_nonfinite_skips: int = 0,
         fp32_prediction_layers: bool = True,
+        fp32_batchnorm: bool = True,
         compile: bool = False,
         compile_mode: str = "default",
         compile_backend: str = "inductor",
@@ -193,6 +202,7 @@ class PoseModule(LightningModule):
             "official_weights": official_weights,
             "max_nonfinite_skips": int(max_nonfinite_skips),
             "fp32_prediction_layers": bool(fp32_prediction_layers),
+            "fp32_batchnorm": bool(fp32_batchnorm),
             "compile": bool(compile),
             "compile_mode": str(compile_mode),
             "compile_backend": str(compile_backend),
@@ -211,6 +221,8 @@ class PoseModule(LightningModule):
             load_official_weights(self.net, official_weights)
         if fp32_prediction_layers:
             keep_prediction_layers_fp32_(self.net)
+        if fp32_batchnorm:
+            keep_batchnorm_fp32_(self.net)
         self.codec = built_codec
         if channels_last == "auto":  # built outside a run (e.g. a notebook): the same decider
             chosen = decide_channels_last(

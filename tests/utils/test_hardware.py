@@ -251,6 +251,38 @@ def test_prediction_layers_stay_fp32_under_autocast(tmp_path, paradigm):
             assert torch.equal(x, y)
 
 
+@pytest.mark.parametrize("paradigm", ["topdown", "bottomup", "pose3d"])
+def test_batchnorm_runs_in_fp32_under_autocast(tmp_path, paradigm):
+    from hydra.utils import instantiate
+
+    from tests.helpers import TINY_MODELS
+
+    cfg = compose_run("train", TINY_MODELS[paradigm], tmp_path, tmp_path)
+    task = instantiate(cfg.model, _recursive_=False)
+    plain = instantiate(cfg.model, fp32_batchnorm=False, _recursive_=False)
+    plain.load_state_dict(task.state_dict())  # the same keys, the same weights
+    size = task.codec.input_size
+    w, h = (size, size) if isinstance(size, int) else size
+    images = torch.randn(1, 3, h, w)
+    for model, dtype in ((task, torch.float32), (plain, torch.bfloat16)):
+        seen = []
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.dtype))
+            for m in model.modules()
+            if isinstance(m, torch.nn.BatchNorm2d)
+        ]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(images)
+        for hook in hooks:
+            hook.remove()
+        assert seen and set(seen) == {dtype}
+    with torch.no_grad():  # no effect in fp32
+        plain.load_state_dict(task.state_dict())  # (the passes above updated the running statistics)
+        a, b = task.eval()(images), plain.eval()(images)
+        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+            assert torch.equal(x, y)
+
+
 def test_an_isa_cap_removes_the_flags_above_it_and_the_fast_path_follows() -> None:
     flags = {name: True for name in hardware.CPU_FLAGS}
     avx2 = hardware.capped_flags(flags, hardware.isa_cap("avx2"))
