@@ -100,3 +100,20 @@ def test_tiny_rootnet_trains() -> None:
     assert out.shape == (2, 3)
     out.abs().sum().backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("case", ["example_case_A", "example_case_B"])
+def test_the_posenet_coordinate_loss_is_rootnets_with_one_joint(case: str) -> None:
+    from src.losses import IntegralL1Loss
+
+    ref = load_reference("3dmppe/rootnet_vectors")
+    example = ref["loss"][case]
+    pred = torch.tensor(ref["network_forward"]["outputs_float32_rounded5"])[:, None]  # (N, 1, 3)
+    loss = IntegralL1Loss()(
+        pred,
+        torch.tensor(example["target_coord"])[:, None],
+        torch.tensor(example["vis"]),
+        torch.tensor(example["have_depth"]).reshape(-1),
+    )
+    # official: per-sample (|dx| v + |dy| v + |dz| v h) / 3, then the mean over the batch
+    assert float(loss) == pytest.approx(float(np.mean(example["loss_per_sample"])), rel=1e-5)
