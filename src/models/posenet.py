@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from src.models.resnet import DeconvHead, ResNetBackbone
-from src.models.weights import normal_init_
 
 
 class PoseNet(nn.Module):
@@ -80,7 +79,4 @@ class PoseNet(nn.Module):
             ValueError: none of its tensors matches the backbone.
         """
         self.head.init_weights()
-        if pretrained is None:
-            normal_init_(self.backbone, std=0.001)
-            return
-        self.backbone.load_imagenet(pretrained)
+        self.backbone.init_official(pretrained)

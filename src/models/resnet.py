@@ -81,6 +81,15 @@ class ResNetBackbone(nn.Module):
         """x (N, 3, H, W) -> (N, out_channels, H/32, W/32)."""
         return self.forward_features(x)
 
+    def init_official(self, pretrained: str | None = None) -> None:
+        """The backbone of the official 3DMPPE and SimpleBaseline models: loaded from a local
+        torchvision ImageNet file when given, else N(0, 0.001) convolutions and BN 1 / 0, as the
+        official constructors leave it before their ImageNet load."""
+        if pretrained is None:
+            normal_init_(self, std=0.001)
+            return
+        self.load_imagenet(pretrained)
+
     def load_imagenet(self, pretrained: str) -> list[str]:
         """Load conv1 / bn1 / layer1..4 from a local torchvision-style state_dict file."""
         name = IMAGENET_FILES.get(self.depth, f"a resnet{self.depth} checkpoint")

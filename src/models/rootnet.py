@@ -96,7 +96,4 @@ class RootNet(nn.Module):
         torchvision ImageNet ``resnet*.pth`` file when given, else N(0, 0.001) as the official
         constructor leaves it before that load (see `src.models.posenet.PoseNet.init_weights`)."""
         self.root.init_weights()
-        if pretrained is None:
-            normal_init_(self.backbone, std=0.001)
-            return
-        self.backbone.load_imagenet(pretrained)
+        self.backbone.init_official(pretrained)

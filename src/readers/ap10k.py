@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.readers.coco import COCOReader
-from src.readers.coco_records import missing_paths, root_text
-from src.readers.errors import DatasetNotFoundError
+from src.readers.coco_records import root_text
 
 #: Where the dataset is published.
 AP10K_URL = "https://github.com/AlexTheBad/AP-10K"
@@ -60,23 +59,15 @@ class AP10KReader(COCOReader):
             **options,
         )
 
-    def check(self, split: str) -> None:
-        split = self._split(split)
-        missing = missing_paths(self.root, self.ann_files[split], self.image_dirs[split])
-        if not missing:
-            return
-        raise DatasetNotFoundError(
-            "\n".join(
-                [
-                    f"AP-10K {split} data not found. Missing: " + "; ".join(missing) + ".",
-                    "",
-                    f"Expected under {root_text(self.root)}:",
-                    "  ROOT/annotations/ap10k-train-split1.json   (and -val-, -test-; splits 1, 2, 3)",
-                    "  ROOT/data/000000000001.jpg ...             every image, one folder",
-                    "",
-                    f"Get it from {AP10K_URL} (the README's download link).",
-                    "Point to another location with data.root=..., pick a split with data.reader.split=2, or set "
-                    "data.reader.train_ann=... data.reader.val_ann=... data.reader.images=...",
-                ]
-            )
-        )
+    def missing_data_lines(self, split: str, missing: list[str]) -> list[str]:
+        return [
+            f"AP-10K {split} data not found. Missing: " + "; ".join(missing) + ".",
+            "",
+            f"Expected under {root_text(self.root)}:",
+            "  ROOT/annotations/ap10k-train-split1.json   (and -val-, -test-; splits 1, 2, 3)",
+            "  ROOT/data/000000000001.jpg ...             every image, one folder",
+            "",
+            f"Get it from {AP10K_URL} (the README's download link).",
+            "Point to another location with data.root=..., pick a split with data.reader.split=2, or set "
+            "data.reader.train_ann=... data.reader.val_ann=... data.reader.images=...",
+        ]

@@ -14,7 +14,8 @@ from typing import Any
 
 from src.layouts import KeypointInfo
 from src.readers.coco_images import load_coco_images
-from src.readers.coco_records import check_coco_layout, list_coco_images, load_coco_records
+from src.readers.coco_records import coco_missing_lines, list_coco_images, load_coco_records, missing_paths
+from src.readers.errors import DatasetNotFoundError
 
 SPLITS = ("train", "val")
 
@@ -86,8 +87,16 @@ class COCOReader:
             self.check(split)
 
     def check(self, split: str) -> None:
+        """DatasetNotFoundError, with `missing_data_lines`, unless the split's files are on disk."""
         split = self._split(split)
-        check_coco_layout(self.root, self.ann_files[split], self.image_dirs[split], split=f"{split}2017")
+        missing = missing_paths(self.root, self.ann_files[split], self.image_dirs[split])
+        if missing:
+            raise DatasetNotFoundError("\n".join(self.missing_data_lines(split, missing)))
+
+    def missing_data_lines(self, split: str, missing: list[str]) -> list[str]:
+        """The message for a split whose files are ``missing``: what, where they belong and how to
+        get them. Each COCO-format source (COCO-WholeBody, AP-10K, your own) says its layout."""
+        return coco_missing_lines(self.root, missing, split=f"{split}2017")
 
     def load_records(
         self, split: str, *, keypoint_info: KeypointInfo, aspect_ratio: float, training: bool

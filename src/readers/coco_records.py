@@ -101,14 +101,13 @@ def _gt_records(
     keypoint_info: KeypointInfo,
     aspect_ratio: float,
     padding: float,
-    area_from_box: bool = False,
-    fields: dict[str, int] | None = None,
-    labelled_by_num_keypoints: bool = False,
+    area_from_box: bool,
+    fields: dict[str, int],
+    labelled_by_num_keypoints: bool,
 ) -> list[dict]:
     anns = data["annotations"]
     if not isinstance(anns, list):
         raise AnnotationError(f"{path}: 'annotations' must be a list, got {type(anns).__name__}")
-    fields = fields or keypoint_fields(None, keypoint_info)
     cat_ids = keypoint_categories(data, path, keypoint_info, declared=declared_keypoint_count(fields))
     default_category = min(cat_ids)
 
@@ -310,23 +309,12 @@ def root_text(root: Path) -> str:
     return f"ROOT = {root}" + ("" if root.is_absolute() else f" (= {root.resolve()})")
 
 
-def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:
-    """Raise DatasetNotFoundError unless ``ann_file`` is a file and ``image_dir`` a folder.
-
-    The message lists what is missing, the standard layout under ``root``, where to download
-    COCO, how to point the configuration elsewhere, and that ``data=synthetic`` works offline.
-
-    Args:
-        root: dataset root (``data.root``).
-        ann_file: annotation file expected for ``split``.
-        image_dir: image folder expected for ``split``.
-        split: name used in the message (e.g. "train2017", "val2017").
-    """
+def coco_missing_lines(root: str | Path, missing: list[str], *, split: str) -> list[str]:
+    """The message for COCO files that are not on disk: what is missing (`missing_paths`), the
+    standard layout under ``root``, where to download COCO, how to point the configuration
+    elsewhere, and that ``data=synthetic`` works offline. ``split`` names the split ("val2017")."""
     root = Path(root)
-    missing = missing_paths(root, ann_file, image_dir)
-    if not missing:
-        return
-    lines = [
+    return [
         f"COCO {split} data not found. Missing: " + "; ".join(missing) + ".",
         "",
         f"Expected layout under {root_text(root)}:",
@@ -344,4 +332,11 @@ def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | P
         "data.reader.train_ann=... data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...",
         "No data at hand? data=synthetic generates a small COCO-format dataset offline.",
     ]
-    raise DatasetNotFoundError("\n".join(lines))
+
+
+def check_coco_layout(root: str | Path, ann_file: str | Path, image_dir: str | Path, *, split: str) -> None:
+    """Raise DatasetNotFoundError, with `coco_missing_lines`, unless ``ann_file`` is a file and
+    ``image_dir`` a folder (``split`` names the split in the message, e.g. "train2017")."""
+    missing = missing_paths(root, ann_file, image_dir)
+    if missing:
+        raise DatasetNotFoundError("\n".join(coco_missing_lines(root, missing, split=split)))

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from src.readers.coco import COCOReader
-from src.readers.coco_records import missing_paths, root_text
-from src.readers.errors import DatasetNotFoundError
+from src.readers.coco_records import root_text
 
 #: The annotation keys of the 133 joints and their counts, in the layout's order.
 WHOLEBODY_FIELDS = {"keypoints": 17, "foot_kpts": 6, "face_kpts": 68, "lefthand_kpts": 21, "righthand_kpts": 21}
@@ -57,25 +56,17 @@ class COCOWholeBodyReader(COCOReader):
             **options,
         )
 
-    def check(self, split: str) -> None:
-        split = self._split(split)
-        missing = missing_paths(self.root, self.ann_files[split], self.image_dirs[split])
-        if not missing:
-            return
-        raise DatasetNotFoundError(
-            "\n".join(
-                [
-                    f"COCO-WholeBody {split} data not found. Missing: " + "; ".join(missing) + ".",
-                    "",
-                    f"Expected under {root_text(self.root)}:",
-                    "  ROOT/annotations/coco_wholebody_train_v1.0.json",
-                    "  ROOT/annotations/coco_wholebody_val_v1.0.json",
-                    "  ROOT/images/train2017/   COCO 2017's images (python -m src.readers.coco_download --root ROOT)",
-                    "  ROOT/images/val2017/",
-                    "",
-                    f"The annotation files (v1.0) are linked from {WHOLEBODY_URL}.",
-                    "Point to another location with data.root=..., or per file with data.reader.train_ann=... "
-                    "data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...",
-                ]
-            )
-        )
+    def missing_data_lines(self, split: str, missing: list[str]) -> list[str]:
+        return [
+            f"COCO-WholeBody {split} data not found. Missing: " + "; ".join(missing) + ".",
+            "",
+            f"Expected under {root_text(self.root)}:",
+            "  ROOT/annotations/coco_wholebody_train_v1.0.json",
+            "  ROOT/annotations/coco_wholebody_val_v1.0.json",
+            "  ROOT/images/train2017/   COCO 2017's images (python -m src.readers.coco_download --root ROOT)",
+            "  ROOT/images/val2017/",
+            "",
+            f"The annotation files (v1.0) are linked from {WHOLEBODY_URL}.",
+            "Point to another location with data.root=..., or per file with data.reader.train_ann=... "
+            "data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...",
+        ]

@@ -16,8 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from src.readers.coco import COCOReader
-from src.readers.coco_records import missing_paths, root_text
-from src.readers.errors import DatasetNotFoundError
+from src.readers.coco_records import root_text
 
 
 class CustomCOCOReader(COCOReader):
@@ -42,25 +41,17 @@ class CustomCOCOReader(COCOReader):
             root=root, train_ann=train_ann, val_ann=val_ann, train_images=train_images, val_images=val_images, **options
         )
 
-    def check(self, split: str) -> None:
-        split = self._split(split)
-        missing = missing_paths(self.root, self.ann_files[split], self.image_dirs[split])
-        if not missing:
-            return
-        raise DatasetNotFoundError(
-            "\n".join(
-                [
-                    f"custom dataset, {split} split: missing " + "; ".join(missing) + ".",
-                    "",
-                    f"Expected under {root_text(self.root)}:",
-                    "  ROOT/annotations/train.json   COCO-format: images, annotations (keypoints, num_keypoints,",
-                    "  ROOT/annotations/val.json     bbox, optional area), categories (keypoints, skeleton)",
-                    "  ROOT/images/train/            the images the files' file_name entries name",
-                    "  ROOT/images/val/",
-                    "",
-                    "Set the root with data.root=..., or each path with data.reader.train_ann=... "
-                    "data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...;",
-                    "describe the keypoints with data.layout=<layout .yaml file> (docs/custom-keypoints.md).",
-                ]
-            )
-        )
+    def missing_data_lines(self, split: str, missing: list[str]) -> list[str]:
+        return [
+            f"custom dataset, {split} split: missing " + "; ".join(missing) + ".",
+            "",
+            f"Expected under {root_text(self.root)}:",
+            "  ROOT/annotations/train.json   COCO-format: images, annotations (keypoints, num_keypoints,",
+            "  ROOT/annotations/val.json     bbox, optional area), categories (keypoints, skeleton)",
+            "  ROOT/images/train/            the images the files' file_name entries name",
+            "  ROOT/images/val/",
+            "",
+            "Set the root with data.root=..., or each path with data.reader.train_ann=... "
+            "data.reader.val_ann=... data.reader.train_images=... data.reader.val_images=...;",
+            "describe the keypoints with data.layout=<layout .yaml file> (docs/custom-keypoints.md).",
+        ]
