@@ -3,7 +3,7 @@
     python -m src.eval ckpt_path=logs/.../checkpoints/last.ckpt data=coco [flip_test=false]
     python -m src.eval ckpt_path=... data=coco data.reader.val_boxes=detections data.reader.det_file=/path/dets.json
     python -m src.eval model=hrnet data=synthetic oracle=true
-    python -m src.eval experiment=quickstart_3d mean_pose=true
+    python -m src.eval experiment=quickstart_3d baseline=true
     python -m src.eval ckpt_path=TOPDOWN.ckpt data=synthetic detector_ckpt=BOTTOMUP.ckpt
 
 The oracle pushes the ground truth through the model's codec instead of a network (encode to
@@ -11,9 +11,9 @@ heatmaps, decode, project back to the image): the accuracy ceiling of a codec an
 and an end-to-end check of the geometry. ``detector_ckpt`` (models of person crops) takes the
 validation boxes from a bottom-up checkpoint instead of the ground truth: its people's boxes,
 padded as in `src.inference.Predictor`, written as ``detector_boxes.json`` in the run folder and
-read as detection results. ``mean_pose=true`` (3D models) predicts the mean
-root-relative training pose for every sample: the baseline a network must beat. Metrics are
-printed and written to metrics.json.
+read as detection results. ``baseline=true`` (3D models) evaluates the codec's baseline without a
+network, the reference a trained network must beat: PoseNet's mean root-relative training pose,
+RootNet's k-value (gamma = 1). Metrics are printed and written to metrics.json.
 """
 
 from __future__ import annotations
@@ -147,24 +147,25 @@ def evaluate_oracle(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def evaluate_mean_pose(cfg: DictConfig) -> dict[str, float]:
-    """The data's metric on the mean training pose (tasks with a ``mean_pose`` baseline: 3D)."""
+def evaluate_baseline(cfg: DictConfig) -> dict[str, float]:
+    """The data's metric on the codec's baseline without a network (3D: the mean training pose
+    for PoseNet, the k-value for RootNet)."""
     task_class = get_class(cfg.model._target_)
-    if not hasattr(task_class, "mean_pose"):
-        raise ValueError(f"mean_pose=true: {task_class.__name__} has no mean-pose baseline (3D models have one)")
+    if not hasattr(task_class, "baseline"):
+        raise ValueError(f"baseline=true: {task_class.__name__} has no baseline (3D models have one)")
     codec = instantiate(cfg.model.codec)
     datamodule = build_datamodule(cfg.data, codec=codec, paradigm=task_class.paradigm)
     datamodule.prepare_data()
     datamodule.setup("fit")
     metric = datamodule.build_metric(task_class.submission(dict(task_class.default_evaluation)))
-    for predictions, batch, _ in task_class.mean_pose(datamodule.train_dataset, datamodule.val_dataloader()):
+    for predictions, batch, _ in task_class.baseline(codec, datamodule.train_dataset, datamodule.val_dataloader()):
         metric.update(predictions, batch)
-    return {f"mean_pose/{k}": float(v) for k, v in metric.compute().items()}
+    return {f"baseline/{k}": float(v) for k, v in metric.compute().items()}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate what ``cfg`` (conf/eval.yaml) names; prints and returns the metrics."""
-    if cfg.get("ckpt_path") and not (cfg.get("oracle") or cfg.get("mean_pose")):
+    if cfg.get("ckpt_path") and not (cfg.get("oracle") or cfg.get("baseline")):
         # the checkpoint brings its model; the composed default (which may interpolate keys that
         # this data config lacks, e.g. data.sigma) is not part of the run
         with open_dict(cfg):
@@ -179,8 +180,8 @@ def _evaluate(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("oracle"):
         metrics = evaluate_oracle(cfg, output_dir)
-    elif cfg.get("mean_pose"):
-        metrics = evaluate_mean_pose(cfg)
+    elif cfg.get("baseline"):
+        metrics = evaluate_baseline(cfg)
     else:
         metrics = evaluate_checkpoint(cfg, output_dir)
     if rank_zero_only.rank != 0:  # DDP: every process holds the same gathered metrics; one reports them

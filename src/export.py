@@ -91,6 +91,11 @@ def export(task: Any, out: Path, *, file_format: str = "onnx", opset: int = 17) 
     """Write the task's network to ``out`` and its sidecar to ``out`` + ``.json``."""
     if file_format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {file_format!r}")
+    if hasattr(task.net, "example_inputs"):
+        raise ValueError(
+            f"{task.hparams.name} reads more than the image ({', '.join(task.codec.input_keys)}): the exported "
+            "file and its runtime take images only, so this network is not exported; run it with PyTorch"
+        )
     wrapped = _Outputs(task.net).eval()
     x = example_input(task)
     with torch.no_grad():

@@ -199,6 +199,75 @@ H36M18 = KeypointInfo(
     joint_weights=(1.0,) * 18,
 )
 
+#: MuCo-3DHP (3DMPPE's 21 joints, ``data/MuCo/MuCo.py``): the 17 MuPoTS-3D joints, then the hands
+#: and toes. "head_center" is the 3DHP "head" joint, between the neck and the top of the head
+#: (3DMPPE's "Head"; named apart from "head_top" so that layouts matched by name keep them apart).
+MUCO21 = KeypointInfo(
+    name="muco21",
+    keypoint_names=(
+        "head_top",
+        "thorax",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "pelvis",
+        "spine",
+        "head_center",
+        "right_hand",
+        "left_hand",
+        "right_toe",
+        "left_toe",
+    ),
+    flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (17, 18), (19, 20)),
+    skeleton=(
+        (0, 16),
+        (16, 1),
+        (1, 15),
+        (15, 14),
+        (14, 8),
+        (14, 11),
+        (8, 9),
+        (9, 10),
+        (10, 19),
+        (11, 12),
+        (12, 13),
+        (13, 20),
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (4, 17),
+        (1, 5),
+        (5, 6),
+        (6, 7),
+        (7, 18),
+    ),
+    upper_body_ids=(0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 18),
+    lower_body_ids=(8, 9, 10, 11, 12, 13, 14, 19, 20),
+    sigmas=None,
+    joint_weights=(1.0,) * 21,
+)
+
+#: MuPoTS-3D (``MuPoTS-3D.json``, the MATLAB kit's 17 joints): MuCo-3DHP's first 17 joints.
+MUPOTS17 = KeypointInfo(
+    name="mupots17",
+    keypoint_names=MUCO21.keypoint_names[:17],
+    flip_pairs=MUCO21.flip_pairs[:6],
+    skeleton=tuple((a, b) for a, b in MUCO21.skeleton if a < 17 and b < 17),
+    upper_body_ids=tuple(i for i in MUCO21.upper_body_ids if i < 17),
+    lower_body_ids=tuple(i for i in MUCO21.lower_body_ids if i < 17),
+    sigmas=None,
+    joint_weights=(1.0,) * 17,
+)
+
 CROWDPOSE14 = KeypointInfo(
     name="crowdpose14",
     keypoint_names=(
@@ -280,7 +349,7 @@ def mpii_joint_name(name: str) -> str:
     return MPII_NAME_ALIASES.get(key, key)
 
 
-_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18, CROWDPOSE14)}
+_REGISTRY = {info.name: info for info in (COCO17, MPII16, H36M17, H36M18, MUCO21, MUPOTS17, CROWDPOSE14)}
 
 #: Joints that two layouts name differently but that datasets are matched on (3DMPPE maps MPII's
 #: "Neck" and "Head", our "upper_neck" and "head_top", onto Human3.6M's "Neck" and "Head").
@@ -325,6 +394,32 @@ def joint_mapping(source: KeypointInfo, target: KeypointInfo) -> tuple[int, ...]
     """
     names = {SAME_JOINT.get(name, name): i for i, name in enumerate(source.keypoint_names)}
     return tuple(names.get(SAME_JOINT.get(name, name), -1) for name in target.keypoint_names)
+
+
+#: Joints that a dataset may lack but that are the mean of two it has, visible when both are (3DMPPE's
+#: ``add_thorax`` for Human3.6M; its MSCOCO readers add both to the COCO joints).
+DERIVED_JOINTS: dict[str, tuple[str, str]] = {
+    "thorax": ("left_shoulder", "right_shoulder"),
+    "pelvis": ("left_hip", "right_hip"),
+}
+
+
+def joint_sources(source: KeypointInfo, target: KeypointInfo) -> tuple[tuple[int, ...], ...]:
+    """For each keypoint of ``target``, the ``source`` indices it is the mean of: one index for the
+    same joint (`joint_mapping`), two for a `DERIVED_JOINTS` joint that ``source`` lacks but can
+    form, none when ``source`` has neither."""
+    direct = joint_mapping(source, target)
+    names = {name: i for i, name in enumerate(source.keypoint_names)}
+    out = []
+    for name, index in zip(target.keypoint_names, direct):
+        parts = DERIVED_JOINTS.get(name, ())
+        if index >= 0:
+            out.append((index,))
+        elif parts and all(p in names for p in parts):
+            out.append(tuple(names[p] for p in parts))
+        else:
+            out.append(())
+    return tuple(out)
 
 
 #: The joint that 3D poses are relative to (3DMPPE: Pelvis).

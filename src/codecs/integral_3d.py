@@ -21,16 +21,19 @@ Shapes: B samples, K joints, D depth bins, H x W output grid. Sizes are (w, h).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from src.camera import pixel_to_camera
+from src.codecs.crop_3d import Crop3DCodec, CropSample, as_float64
 
 
-class Integral3D:
-    """Encode 3D joints to soft-argmax targets and decode 3D heatmaps to coordinates.
+class Integral3D(Crop3DCodec):
+    """Encode 3D joints to soft-argmax targets and decode 3D heatmaps to coordinates (the 3D crop
+    codec contract of `src.codecs.crop_3d`: J = K joints, root-relative depth).
 
     Args:
         input_size: (w, h) of the network input crop in pixels.
@@ -38,6 +41,8 @@ class Integral3D:
         depth_dim: D depth bins per joint.
         bbox_3d_depth: depth range in mm covered by the D bins, centred on the root joint.
     """
+
+    prediction_key: ClassVar[str] = "joints_cam"
 
     def __init__(
         self,
@@ -123,6 +128,20 @@ class Integral3D:
             "have_depth": np.asarray(1.0 if have_depth else 0.0, dtype=np.float32),
         }
 
+    def encode_crop(self, sample: CropSample) -> dict[str, np.ndarray]:
+        """The contract's encoding: `encode` of the crop's joints and root-relative depths."""
+        return self.encode(
+            sample.joints_crop, sample.depth_relative, sample.visible, have_depth=bool(sample.have_depth)
+        )
+
+    def check_network(self, net: Any) -> None:
+        depth_dim = getattr(net, "depth_dim", self.depth_dim)
+        if depth_dim != self.depth_dim:
+            raise ValueError(
+                f"net.depth_dim={depth_dim} but codec.depth_dim={self.depth_dim}: the codec must read the "
+                "volumes the network writes"
+            )
+
     # ------------------------------------------------------------------ decode
     def decode(self, outputs: torch.Tensor) -> torch.Tensor:
         """Soft-argmax: expected voxel index of each joint's softmax-normalised volume.
@@ -183,21 +202,6 @@ class Integral3D:
         return mirrored.index_select(1, index)
 
     # ------------------------------------------------------------------ back-projection
-    def to_image(self, coords: np.ndarray | torch.Tensor, bbox: np.ndarray) -> np.ndarray:
-        """Output coordinates -> image pixels (official, no half-pixel term).
-
-        Args:
-            coords: (B, K, 3) (or (B, K, 2)) decoded coordinates.
-            bbox: (B, 4) crop boxes x, y, w, h in image pixels.
-
-        Returns:
-            (B, K, 2) float64 x, y image pixels.
-        """
-        coords = _to_numpy(coords)
-        bbox = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)
-        size = np.asarray(self.output_size, dtype=np.float64)
-        return coords[..., :2] / size * bbox[:, None, 2:4] + bbox[:, None, 0:2]
-
     def to_depth(self, coords: np.ndarray | torch.Tensor, root_depth: np.ndarray) -> np.ndarray:
         """Depth bins -> camera depth Z in mm.
 
@@ -208,7 +212,7 @@ class Integral3D:
         Returns:
             (B, K) float64 Z in mm.
         """
-        coords = _to_numpy(coords)
+        coords = as_float64(coords)
         root = np.asarray(root_depth, dtype=np.float64).reshape(-1, 1)
         return (coords[..., 2] / self.depth_dim * 2 - 1) * (self.bbox_3d_depth / 2) + root
 
@@ -240,14 +244,32 @@ class Integral3D:
             return np.zeros(uvz.shape, dtype=np.float64)
         return np.stack([pixel_to_camera(uvz[i], f[i], c[i]) for i in range(batch)])
 
+    def predictions(self, camera: np.ndarray, image: np.ndarray) -> dict[str, torch.Tensor]:
+        """{"joints_cam": (N, K, 3) camera-frame joints (mm), "keypoints_2d": (N, K, 2) image pixels}."""
+        return {
+            "joints_cam": torch.from_numpy(np.asarray(camera, np.float32)),
+            "keypoints_2d": torch.from_numpy(np.asarray(image, np.float32)),
+        }
+
+    def baseline(self, train_dataset: Any, batches: Iterable[dict]) -> Iterator[dict[str, torch.Tensor]]:
+        """The mean-pose baseline: every crop predicted as the mean root-relative camera-frame pose
+        of the 3D training records (no image seen), placed at the crop's root (its ground-truth
+        camera root, so only the pose differs); its 2D joints are that pose projected."""
+        cam = train_dataset.camera_joints_3d()
+        if not len(cam):
+            raise ValueError("the mean-pose baseline needs 3D training records; the training split has none")
+        root = train_dataset.root_joint
+        mean = (cam - cam[:, root : root + 1]).mean(axis=0)  # (K, 3) root-relative
+        for batch in batches:
+            gt = as_float64(batch["joints_cam"])
+            joints = mean[None] + gt[:, root : root + 1]
+            f, c = as_float64(batch["f"]), as_float64(batch["c"])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                image = joints[..., :2] / joints[..., 2:3] * f[:, None] + c[:, None]
+            yield self.predictions(joints, np.nan_to_num(image))
+
     def __repr__(self) -> str:
         return (
             f"Integral3D(input_size={self.input_size}, output_size={self.output_size}, "
             f"depth_dim={self.depth_dim}, bbox_3d_depth={self.bbox_3d_depth})"
         )
-
-
-def _to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().double().numpy()
-    return np.asarray(x, dtype=np.float64)

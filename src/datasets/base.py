@@ -51,6 +51,9 @@ class PoseDataset(WorkerSeededRandom, Dataset):
             device (``data.normalize_on_device``; training only; `transforms.image_tensor`).
     """
 
+    #: The codec method that makes an item's targets.
+    encoder: ClassVar[str] = "encode"
+
     #: Keys of the data config's augmentation block: the subclass constructor's own keyword
     #: arguments and "photometric" (set for each subclass from its signature).
     AUGMENTATION_KEYS: ClassVar[tuple[str, ...]] = (PHOTOMETRIC,)
@@ -90,8 +93,8 @@ class PoseDataset(WorkerSeededRandom, Dataset):
             keypoint_info = get_keypoint_info(keypoint_info)
         if not isinstance(keypoint_info, KeypointInfo):
             raise TypeError(f"{name}: keypoint_info must be a KeypointInfo or a layout name, got {keypoint_info!r}")
-        if not (hasattr(codec, "input_size") and callable(getattr(codec, "encode", None))):
-            raise TypeError(f"{name}: codec must have input_size and encode(...), got {codec!r}")
+        if not (hasattr(codec, "input_size") and callable(getattr(codec, self.encoder, None))):
+            raise TypeError(f"{name}: codec must have input_size and {self.encoder}(...), got {codec!r}")
         joints = getattr(codec, "num_joints", None)
         if joints is not None and int(joints) != keypoint_info.num_keypoints:
             raise ValueError(

@@ -43,6 +43,8 @@ class PoseDataModule(pl.LightningDataModule):
         reader: the source (``prepare``, ``check``, ``load_records`` / ``load_images``, ``metric_inputs``).
         metric: factory of the evaluation metric (a Hydra partial of a torchmetrics Metric that
             declares ``monitor``, ``mode`` and ``submission_options``); see `build_metric`.
+        root_metric: 3D data: the metric of root models (RootNet), unused here: a root model's
+            config makes it the ``metric`` (``${data_metric:root_metric}``).
         dataset: the paradigm's Dataset class (``from_reader``, ``collate_fn``); set by the runner.
         codec: the codec shared with the model (targets in, predictions out).
         paradigm: the model's paradigm (`src.paradigms`): it chooses the dataset class (unless
@@ -78,6 +80,7 @@ class PoseDataModule(pl.LightningDataModule):
         reader: Any,
         metric: Callable[..., Any],
         codec: Any,
+        root_metric: Callable[..., Any] | None = None,
         paradigm: str | None = None,
         dataset: type[Dataset] | None = None,
         layout: Any = "coco17",
@@ -121,6 +124,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.name = name
         self.reader = reader
         self.metric_factory = metric
+        del root_metric  # the metric of root models; a root model's config makes it `metric`
         self.dataset_class = dataset
         self.codec = codec
         self._keypoint_info = get_keypoint_info(layout)

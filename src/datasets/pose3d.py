@@ -27,18 +27,23 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 
+from src.codecs.crop_3d import CropSample
 from src.datasets.base import PoseDataset
 from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform, warp_from_reduced
-from src.layouts import KeypointInfo, get_keypoint_info, joint_mapping, root_index
+from src.layouts import KeypointInfo, get_keypoint_info, joint_sources, root_index
 
 #: Keys of a 3D record (see `src.readers.h36m`) stored per item.
 _VECTOR_KEYS = {"bbox": 4, "f": 2, "c": 2}
+
+#: The focal length (pixels) 3DMPPE gives 2D records, which have no camera (RootNet's k-value of a
+#: 2D crop; their depth is not trained).
+DUMMY_FOCAL = 1500.0
 
 #: Tries to place the synthetic occlusion inside the image before giving up on it for this item.
 OCCLUSION_TRIES = 20
@@ -50,12 +55,14 @@ def records_from_2d(
     """Top-down 2D person records (``center``, ``scale``, ``keypoints``, ``visible``) -> 3D records
     without depth (``have_depth`` 0), in the ``target`` layout.
 
-    Joints are matched by name (`joint_mapping`; a target joint the source lacks is not visible).
+    Joints are matched by name (`joint_mapping`); a target joint the source lacks is the mean of two
+    it has when `DERIVED_JOINTS` defines it (3DMPPE's thorax and pelvis of COCO people, visible
+    when both are), else not visible.
     The crop box is the record's box of side ``200 * scale``, enlarged to ``aspect_ratio``; the 2D
     readers already pad their boxes (MPII: x 1.25), so no further padding is added.
     """
-    index = np.asarray(joint_mapping(source, target), dtype=np.int64)
-    have = index >= 0
+    sources = joint_sources(source, target)
+    k = len(sources)
     out = []
     for r in records:
         w, h = PIXEL_STD * float(r["scale"][0]), PIXEL_STD * float(r["scale"][1])
@@ -63,11 +70,14 @@ def records_from_2d(
             h = w / aspect_ratio
         else:
             w = h * aspect_ratio
-        k = len(index)
+        keypoints = np.asarray(r["keypoints"], np.float32)
+        seen = np.asarray(r["visible"], np.float32)
         joints = np.zeros((k, 3), np.float32)
         visible = np.zeros(k, np.float32)
-        joints[have, :2] = np.asarray(r["keypoints"], np.float32)[index[have]]
-        visible[have] = np.asarray(r["visible"], np.float32)[index[have]]
+        for j, parts in enumerate(sources):
+            if parts:
+                joints[j, :2] = keypoints[list(parts)].mean(axis=0)
+                visible[j] = float(np.prod(seen[list(parts)]))
         cx, cy = float(r["center"][0]), float(r["center"][1])
         out.append(
             {
@@ -79,7 +89,7 @@ def records_from_2d(
                 "joints_cam": np.zeros((k, 3), np.float32),
                 "visible": visible,
                 "root_depth": 0.0,
-                "f": np.ones(2, np.float32),
+                "f": np.full(2, DUMMY_FOCAL, np.float32),
                 "c": np.zeros(2, np.float32),
                 "action": -1,
                 "have_depth": 0.0,
@@ -106,11 +116,15 @@ class Pose3DDataset(PoseDataset):
             augmentation of the crop, off in the recipe), seed, images, reduced_decode,
             normalize_on_device.
 
-    Items are dicts of tensors: image (3, h, w); the codec's targets coords (K, 3), coord_weight
-    (K,), have_depth (); sample_id, image_id, action () int64 (-1 for 2D records); bbox (4,) the
-    crop box as read (before augmentation); root_depth () mm; f (2,), c (2,); joints_cam (K, 3)
-    ground-truth camera-frame joints (mm); joints (K, 3) image x, y and visibility as read.
+    Items are dicts of tensors: image (3, h, w); the codec's targets (``codec.target_keys``: coords
+    (J, 3), coord_weight (J,), have_depth (), and RootNet's k_value ()); sample_id, image_id,
+    action () int64 (-1 for 2D records); score () float32 (the box's score, 1 for ground-truth
+    boxes); bbox (4,) the crop box as read (before augmentation); root_depth () mm; f (2,), c (2,);
+    joints_cam (K, 3) ground-truth camera-frame joints (mm); joints (K, 3) image x, y and
+    visibility as read.
     """
+
+    encoder: ClassVar[str] = "encode_crop"
 
     @classmethod
     def read_records(cls, reader: Any, *, training: bool, codec: Any, keypoint_info: KeypointInfo) -> list[dict]:
@@ -162,6 +176,7 @@ class Pose3DDataset(PoseDataset):
         self._sample_ids = np.fromiter((r["sample_id"] for r in records), dtype=np.int64, count=n)
         self._image_ids = np.fromiter((r["image_id"] for r in records), dtype=np.int64, count=n)
         self._actions = np.fromiter((r.get("action", -1) for r in records), dtype=np.int64, count=n)
+        self._scores = np.fromiter((r.get("score", 1.0) for r in records), dtype=np.float32, count=n)
         self._root_depth = np.fromiter((r["root_depth"] for r in records), dtype=np.float32, count=n)
         self._have_depth = np.fromiter((r["have_depth"] for r in records), dtype=np.float32, count=n)
         for key, size in _VECTOR_KEYS.items():
@@ -179,6 +194,11 @@ class Pose3DDataset(PoseDataset):
     @property
     def num_records(self) -> int:
         return len(self._sample_ids)
+
+    @property
+    def root_joint(self) -> int:
+        """Index of the root joint in the layout."""
+        return self._root
 
     def camera_joints_3d(self) -> np.ndarray:
         """(M, K, 3) camera-frame ground truth (mm) of the M records that have depth (not the 2D ones)."""
@@ -266,7 +286,18 @@ class Pose3DDataset(PoseDataset):
         crop_joints = affine_transform_points(joints[:, :2], trans)
         cam = self._joints_cam[index]
         depth = (cam[:, 2] - cam[self._root, 2])[self._flip_index] if flipped else cam[:, 2] - cam[self._root, 2]
-        targets = self.codec.encode(crop_joints, depth, visible, have_depth=bool(self._have_depth[index]))
+        targets = self.codec.encode_crop(
+            CropSample(
+                joints_crop=crop_joints,
+                depth_relative=depth,
+                root_depth=float(self._root_depth[index]),
+                visible=visible,
+                have_depth=bool(self._have_depth[index]),
+                bbox=bbox,
+                focal=self._f[index],
+                root=self._root,
+            )
+        )
 
         gt = np.empty((len(joints), 3), dtype=np.float32)
         gt[:, :2] = self._joints_img[index][:, :2]
@@ -277,6 +308,7 @@ class Pose3DDataset(PoseDataset):
             "sample_id": torch.tensor(self._sample_ids[index], dtype=torch.int64),
             "image_id": torch.tensor(self._image_ids[index], dtype=torch.int64),
             "action": torch.tensor(self._actions[index], dtype=torch.int64),
+            "score": torch.tensor(self._scores[index], dtype=torch.float32),
             "bbox": torch.from_numpy(self._bbox[index].copy()),
             "root_depth": torch.tensor(self._root_depth[index], dtype=torch.float32),
             "f": torch.from_numpy(self._f[index].copy()),

@@ -36,16 +36,21 @@ class People:
         boxes: (P, 4) [x, y, w, h] person boxes (the given or detected box for crop models, the
             keypoints' extent for bottom-up models).
         joints_3d: 3D models: (P, K, 3) root-relative camera-frame joints in mm.
-        root_depth: 3D models: (P,) the assumed root depth in mm (see `Pose3DModule.infer`).
+        joints_cam: 3D models: (P, K, 3) camera-frame joints in mm, at ``root_depth``.
+        root_depth: 3D models: (P,) the root depth in mm (a RootNet's prediction, or the k-value
+            assumption; see `Pose3DModule.infer`).
         focal: 3D models: (P,) the focal length in pixels used for the back-projection.
+        root_cam: RootNet models: (P, 3) the predicted camera-frame roots in mm.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
     joints_3d: np.ndarray | None = None
+    joints_cam: np.ndarray | None = None
     root_depth: np.ndarray | None = None
     focal: np.ndarray | None = None
+    root_cam: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -91,6 +91,11 @@ class RootNet(nn.Module):
         """images (N, 3, H, W), k (N,) -> (N, 3) [x, y on the (H/4, W/4) grid, gamma k]."""
         return self.root(self.backbone(images), k)
 
+    @staticmethod
+    def example_inputs(batch: int) -> tuple[torch.Tensor]:
+        """What the network reads after the images, for timing and tracing: a k-value of 4 m each."""
+        return (torch.full((batch,), 4000.0),)
+
     def init_weights(self, pretrained: str | None = None) -> None:
         """Official init: the head N(0, 0.001) with zero biases, BN 1 / 0; the backbone from a
         torchvision ImageNet ``resnet*.pth`` file when given, else N(0, 0.001) as the official

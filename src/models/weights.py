@@ -211,6 +211,10 @@ def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read
     if callable(adapt):
         state = adapt(state)
     own = model.state_dict()
+    counters = [k for k in own if k not in state and k.endswith("num_batches_tracked")]
+    if counters:  # files of PyTorch < 0.4.1 lack BatchNorm's step counters, which inference never reads
+        state = {**state, **{k: own[k] for k in counters}}
+        log.info("%s has no num_batches_tracked buffers (%d); kept the model's", path, len(counters))
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [

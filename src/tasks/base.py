@@ -249,14 +249,15 @@ class PoseModule(LightningModule):
         self.net = self.net.to(memory_format=layout)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, images: torch.Tensor) -> Any:
+    def forward(self, images: torch.Tensor, *inputs: torch.Tensor) -> Any:
         """The network's outputs on a batch (channels_last and torch.compile as configured);
-        uint8 images (``data.normalize_on_device``) are normalised here, on the model's device."""
+        uint8 images (``data.normalize_on_device``) are normalised here, on the model's device.
+        ``inputs``: what the network reads besides the images (a 3D codec's ``input_keys``)."""
         if images.dtype == torch.uint8:
             images = normalize_images(images)
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.network()(images)
+        return self.network()(images, *inputs)
 
     def network(self) -> Any:
         """``net``, or its ``torch.compile`` form when ``compile`` is on (made on first use, and again

@@ -270,16 +270,19 @@ def time_memory_formats(
         "channels_last": copy.deepcopy(net).train().to(memory_format=torch.channels_last),
     }
     inputs: dict[str, torch.Tensor] = {}
+    extra: list[torch.Tensor] = []
+    example_inputs = getattr(net, "example_inputs", None)  # what a network reads after the images
 
     def make_inputs(batch: int) -> None:
         images = torch.randn(batch, *(int(d) for d in input_shape))
         inputs.update(nchw=images, channels_last=images.contiguous(memory_format=torch.channels_last))
+        extra[:] = list(example_inputs(batch)) if example_inputs is not None else []
 
     def step(name: str) -> float:
         model = copies[name]
         start = time.perf_counter()
         with _autocast(precision):
-            outputs = _outputs(model(inputs[name]))
+            outputs = _outputs(model(inputs[name], *extra))
         loss = sum(o.float().mean() for o in outputs)
         loss.backward()
         model.zero_grad(set_to_none=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -41,6 +42,19 @@ def metric_direction(target: str) -> str:
     return {"max": "maximize", "min": "minimize"}[metric_mode(target)]
 
 
+def data_metric(key: str, *, _root_: Any) -> Any:
+    """The metric config ``data.<key>`` (e.g. ``root_metric`` for RootNet); a data config without
+    one is refused with the data's name."""
+    data = _root_.get("data")
+    if data is None or key not in data or data[key] is None:
+        name = data.get("name") if data is not None else None
+        raise ValueError(
+            f"data={name} has no {key}: this model is evaluated with it (RootNet: the 3D data with cameras, "
+            "h36m, muco, mupots and their synthetic_* versions)"
+        )
+    return data[key]
+
+
 def latest_checkpoint(runs_dir: str, experiment: str, checkpoint: str = "last.ckpt") -> str:
     """The ``checkpoints/<checkpoint>`` of the most recent run of an experiment under ``runs_dir``:
     of the folders ``<runs_dir>/<experiment>_*`` (run names ending in their launch time), the one
@@ -68,6 +82,7 @@ RESOLVERS = {
     "metric_mode": metric_mode,
     "metric_direction": metric_direction,
     "latest_checkpoint": latest_checkpoint,
+    "data_metric": data_metric,
     "layout_size": layout_size,
 }
 
