@@ -4,6 +4,7 @@
     python -m src.eval ckpt_path=... data=coco data.reader.val_boxes=detections data.reader.det_file=/path/dets.json
     python -m src.eval model=hrnet data=synthetic oracle=true
     python -m src.eval experiment=quickstart_3d baseline=true
+    python -m src.eval ckpt_path=ROOTNET.ckpt data=mupots write_bbox_root=true
     python -m src.eval ckpt_path=TOPDOWN.ckpt data=synthetic detector_ckpt=BOTTOMUP.ckpt
 
 The oracle pushes the ground truth through the model's codec instead of a network (encode to
@@ -13,7 +14,10 @@ validation boxes from a bottom-up checkpoint instead of the ground truth: its pe
 padded as in `src.inference.Predictor`, written as ``detector_boxes.json`` in the run folder and
 read as detection results. ``baseline=true`` (3D models) evaluates the codec's baseline without a
 network, the reference a trained network must beat: PoseNet's mean root-relative training pose,
-RootNet's k-value (gamma = 1). Metrics are printed and written to metrics.json.
+RootNet's k-value (gamma = 1). ``write_bbox_root=true`` (RootNet checkpoints) also writes the
+roots of the validation crops as the official ``bbox_root_<data>_output.json``, which PoseNet
+reads (``data.reader.use_gt_info=false data.reader.bbox_root_file=...``): the two-stage 3DMPPE
+evaluation. Metrics are printed and written to metrics.json.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_only
@@ -89,6 +94,9 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     (results,) = trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {k: float(v) for k, v in results.items()}
     metrics.update(model.current_test_options())
+    if cfg.get("write_bbox_root") and trainer.is_global_zero:
+        path = write_bbox_root(model, datamodule, output_dir / f"bbox_root_{datamodule.name}_output.json")
+        metrics["bbox_root_file"] = str(path)
     if model.visualized and trainer.is_global_zero:
         save_prediction_picture(
             output_dir / "predictions.jpg",
@@ -97,6 +105,36 @@ def evaluate_checkpoint(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             keypoint_info=model.keypoint_info,
         )
     return metrics
+
+
+def write_bbox_root(model: Any, datamodule: Any, path: Path) -> Path:
+    """A root model's roots of every validation crop as the official RootNet "bbox_root" file: a list of
+    ``{"image_id", "bbox": the crop box [x, y, w, h], "root_cam": [X, Y, Z] mm, "score"}``, which a
+    PoseNet evaluation reads with ``data.reader.use_gt_info=false data.reader.bbox_root_file=PATH``."""
+    if getattr(model.codec, "prediction_key", None) != "root_cam":
+        raise ValueError(
+            f"write_bbox_root=true needs a RootNet checkpoint; {model.hparams.name} does not predict roots"
+        )
+    model.eval()
+    entries = []
+    with torch.no_grad():
+        for batch in datamodule.val_dataloader():
+            batch = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            out = model.predict_step(batch, 0)
+            for image_id, bbox, root, score in zip(
+                out["image_id"].tolist(), batch["bbox"].tolist(), out["camera"][:, 0].tolist(), batch["score"].tolist()
+            ):
+                entries.append(
+                    {
+                        "image_id": int(image_id),
+                        "bbox": [round(float(v), 4) for v in bbox],
+                        "root_cam": [round(float(v), 4) for v in root],
+                        "score": round(float(score), 6),
+                    }
+                )
+    write_json_atomic(path, entries)
+    log.info("wrote the roots of %d crops to %s", len(entries), path)
+    return path
 
 
 def use_detector_boxes(cfg: DictConfig, model: Any, output_dir: Path) -> Path:

@@ -67,6 +67,8 @@ class Crop3DCodec:
     input_keys: ClassVar[tuple[str, ...]] = ()
     #: The prediction key of the metric this codec feeds ("joints_cam" or "root_cam").
     prediction_key: ClassVar[str] = ""
+    #: Which of the data config's metrics that is: ``metric`` (the pose metric) or ``root_metric``.
+    metric_key: ClassVar[str] = "metric"
 
     input_size: tuple[int, int]
     output_size: tuple[int, int]

@@ -41,6 +41,7 @@ class RootDepth(Crop3DCodec):
     target_keys: ClassVar[tuple[str, ...]] = ("coords", "coord_weight", "have_depth", "k_value")
     input_keys: ClassVar[tuple[str, ...]] = ("k_value",)
     prediction_key: ClassVar[str] = "root_cam"
+    metric_key: ClassVar[str] = "root_metric"
 
     def __init__(
         self,

@@ -43,8 +43,8 @@ class PoseDataModule(pl.LightningDataModule):
         reader: the source (``prepare``, ``check``, ``load_records`` / ``load_images``, ``metric_inputs``).
         metric: factory of the evaluation metric (a Hydra partial of a torchmetrics Metric that
             declares ``monitor``, ``mode`` and ``submission_options``); see `build_metric`.
-        root_metric: 3D data: the metric of root models (RootNet), unused here: a root model's
-            config makes it the ``metric`` (``${data_metric:root_metric}``).
+        root_metric: 3D data: the metric of root models (RootNet), chosen by their codec's
+            ``metric_key`` (see `build_metric`).
         dataset: the paradigm's Dataset class (``from_reader``, ``collate_fn``); set by the runner.
         codec: the codec shared with the model (targets in, predictions out).
         paradigm: the model's paradigm (`src.paradigms`): it chooses the dataset class (unless
@@ -124,7 +124,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.name = name
         self.reader = reader
         self.metric_factory = metric
-        del root_metric  # the metric of root models; a root model's config makes it `metric`
+        self.root_metric_factory = root_metric
         self.dataset_class = dataset
         self.codec = codec
         self._keypoint_info = get_keypoint_info(layout)
@@ -173,9 +173,17 @@ class PoseDataModule(pl.LightningDataModule):
         """The evaluation metric of this source, for predictions in this layout.
 
         ``options`` are the task's submission options (e.g. COCO rescoring and OKS-NMS); the
-        metric receives those it declares in ``submission_options``.
+        metric receives those it declares in ``submission_options``. The codec names which of the
+        data's metrics its predictions feed (``metric_key``: ``metric``, or ``root_metric`` for
+        RootNet's roots).
         """
-        factory = self.metric_factory
+        key = getattr(self.codec, "metric_key", "metric")
+        factory = {"metric": self.metric_factory, "root_metric": self.root_metric_factory}.get(key)
+        if factory is None:
+            raise ValueError(
+                f"data={self.name} has no {key}: {self.codec!r} is evaluated with it (RootNet: the 3D data with "
+                "cameras, h36m, muco, mupots and their synthetic_* versions)"
+            )
         metric_class = getattr(factory, "func", factory)
         accepted = set(getattr(metric_class, "submission_options", ()))
         chosen = {k: v for k, v in (options or {}).items() if k in accepted}
