@@ -4,9 +4,11 @@
     python -m src.predict ckpt_path=TOPDOWN.ckpt detector_ckpt=BOTTOMUP.ckpt input=clip.mp4
     python -m src.predict ckpt_path=TOPDOWN.ckpt boxes=detections.json input=images/
     python -m src.predict backend=onnx model_file=model.onnx input=images/ glob='**/*.png'
+    python -m src.predict ckpt_path=POSENET.ckpt root_ckpt=ROOTNET.ckpt detector_ckpt=BOTTOMUP.ckpt input=clip.mp4
 
 Writes to the run folder ``results.json`` (COCO keypoint results with the image's ``file_name``,
-or ``frame`` for videos; 3D models add root-relative ``joints_3d`` in mm), ``pictures/`` (images)
+or ``frame`` for videos; 3D models add root-relative ``joints_3d``, ``root_depth`` and camera-frame
+``joints_cam`` in mm, with the root depths of a RootNet ``root_ckpt`` or else the k-value), ``pictures/`` (images)
 or ``annotated.mp4`` (videos and webcams, same frame rate and size), and ``summary.json`` (what
 was read, people found, what was skipped and why). Bottom-up models find people themselves;
 top-down and 3D models take person boxes from ``boxes=`` (COCO detection results, see
@@ -44,6 +46,8 @@ def use_fast_path(cfg: DictConfig, predictor: Predictor, device: str) -> None:
     run.record(precision="32-true", **runner.resolve_task(predictor.task, **common))
     if predictor.detector is not None:
         run.record(detector=runner.resolve_task(predictor.detector.task, **common))
+    if predictor.root is not None:
+        run.record(root=runner.resolve_task(predictor.root, **common))
 
 
 @runner.task
@@ -60,6 +64,7 @@ def predict(cfg: DictConfig) -> Path:
         backend=backend,
         model_file=cfg.get("model_file"),
         detector_ckpt=cfg.get("detector_ckpt"),
+        root_ckpt=cfg.get("root_ckpt"),
         device=device,
         batch_size=int(cfg.batch_size),
         focal=cfg.get("focal"),

@@ -52,13 +52,18 @@ TINY_MODELS = {
         "model.codec.output_sizes=[16,32]",
     ],
     "pose3d": ["model=posenet", "data=synthetic_h36m", *TINY_POSENET],
+    "root3d": [
+        "model=rootnet",
+        "data=synthetic_h36m",
+        *(o for o in TINY_POSENET if "depth_dim" not in o),
+    ],
 }
 
 
 def random_checkpoint(
     paradigm: str, path: Path, work_dir: Path, *, seed: int = 0, std: float = 0.05, overrides: tuple[str, ...] = ()
 ) -> Path:
-    """A checkpoint of a tiny model of ``paradigm`` whose weights are drawn from N(0, std) (away
+    """A checkpoint of a tiny model of ``paradigm`` (a `TINY_MODELS` key) whose weights are drawn from N(0, std) (away
     from the near-zero init, so that outputs differ from image to image), as src.convert writes it."""
     import torch
     from hydra.utils import instantiate

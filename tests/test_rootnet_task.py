@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -219,3 +220,34 @@ def test_data_without_a_root_metric_and_export_are_refused(tmp_path, data_dir):
     task = instantiate(cfg.model, _recursive_=False)
     with pytest.raises(ValueError, match="reads more than the image"):
         export(task, tmp_path / "rootnet.onnx")
+
+
+def test_absolute_prediction_takes_rootnet_depths_and_refuses_swapped_checkpoints(tmp_path):
+    from src.inference.outputs import annotate
+    from src.inference.predictor import Predictor
+    from src.layouts import H36M18
+    from tests.helpers import random_checkpoint
+
+    posenet = random_checkpoint("pose3d", tmp_path / "posenet.ckpt", tmp_path)
+    rootnet = random_checkpoint("root3d", tmp_path / "rootnet.ckpt", tmp_path, std=0.02)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(2)]
+    boxes = [np.array([[10, 10, 40, 90, 0.9], [80, 20, 50, 80, 0.8], [200, 200, 10, 10, 0.5]], np.float32)] * 2
+    absolute = Predictor.load(posenet, root_ckpt=rootnet, batch_size=4)
+    roots = absolute.root.infer(images, boxes)
+    people = absolute(images, boxes)
+    for found, root in zip(people, roots):
+        assert len(found) == 2 and root["box_index"].tolist() == [0, 1]  # the box outside the image is dropped
+        assert found.root_depth == pytest.approx(root["root_depth"])  # PoseNet placed at RootNet's depths
+        pelvis = H36M18.keypoint_names.index("pelvis")
+        relative = found.joints_cam[..., 2] - found.root_depth[:, None]  # the depth bins span +-1 m
+        assert np.abs(relative).max() <= 1000.0 and np.abs(relative).max() > 0
+        assert np.allclose(found.joints_3d, found.joints_cam - found.joints_cam[:, pelvis : pelvis + 1], atol=1e-3)
+    picture = annotate(cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR), people[0], H36M18, score_thr=0.0)
+    assert picture.shape == (120, 160, 3)
+    fallback = Predictor.load(posenet, batch_size=4)(images[0], boxes[0])  # no RootNet: the k-value
+    assert not np.allclose(fallback.root_depth, people[0].root_depth)
+    with pytest.raises(ValueError, match="is a RootNet model.*root_ckpt"):
+        Predictor.load(rootnet)
+    with pytest.raises(ValueError, match="predicts poses, not roots"):
+        Predictor.load(posenet, root_ckpt=posenet)

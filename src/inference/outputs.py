@@ -12,6 +12,7 @@ import numpy as np
 from src.inference.predictor import People
 from src.inference.sources import Frame, Skipped
 from src.utils.run_io import write_json_atomic
+from src.visualization.scene3d import draw_scene_3d
 from src.visualization.skeleton3d import draw_skeleton_3d
 from src.visualization.skeletons import draw_keypoint_info
 
@@ -20,22 +21,27 @@ VIDEO_NAME = "annotated.mp4"
 
 def annotate(image: np.ndarray, people: People, info: Any, *, score_thr: float) -> np.ndarray:
     """The BGR image with the box and skeleton of each person scoring at least ``score_thr`` (and
-    their keypoints that do); their 3D skeletons in an inset at the bottom right."""
+    their keypoints that do); in an inset at the bottom right, 3D models show the scene from above
+    the camera with every person at their distance (`draw_scene_3d`)."""
     people = people.select(np.flatnonzero(people.scores >= score_thr))
     out = image.copy()
     for x, y, w, h in people.boxes:
         cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), (0, 200, 255), 1)
     if len(people):
         out = draw_keypoint_info(out, people.keypoints, info, score_thr=score_thr)
-    if people.joints_3d is not None:
+    if people.joints_cam is not None or people.joints_3d is not None:
         size = max(32, min(out.shape[:2]) // 3)
-        inset = draw_skeleton_3d(people.joints_3d, info, size=size)
+        if people.joints_cam is not None:  # the whole scene, each person at their distance
+            inset = draw_scene_3d(people.joints_cam, info, size=size)
+        else:
+            inset = draw_skeleton_3d(people.joints_3d, info, size=size)
         out[-size:, -size:] = inset[: out.shape[0], : out.shape[1]]
     return out
 
 
 def result_entries(frame: Frame, people: People, *, video: bool) -> list[dict]:
-    """COCO keypoint results of one image or frame (3D models add root-relative joints in mm)."""
+    """COCO keypoint results of one image or frame (3D models add root-relative joints, the root depth
+    and the camera-frame joints, in mm)."""
     where = {"frame": frame.index} if video else {"file_name": frame.name}
     entries = []
     for i in range(len(people)):
@@ -52,6 +58,8 @@ def result_entries(frame: Frame, people: People, *, video: bool) -> list[dict]:
             entry["root_relative"] = True
             entry["root_depth"] = round(float(people.root_depth[i]), 1)
             entry["focal"] = round(float(people.focal[i]), 2)
+        if people.joints_cam is not None:
+            entry["joints_cam"] = np.round(people.joints_cam[i].astype(np.float64), 1).tolist()
         entries.append(entry)
     return entries
 

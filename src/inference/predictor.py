@@ -75,6 +75,11 @@ def as_image_list(images: np.ndarray | Sequence[np.ndarray], *, color: str) -> t
     return checked, single
 
 
+def predicts_roots(task: Any) -> bool:
+    """Whether a task is a root model (RootNet: camera-frame roots, no pose)."""
+    return getattr(getattr(task, "codec", None), "prediction_key", None) == "root_cam"
+
+
 def resolve_device(device: str) -> str:
     """``auto``: cuda when a GPU is available, else cpu; any other name unchanged."""
     if str(device) == "auto":
@@ -88,6 +93,9 @@ class Predictor:
     Args:
         task: a `PoseModule` (its network may be an exported file, see `src.inference.backends`).
         detector: a Predictor of a bottom-up model that proposes person boxes to a crop model.
+        root: a RootNet task (`Pose3DModule` with the RootDepth codec) whose root depths place a 3D
+            pose model's people in camera coordinates (without it: the k-value, see
+            `Pose3DModule.infer`).
         batch_size: crops or images per network call.
         focal: 3D models: focal length in pixels (default: the image width).
         detector_padding: enlargement of the detector's keypoint boxes.
@@ -98,14 +106,29 @@ class Predictor:
         task: Any,
         *,
         detector: Predictor | None = None,
+        root: Any = None,
         batch_size: int = 16,
         focal: float | None = None,
         detector_padding: float = DETECTOR_PADDING,
     ) -> None:
         if detector is not None and detector.task.needs_boxes:
             raise ValueError(f"the detector must find people itself (a bottom-up model), got {detector.name}")
+        name = str(task.hparams.name)
+        if predicts_roots(task):
+            raise ValueError(
+                f"{name} is a RootNet model (it predicts roots, not poses): give it as root_ckpt, with a 3D pose "
+                "model (PoseNet) as ckpt_path"
+            )
+        if root is not None and not predicts_roots(root):
+            raise ValueError(
+                f"root_ckpt {root.hparams.name} predicts poses, not roots: root_ckpt takes a RootNet checkpoint, "
+                f"and {name} is the pose model"
+            )
+        if root is not None and not getattr(task, "output_3d", False):
+            raise ValueError(f"root_ckpt places 3D poses in the camera frame, but {name} is a 2D model")
         self.task = task.eval()
         self.detector = detector
+        self.root = root.eval() if root is not None else None
         self.batch_size = int(batch_size)
         self.focal = focal
         self.detector_padding = float(detector_padding)
@@ -118,13 +141,15 @@ class Predictor:
         backend: str = "torch",
         model_file: str | Path | None = None,
         detector_ckpt: str | Path | None = None,
+        root_ckpt: str | Path | None = None,
         device: str = "cpu",
         test_options: dict | None = None,
         **options: Any,
     ) -> Predictor:
         """A predictor from a checkpoint of `src.train` / `src.convert` (``backend="torch"``), or from
         an exported file and its JSON sidecar (``backend="onnx"`` or ``"torchscript"``,
-        ``model_file=``). ``detector_ckpt``: a bottom-up checkpoint proposing boxes; ``device``:
+        ``model_file=``). ``detector_ckpt``: a bottom-up checkpoint proposing boxes; ``root_ckpt``: a
+        RootNet checkpoint giving a 3D pose model its root depths; ``device``:
         cpu, cuda, cuda:1, ... or auto (cuda when available); ``test_options``: e.g.
         ``{"flip_test": False}``; other keywords go to `Predictor`."""
         from src.inference.backends import load_exported_task
@@ -144,7 +169,8 @@ class Predictor:
         if test_options:
             task.set_test_options(**test_options)
         detector = cls(load_task(detector_ckpt).to(device)) if detector_ckpt else None
-        return cls(task, detector=detector, **options)
+        root = load_task(root_ckpt).to(device) if root_ckpt else None
+        return cls(task, detector=detector, root=root, **options)
 
     @property
     def name(self) -> str:
@@ -173,6 +199,16 @@ class Predictor:
             boxes.append(np.concatenate([image_boxes, people["scores"][:, None]], axis=1)[kept])
         return boxes
 
+    def root_depths(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """The RootNet depth (mm) of every box (NaN where the box is empty after clipping)."""
+        found = self.root.infer(images, boxes, batch_size=self.batch_size, focal=self.focal)
+        depths = []
+        for image_boxes, people in zip(boxes, found):
+            depth = np.full(len(image_boxes), np.nan, np.float32)
+            depth[people["box_index"]] = people["root_depth"]
+            depths.append(depth)
+        return depths
+
     @torch.no_grad()
     def __call__(
         self,
@@ -195,6 +231,9 @@ class Predictor:
             image_boxes = [boxes] if single else list(boxes)
         else:
             image_boxes = self.detect(batch)
-        found = self.task.infer(batch, image_boxes, batch_size=self.batch_size, focal=self.focal)
-        people = [People(**p) for p in found]
+        options: dict[str, Any] = {"batch_size": self.batch_size, "focal": self.focal}
+        if self.root is not None:
+            options["root_depths"] = self.root_depths(batch, image_boxes)
+        found = self.task.infer(batch, image_boxes, **options)
+        people = [People(**{k: v for k, v in p.items() if k != "box_index"}) for p in found]
         return people[0] if single else people

@@ -164,6 +164,7 @@ class Pose3DModule(PoseModule):
         learned correction). Root-relative x and y scale with Z / f, which does not depend on ``f``.
 
         Returns per image: "keypoints" (P, K, 3) image points, "scores" and "boxes" of the boxes,
+        "box_index" (P,) their places in ``boxes`` (boxes empty after clipping are left out),
         "focal" (P,), and for PoseNet "joints_3d" (P, K, 3) root-relative, "joints_cam" (P, K, 3)
         absolute camera-frame joints (mm) and "root_depth" (P,) the depth used; for RootNet
         "root_cam" (P, 3) the predicted camera-frame roots and "root_depth" (P,) their depth.
@@ -183,10 +184,12 @@ class Pose3DModule(PoseModule):
             depths = k_value(crops, (f, f)) if root_depths is None else np.asarray(root_depths[image_id], np.float64)
             if len(depths) != len(image_boxes):
                 raise ValueError(f"image {image_id}: {len(depths)} root depths for {len(image_boxes)} boxes")
-            for box, crop, depth in zip(image_boxes[keep], crops[keep], np.asarray(depths)[keep]):
+            for index in np.flatnonzero(keep):
+                box, crop, depth = image_boxes[index], crops[index], depths[index]
                 records.append(
                     {
                         "sample_id": len(records),
+                        "box_index": int(index),
                         "image_id": image_id,
                         "image_file": key,
                         "bbox": crop.astype(np.float32),
@@ -209,6 +212,7 @@ class Pose3DModule(PoseModule):
             chosen = [i for i, r in enumerate(records) if r["image_id"] == image_id]
             mine = [records[i] for i in chosen]
             found = {
+                "box_index": np.array([r["box_index"] for r in mine], np.int64),
                 "keypoints": kpts[chosen].astype(np.float32),
                 "scores": np.array([r["box"][4] for r in mine], np.float32),
                 "boxes": np.array([r["box"][:4] for r in mine], np.float32).reshape(-1, 4),
