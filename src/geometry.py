@@ -15,6 +15,7 @@ Shapes: N instances, K keypoints. Pure numpy; no torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -318,3 +319,28 @@ def process_bbox(
     out = np.stack([cx - fw / 2.0, cy - fh / 2.0, fw, fh], axis=1)
     out[~keep] = np.nan
     return out, keep
+
+
+@dataclass(frozen=True)
+class CropSample:
+    """What a 3D dataset knows about one augmented crop (K joints of the model's layout).
+
+    Attributes:
+        joints_crop: (K, 2) joints in input-crop pixels (after augmentation).
+        depth_relative: (K,) ``Z_joint - Z_root`` in mm (zeros without depth).
+        root_depth: the root's camera depth Z in mm (ground truth, or a RootNet / k-value estimate).
+        visible: (K,) visibility.
+        have_depth: False for 2D-only samples (MPII, COCO): the loss ignores depth.
+        bbox: (4,) the crop box [x, y, w, h] as read (before augmentation), image pixels.
+        focal: (2,) f_x, f_y in pixels.
+        root: index of the root joint in the layout.
+    """
+
+    joints_crop: np.ndarray
+    depth_relative: np.ndarray
+    root_depth: float
+    visible: np.ndarray
+    have_depth: bool
+    bbox: np.ndarray
+    focal: np.ndarray
+    root: int

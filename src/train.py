@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.get("evaluate_best") and best:
+    if cfg.get("evaluate_best") and best and datamodule.has_validation:
         log.info("validating the best checkpoint %s", best)
         (results,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({k: float(v) for k, v in results.items()})

@@ -20,36 +20,14 @@ of predicted points per crop: K joints, or 1 root.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from src.geometry import CropSample
 
-@dataclass(frozen=True)
-class CropSample:
-    """What a 3D dataset knows about one augmented crop (K joints of the model's layout).
-
-    Attributes:
-        joints_crop: (K, 2) joints in input-crop pixels (after augmentation).
-        depth_relative: (K,) ``Z_joint - Z_root`` in mm (zeros without depth).
-        root_depth: the root's camera depth Z in mm (ground truth, or a RootNet / k-value estimate).
-        visible: (K,) visibility.
-        have_depth: False for 2D-only samples (MPII, COCO): the loss ignores depth.
-        bbox: (4,) the crop box [x, y, w, h] as read (before augmentation), image pixels.
-        focal: (2,) f_x, f_y in pixels.
-        root: index of the root joint in the layout.
-    """
-
-    joints_crop: np.ndarray
-    depth_relative: np.ndarray
-    root_depth: float
-    visible: np.ndarray
-    have_depth: bool
-    bbox: np.ndarray
-    focal: np.ndarray
-    root: int
+__all__ = ["Crop3DCodec", "CropSample", "as_float64"]
 
 
 def as_float64(x: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -199,17 +199,29 @@ class PoseDataModule(pl.LightningDataModule):
         running = self.trainer.state.fn if self.trainer is not None else None
         if stage is None and running is not None:
             stage = str(running.value)  # "fit", "validate", "test", "predict"
-        self.reader.prepare(splits=stage_splits(stage))
+        splits = stage_splits(stage)
+        if stage in (None, "fit") and not self.has_validation:
+            splits = tuple(s for s in splits if s != "val")
+        self.reader.prepare(splits=splits)
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the source has a validation split (MuCo-3DHP, for one, is a training set only:
+        a run on it trains without validating, and is evaluated on another dataset)."""
+        return "val" in getattr(self.reader, "splits", ("train", "val"))
 
     def setup(self, stage: str | None = None) -> None:
-        """fit: train + val datasets; validate / test / predict: the val dataset."""
+        """fit: train + val datasets (train alone for a source without validation split);
+        validate / test / predict: the val dataset."""
         # prepare_data runs on one process only; every process checks so errors stay readable
-        if stage in (None, "fit"):
+        fitting = stage in (None, "fit")
+        if fitting:
             self.reader.check("train")
-        self.reader.check("val")
-        if stage in (None, "fit") and self._train_dataset is None:
+        if not (fitting and not self.has_validation):
+            self.reader.check("val")
+        if fitting and self._train_dataset is None:
             self._train_dataset = self._build(training=True)
-        if self._val_dataset is None:
+        if self._val_dataset is None and not (fitting and not self.has_validation):
             self._val_dataset = self._build(training=False)
 
     def _build(self, *, training: bool) -> Dataset:
@@ -283,7 +295,9 @@ class PoseDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_state = dict(state_dict or {})
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self._val_dataset is None and not self.has_validation:
+            return []  # training without validation (the source has no validation split)
         return self._loader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False, drop_last=False)
 
     def test_dataloader(self) -> DataLoader:

@@ -33,9 +33,8 @@ import cv2
 import numpy as np
 import torch
 
-from src.codecs.crop_3d import CropSample
 from src.datasets.base import PoseDataset
-from src.geometry import PIXEL_STD, affine_transform_points, get_affine_transform, warp_from_reduced
+from src.geometry import PIXEL_STD, CropSample, affine_transform_points, get_affine_transform, warp_from_reduced
 from src.layouts import KeypointInfo, get_keypoint_info, joint_sources, root_index
 
 #: Keys of a 3D record (see `src.readers.h36m`) stored per item.

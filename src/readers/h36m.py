@@ -40,7 +40,8 @@ import numpy as np
 
 from src.camera import camera_to_pixel, world_to_camera
 from src.geometry import process_bbox
-from src.layouts import H36M17, ROOT_JOINT, KeypointInfo, get_keypoint_info
+from src.layouts import DERIVED_JOINTS, H36M17, ROOT_JOINT, KeypointInfo, get_keypoint_info
+from src.readers.bbox_root import read_bbox_root_entries
 from src.readers.errors import AnnotationError, DatasetNotFoundError
 from src.readers.h36m_naming import ACTIONS, FIRST_ACTION, action_name, subject_files
 from src.readers.json_files import read_json
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 #: The 17 joints of the joint files, in file order.
 JOINT_NAMES = H36M17.keypoint_names
 
-#: Layout joints that the files lack but that are the mean of file joints (official ``add_thorax``).
-DERIVED_JOINTS = {"thorax": ("left_shoulder", "right_shoulder")}
 
 SPLITS = ("train", "val")
 
@@ -120,7 +119,8 @@ def read_h36m_cameras(path: str | Path) -> dict[int, dict[str, np.ndarray]]:
 
 
 def read_bbox_root(path: str | Path) -> dict[int, tuple[np.ndarray, float]]:
-    """Read a RootNet "bbox_root" file: a list of ``{"image_id", "bbox": [x, y, w, h], "root_cam": [X, Y, Z]}``.
+    """Read a RootNet "bbox_root" file: a list of ``{"image_id", "bbox": [x, y, w, h], "root_cam": [X, Y, Z]}``
+    (`src.readers.bbox_root.read_bbox_root_entries`; the last entry of an image wins).
 
     Returns:
         ``{image_id: (bbox (4,) float64, root depth Z in mm)}``.
@@ -128,29 +128,11 @@ def read_bbox_root(path: str | Path) -> dict[int, tuple[np.ndarray, float]]:
     Raises:
         DatasetNotFoundError: the file does not exist.
         AnnotationError: invalid JSON, not a list, an entry without an integer image_id, a bbox
-            that is not 4 finite numbers with w, h > 0, or a root_cam that is not 3 finite numbers.
+            that is not 4 finite numbers with w, h > 0, or a root_cam that is not 3 finite numbers
+            with Z > 0.
     """
-    path = Path(path)
-    data = read_json(path, "Human3.6M bbox_root file")
-    if not isinstance(data, list):
-        raise AnnotationError(f"{path}: expected a list of {{image_id, bbox, root_cam}}, got a {type(data).__name__}")
-    result = {}
-    for i, entry in enumerate(data):
-        if not isinstance(entry, dict) or not _is_int(entry.get("image_id")):
-            raise AnnotationError(f"{path}: entry #{i} has no integer 'image_id'")
-        bbox, root = _finite(entry.get("bbox"), 4), _finite(entry.get("root_cam"), 3)
-        if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
-            raise AnnotationError(
-                f"{path}: entry #{i} (image id {entry['image_id']}) has 'bbox' {entry.get('bbox')!r}, "
-                "expected [x, y, w, h] with w, h > 0"
-            )
-        if root is None:
-            raise AnnotationError(
-                f"{path}: entry #{i} (image id {entry['image_id']}) has 'root_cam' {entry.get('root_cam')!r}, "
-                "expected [X, Y, Z] in mm"
-            )
-        result[entry["image_id"]] = (bbox, float(root[2]))
-    return result
+    entries = read_bbox_root_entries(path, what="Human3.6M bbox_root file")
+    return {entry.image_id: (entry.bbox, float(entry.root_cam[2])) for entry in entries}
 
 
 def _image_lists(data: Any, path: Path) -> tuple[list, list]:
