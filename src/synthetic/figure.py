@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.layouts import COCO17, H36M17, MPII16
+from src.layouts import COCO17, H36M17, MPII16, MUCO21, MUPOTS17
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis",
@@ -54,6 +54,12 @@ LAYOUT_JOINTS: dict[str, dict[str, int]] = {
     "coco17": {name: JOINT_INDEX[name] for name in COCO17.keypoint_names},
     "mpii16": {name: JOINT_INDEX[name] for name in MPII16.keypoint_names},
     "h36m17": {name: JOINT_INDEX[H36M17_SOURCES.get(name, name)] for name in H36M17.keypoint_names},
+    # MuCo-3DHP / MuPoTS-3D names coincide with superset names: "thorax" is the base of the neck,
+    # "spine" the mid-spine, "head_center" the centre of the skull sphere (3DHP's "head", between
+    # the neck and the top of the head), "pelvis" the root between the hips, "*_hand" the end of
+    # the hand and "*_toe" the tip of the shoe.
+    "muco21": {name: JOINT_INDEX[name] for name in MUCO21.keypoint_names},
+    "mupots17": {name: JOINT_INDEX[name] for name in MUPOTS17.keypoint_names},
 }
 
 

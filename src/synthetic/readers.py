@@ -15,6 +15,9 @@ from src.readers.coco import SPLITS, COCOReader
 from src.readers.crowdpose import CrowdPoseReader
 from src.readers.h36m import Human36MReader
 from src.readers.mpii import MPIIReader
+from src.readers.muco import MuCoReader
+from src.readers.mupots import SPLITS as MUPOTS_SPLITS
+from src.readers.mupots import MuPoTSReader
 
 
 class SyntheticCOCOReader(COCOReader):
@@ -100,4 +103,54 @@ class SyntheticHuman36MReader(Human36MReader):
         from src.synthetic.h36m_writer import ensure_synthetic_h36m  # heavy; only when generating
 
         ensure_synthetic_h36m(self.root, **self.synthetic)
+        super().prepare(splits)
+
+
+class SyntheticMuCoReader(MuCoReader):
+    """A MuCo-3DHP-layout dataset (training and validation files) generated offline on first use,
+    then read like the real one.
+
+    Args:
+        root: where the dataset is written (and read).
+        synthetic: keyword arguments of ``ensure_synthetic_muco`` (seed, num_images, num_val, ...).
+        **options: the other arguments of `MuCoReader` (``val_file="data/MuCo-3DHP_val.json"``
+            validates on the generated validation file).
+    """
+
+    name = "synthetic_muco"
+
+    def __init__(self, *, root: str | Path, synthetic: dict | None = None, **options: Any) -> None:
+        super().__init__(root=root, **options)
+        self.synthetic = dict(synthetic or {})
+
+    def prepare(self, splits: Sequence[str] | None = None) -> None:
+        """Generate (or reuse) the dataset under ``root``, then check ``splits`` (and, for training,
+        the mixed-in 2D source)."""
+        from src.synthetic.muco_writer import ensure_synthetic_muco  # heavy; only when generating
+
+        ensure_synthetic_muco(self.root, **self.synthetic)
+        super().prepare(splits)
+
+
+class SyntheticMuPoTSReader(MuPoTSReader):
+    """A MuPoTS-3D-layout test set (short videos of several people) generated offline on first use,
+    then read like the real one.
+
+    Args:
+        root: where the dataset is written (and read).
+        synthetic: keyword arguments of ``ensure_synthetic_mupots`` (seed, num_sequences, frames, ...).
+        **options: the other arguments of `MuPoTSReader`.
+    """
+
+    name = "synthetic_mupots"
+
+    def __init__(self, *, root: str | Path, synthetic: dict | None = None, **options: Any) -> None:
+        super().__init__(root=root, **options)
+        self.synthetic = dict(synthetic or {})
+
+    def prepare(self, splits: Sequence[str] = MUPOTS_SPLITS) -> None:
+        """Generate (or reuse) the dataset under ``root``, then check ``splits``."""
+        from src.synthetic.mupots_writer import ensure_synthetic_mupots  # heavy; only when generating
+
+        ensure_synthetic_mupots(self.root, **self.synthetic)
         super().prepare(splits)

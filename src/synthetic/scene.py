@@ -96,7 +96,7 @@ def _place(
     return body.transformed(rot, t), kind
 
 
-def _visibility(
+def joint_visibility(
     person: int,
     skel: Skeleton,
     camera: Camera,
@@ -105,7 +105,11 @@ def _visibility(
     owners: np.ndarray,
     parts: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(J, 2) projections and (J,) visibility of one person from the depth and id buffers."""
+    """(J, 2) projections and (J,) visibility of one person from the rasteriser's depth and id buffers:
+    0 behind the camera or outside the image; at the joint's (rounded) pixel, 2 where the nearest
+    surface is one of the person's own parts that form the joint (``appearance.JOINT_PARTS``) or lies
+    no nearer than the joint's own surface (``figure.joint_surface_radius``) plus a margin (0.15 head
+    radii for face joints, 2 % of the stature otherwise), else 1 (occluded). Every writer uses it."""
     joints = skel.joints
     z = joints[:, 2]
     safe = np.where(z > NEAR_MM, z, 1.0)
@@ -227,7 +231,7 @@ def render_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
 
     persons = []
     for i, skel in enumerate(skeletons):
-        uv, vis = _visibility(i, skel, camera, depth, ids, owners, parts)
+        uv, vis = joint_visibility(i, skel, camera, depth, ids, owners, parts)
         persons.append(
             PersonInstance(
                 joints_3d=skel.joints,

@@ -278,7 +278,7 @@ def _render_single(yaw: float, style_changes: dict) -> tuple:
 
     from src.synthetic.appearance import figure_primitives, sample_style
     from src.synthetic.render import rasterise
-    from src.synthetic.scene import _visibility
+    from src.synthetic.scene import joint_visibility
 
     rng = np.random.default_rng(0)
     cam = Camera(fx=400.0, fy=400.0, cx=99.5, cy=149.5)
@@ -289,7 +289,7 @@ def _render_single(yaw: float, style_changes: dict) -> tuple:
         prims, camera=cam, background=np.zeros((300, 200, 3), np.float32), light=np.array([0.0, 0.0, -1.0])
     )
     owners = np.array([p.owner for p in prims] + [-1])
-    uv, vis = _visibility(0, skel, cam, depth, ids, owners, [p.part for p in prims])
+    uv, vis = joint_visibility(0, skel, cam, depth, ids, owners, [p.part for p in prims])
     return skel, uv, color, vis
 
 
