@@ -107,7 +107,11 @@ def _headline(data: dict[str, Any], path: Path) -> str:
         raise ResultsFileError(f"{path}: 'headline' must be an object with key, value and mode")
     key, value = _need(head, "key", path), _need(head, "value", path)
     better = {"max": "higher is better", "min": "lower is better"}.get(head.get("mode"), "")
-    return f"{key} {_number(value)}" + (f" ({better})" if better else "")
+    text = f"{key} {_number(value)}" + (f" ({better})" if better else "")
+    baseline = data.get("baseline")
+    if isinstance(baseline, dict) and "value" in baseline:  # the same metric without a network, same split
+        text += f"; baseline ({_cell(baseline.get('method', 'no network'))}) {_number(baseline['value'])}"
+    return text
 
 
 def _phases(data: dict[str, Any]) -> str:

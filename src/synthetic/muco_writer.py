@@ -26,8 +26,9 @@ their root Y differ little); people at different depths still overlap in the ima
 ones often hide parts of farther ones. keypoints_cam is rounded to 0.001 mm and keypoints_img is its
 pinhole projection with the stored intrinsics, rounded to 0.001 px. keypoints_vis is true where
 the joint projects inside the image and is not occluded (by another person or by the person
-themself; ``scene``'s rule). bbox is the box of the person's visible pixels (0-based columns and
-rows, w = last - first + 1, as the other writers' boxes); people without any visible pixel are
+themself; ``scene``'s rule). bbox is the box of the whole person, hidden parts included
+(`stage.body_box`: the projected joints, padded, cut to the image; 0-based columns and rows,
+w = last - first + 1), as a box made from the annotated body; people without any visible pixel are
 not written. Image ids count from 1 (validation from IMAGE_ID_STRIDE + 1), annotation ids from 1
 in file order.
 
@@ -54,12 +55,12 @@ from src.synthetic import cache
 from src.synthetic.appearance import sample_style
 from src.synthetic.background import render_background
 from src.synthetic.figure import layout_indices, sample_body_shape, sample_pose
-from src.synthetic.h36m_writer import mask_box
 from src.synthetic.params import IMAGE_ID_STRIDE, SyntheticParams, knob
 from src.synthetic.scene import Scene, sample_yaw
 from src.synthetic.stage import (
     MAX_BLUR_SIGMA,
     Figure,
+    body_box,
     inside_image,
     pose_angles,
     project_rounded,
@@ -71,7 +72,7 @@ from src.synthetic.stage import (
 )
 
 GENERATOR = "src.synthetic.muco"
-VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
+VERSION = 2  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = cache.MANIFEST
 DATA = "data"  # the folder of the annotation files and image folders under the root
 TRAIN_FILE = f"{DATA}/MuCo-3DHP.json"
@@ -180,7 +181,9 @@ def scene_annotations(scene: Scene, image_id: int) -> list[dict]:
     h, w = scene.image.shape[:2]
     anns = []
     for person in scene.persons:
-        box = mask_box(person.mask)
+        if not person.mask.any():
+            continue
+        box = body_box(person.joints_2d, (w, h))
         if box is None:
             continue
         cam, uv = project_rounded(scene.camera, person.joints_3d[MUCO_INDICES])

@@ -30,8 +30,9 @@ standing, waving, raising the arms or crouching every 0.8-1.5 s.
 
 keypoints_cam is rounded to 0.001 mm and keypoints_img is its pinhole projection with the stored
 intrinsics, rounded to 0.001 px; keypoints_vis is true where the joint projects inside the image
-and is not occluded (``scene``'s rule). bbox is the box of the person's visible pixels (as the
-other writers' boxes), or of their projected joints when no pixel is visible. is_valid is false
+and is not occluded (``scene``'s rule). bbox is the box of the whole person, hidden parts included
+(`stage.body_box`: the projected joints, padded, cut to the image), as a box made from the
+annotated body. is_valid is false
 when the person has no visible pixel or their pelvis projects outside the image (they are
 leaving it), true otherwise.
 
@@ -61,13 +62,14 @@ from src.synthetic import cache
 from src.synthetic.appearance import sample_style
 from src.synthetic.background import render_background
 from src.synthetic.figure import BodyShape, Skeleton, layout_indices, sample_body_shape, sample_pose
-from src.synthetic.h36m_writer import mask_box, mirror_pose, pose_in_world
+from src.synthetic.h36m_writer import mirror_pose, pose_in_world
 from src.synthetic.params import SyntheticParams, knob
 from src.synthetic.scene import NEAR_MM, Scene, sample_yaw
 from src.synthetic.stage import (
     MAX_BLUR_SIGMA,
     PELVIS,
     Figure,
+    body_box,
     inside_image,
     pose_angles,
     project_rounded,
@@ -79,7 +81,7 @@ from src.synthetic.stage import (
 )
 
 GENERATOR = "src.synthetic.mupots"
-VERSION = 1  # bump whenever the output for given parameters changes (invalidates caches)
+VERSION = 2  # bump whenever the output for given parameters changes (invalidates caches)
 MANIFEST = cache.MANIFEST
 ANNOTATION_FILE = "data/MuPoTS-3D.json"
 IMAGE_DIR = "data/MultiPersonTestSet"
@@ -318,10 +320,10 @@ def frame_people(scene: Scene, indices: np.ndarray = MUPOTS_INDICES) -> list[Fra
     for person in scene.persons:
         cam, uv = project_rounded(scene.camera, person.joints_3d[indices])
         inside = inside_image(uv, (w, h))
-        box = mask_box(person.mask)
+        box = body_box(person.joints_2d, (w, h))
         root_uv = scene.camera.project(person.joints_3d[PELVIS][None])[0]
         root_inside = person.joints_3d[PELVIS, 2] > NEAR_MM and bool(inside_image(root_uv[None], (w, h))[0])
-        if box is None:
+        if box is None:  # nobody of this person in the image (then not valid either)
             lo, hi = np.floor(uv.min(axis=0)), np.ceil(uv.max(axis=0))
             box = [int(lo[0]), int(lo[1]), int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1)]
         out.append(

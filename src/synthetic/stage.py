@@ -162,3 +162,23 @@ def inside_image(uv: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """(K,) bool: pixels (K, 2) inside a (w, h) image (0 <= u <= w - 1, 0 <= v <= h - 1, as ``scene``)."""
     w, h = image_size
     return (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+
+
+#: Padding of `body_box` on each side, as a fraction of the joints' extent (limb and head thickness).
+BODY_BOX_PAD = 0.06
+
+
+def body_box(uv: np.ndarray, image_size: tuple[int, int]) -> list[int] | None:
+    """[x, y, w, h] (0-based pixel columns and rows, integers) of a whole person, hidden parts included:
+    the extent of the projected superset joints ``uv`` (J, 2), padded by `BODY_BOX_PAD` of it on each
+    side and cut to the image; None when nothing of it lies in the image. MuCo-3DHP and MuPoTS-3D
+    boxes are of this kind, made from the annotated body rather than from the visible pixels, so that
+    a person's box says how far they are even when someone stands in front of them."""
+    w, h = image_size
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    pad = BODY_BOX_PAD * (hi - lo)
+    x0, y0 = np.floor(np.maximum(lo - pad, 0.0))
+    x1, y1 = np.ceil(np.minimum(hi + pad, [w - 1, h - 1]))
+    if not (np.isfinite([x0, y0, x1, y1]).all() and x1 >= x0 and y1 >= y0):
+        return None
+    return [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)]

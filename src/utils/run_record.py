@@ -116,6 +116,9 @@ class QuickstartRecord(Callback):
             two folders up from the checkpoint) goes into this one under ``pretraining``, and
             ``total_wall_s`` adds the two wall times; without a record there, ``pretraining``
             names the file and says so.
+        baseline: also score the model's baseline without a network on the same validation split
+            (3D tasks: `Pose3DModule.baseline`, e.g. RootNet's k-value) and record it under
+            ``baseline`` beside the headline.
 
     Phases (seconds): startup from process start to this callback's construction (imports,
     config, model), data from there to the end of the datamodule's setup (generation of a
@@ -133,6 +136,7 @@ class QuickstartRecord(Callback):
         mode: str = "max",
         run_dir: str | Path | None = None,
         pretrained: str | Path | None = None,
+        baseline: bool = False,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"QuickstartRecord: mode must be 'max' or 'min', got {mode!r}")
@@ -141,6 +145,7 @@ class QuickstartRecord(Callback):
         self.headline = {"key": str(headline), "mode": mode}
         self.run_dir = Path(run_dir) if run_dir else None
         self.pretrained = Path(pretrained) if pretrained else None
+        self.baseline = bool(baseline)
         self.started = process_start_time()
         self.constructed = time.time()
         self.load_start = list(os.getloadavg())
@@ -167,6 +172,8 @@ class QuickstartRecord(Callback):
             return
         ended = time.time()
         record = self.record(trainer, pl_module, ended)
+        if self.baseline:
+            record["baseline"] = self.baseline_score(trainer, pl_module)
         name = f"{self.experiment}-{machine_slug(record['machine'], record['env'])}-"
         name += f"{precision_slug(record['precision'])}-{record['date']}.json"
         self.dirpath.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,19 @@ class QuickstartRecord(Callback):
             "env": env,
             "load": {"start": [round(v, 2) for v in self.load_start], "end": [round(v, 2) for v in os.getloadavg()]},
         }
+
+    def baseline_score(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:
+        """The headline metric of the task's baseline without a network on the validation split."""
+        datamodule = trainer.datamodule
+        method = getattr(type(pl_module), "baseline", None)
+        if method is None or datamodule is None:
+            raise ValueError(f"QuickstartRecord(baseline=true): {type(pl_module).__name__} has no baseline")
+        metric = datamodule.build_metric(pl_module.submission(pl_module.hparams.evaluation))
+        for predictions, batch, _ in method(pl_module.codec, datamodule.train_dataset, datamodule.val_dataloader()):
+            metric.update(predictions, batch)
+        values = {f"val/{k}": float(v) for k, v in metric.compute().items()}
+        key = self.headline["key"]
+        return {"method": f"{type(pl_module.codec).__name__}.baseline", "key": key, "value": values[key]}
 
     def pretraining(self) -> dict[str, Any] | None:
         """What the run that made ``pretrained`` recorded: experiment, wall time, headline, date and
