@@ -39,7 +39,8 @@ NO_DATA = 2
 def scan(cfg: DictConfig) -> list[Finding]:
     """Every finding of the data config's reader, read for the model config's paradigm."""
     reader = instantiate(cfg.data.reader)
-    reader.prepare()
+    splits = tuple(getattr(reader, "splits", ("train", "val")))  # MuCo-3DHP: a training set only
+    reader.prepare(splits=splits)
     info = get_keypoint_info(cfg.data.layout)
     task_class = get_class(cfg.model._target_)
     dataset_class = get_class(get_paradigm(task_class.paradigm).dataset)
@@ -47,6 +48,8 @@ def scan(cfg: DictConfig) -> list[Finding]:
     findings: list[Finding] = []
     sizes: dict[str, tuple[int, int] | None] = {}
     for split, training in (("train", True), ("val", False)):
+        if split not in splits:
+            continue
         try:
             records = dataset_class.read_records(reader, training=training, codec=codec, keypoint_info=info)
         except (ValueError, OSError, KeyError, TypeError) as err:

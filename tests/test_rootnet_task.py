@@ -251,3 +251,31 @@ def test_absolute_prediction_takes_rootnet_depths_and_refuses_swapped_checkpoint
         Predictor.load(rootnet)
     with pytest.raises(ValueError, match="predicts poses, not roots"):
         Predictor.load(posenet, root_ckpt=posenet)
+
+
+def test_an_official_rootnet_snapshot_converts_and_the_wrong_family_is_refused(tmp_path, data_dir):
+    """A RootNet snapshot as the official code writes it (DataParallel's module. prefix, under
+    "network"; here without BatchNorm step counters, as files of older PyTorch) converts strictly and
+    evaluates with MRPE; a PoseNet snapshot given for RootNet lists the tensors that differ."""
+    from hydra.utils import instantiate
+
+    from src.convert import convert
+
+    tiny = [o for o in TINY_ROOTNET if o != "model.pretrained=null"]
+    net = instantiate(compose_run("train", [*tiny, *TINY_DATA], tmp_path / "a", data_dir).model.net)
+    state = {f"module.{k}": v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    official = tmp_path / "snapshot_18.pth.tar"
+    torch.save({"epoch": 18, "network": state, "optimizer": {}}, official)
+    out = convert(compose_run("convert", [*tiny, *TINY_DATA, f"official={official}"], tmp_path / "c", data_dir))
+    converted = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    for key, value in state.items():
+        assert torch.equal(converted[f"net.{key[len('module.') :]}"], value)
+    metrics = evaluate(compose_run("eval", [f"ckpt_path={out}", *TINY_DATA], tmp_path / "e", data_dir))
+    assert metrics["val/MRPE"] > 0
+    posenet = instantiate(
+        compose_run("train", [*TINY_POSENET, "model=posenet", *TINY_DATA], tmp_path / "p", data_dir).model.net
+    )
+    wrong = tmp_path / "posenet_snapshot.pth.tar"
+    torch.save({"network": {f"module.{k}": v for k, v in posenet.state_dict().items()}}, wrong)
+    with pytest.raises(ValueError, match="does not match RootNet"):
+        convert(compose_run("convert", [*tiny, *TINY_DATA, f"official={wrong}"], tmp_path / "w", data_dir))

@@ -137,6 +137,11 @@ class MuPoTSReader:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.root / p
 
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits this reader has: "val" (MuPoTS-3D is a test set)."""
+        return SPLITS
+
     def _split(self, split: str) -> str:
         if split == "train":
             raise ValueError(

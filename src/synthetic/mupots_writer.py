@@ -357,7 +357,7 @@ class Clip:
         joints_img: (T, P, K, 2) pixels, the projections of joints_cam.
         visible: (T, P, K) bool, inside the image and not occluded.
         valid: (T, P) bool, as the written is_valid.
-        boxes: (T, P, 4) int [x, y, w, h] of the visible pixels.
+        boxes: (T, P, 4) int [x, y, w, h], the whole person cut to the image (`stage.body_box`).
         masks: (T, P, H, W) bool, the visible pixels.
     """
 
