@@ -159,6 +159,7 @@ def load_coco_images(
     keypoint_info: KeypointInfo,
     training: bool,
     fields: dict[str, int] | None = None,
+    data: dict | None = None,
 ) -> list[dict]:
     """Read a COCO keypoint file into one bottom-up record per image (see the module docstring).
 
@@ -170,6 +171,8 @@ def load_coco_images(
             otherwise keep every image.
         fields: the annotation keys holding the joints and their counts (`keypoint_fields`;
             default ``{"keypoints": K}``).
+        data: the file's content when the caller has read (and reshaped) it already (PoseTrack18);
+            ``ann_file`` then only names it in messages.
 
     Returns:
         records in the order of the file's ``images`` list; joints (M, K, 3), box_sizes (M,).
@@ -179,7 +182,8 @@ def load_coco_images(
         AnnotationError: malformed content (the message names the file and the problem).
     """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
-    data = read_coco_json(ann_file)
+    if data is None:
+        data = read_coco_json(ann_file)
     images = image_table(data, ann_file)
     fields = keypoint_fields(fields, keypoint_info)
     cat_ids = keypoint_categories(data, ann_file, keypoint_info, declared=declared_keypoint_count(fields))

@@ -242,6 +242,7 @@ def load_coco_records(
     area_from_box: bool = False,
     fields: dict[str, int] | None = None,
     labelled_by_num_keypoints: bool = False,
+    data: dict | None = None,
 ) -> list[dict]:
     """Read a COCO keypoint file (and optionally person detections) into top-down records.
 
@@ -262,6 +263,9 @@ def load_coco_records(
             default ``{"keypoints": K}``).
         labelled_by_num_keypoints: drop annotations whose ``num_keypoints`` is 0 (mmpose's rule)
             instead of those whose keypoint values are all 0 (HRNet's).
+        data: the file's content when the caller has read (and reshaped) it already, as the
+            PoseTrack18 reader does with its one file per video; ``ann_file`` then only names it
+            in messages.
 
     Returns:
         N records as described in the module docstring; keypoints (K, 2), visible (K,).
@@ -273,7 +277,8 @@ def load_coco_records(
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     if training and det_file is not None:
         raise ValueError("detection boxes (det_file) are only used for evaluation, not for training")
-    data = read_coco_json(ann_file)
+    if data is None:
+        data = read_coco_json(ann_file)
     images = image_table(data, ann_file)
     fields = keypoint_fields(fields, keypoint_info)
     if det_file is not None:
