@@ -15,32 +15,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-import lightning
-import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from src import runner
-from src.tasks.base import PoseModule
+from src.tasks.conversion import save_converted, task_from_official
 
 log = logging.getLogger(__name__)
-
-
-def converted_checkpoint(task: PoseModule) -> dict[str, Any]:
-    """The checkpoint dict Lightning writes for ``task`` before any training step."""
-    checkpoint: dict[str, Any] = {
-        "epoch": 0,
-        "global_step": 0,
-        "pytorch-lightning_version": lightning.__version__,
-        "state_dict": task.state_dict(),
-        "hyper_parameters": dict(task.hparams),
-        "loops": None,
-    }
-    task.on_save_checkpoint(checkpoint)
-    return checkpoint
 
 
 @runner.task
@@ -49,20 +30,9 @@ def convert(cfg: DictConfig) -> Path:
     if not cfg.get("official"):
         raise ValueError("python -m src.convert needs official=PATH (the official checkpoint file)")
     official = Path(str(cfg.official)).expanduser()
-    with open_dict(cfg):
-        cfg.model.official_weights = str(official)
-        cfg.model.pretrained = None  # every tensor comes from the official file
-    try:
-        task = instantiate(cfg.model, _recursive_=False)
-    except InstantiationException as err:  # a mismatch or a missing file: the loader's own message
-        if isinstance(err.__cause__, (ValueError, FileNotFoundError)):
-            raise err.__cause__ from None
-        raise
+    task = task_from_official(cfg.model, official)
     out = Path(str(cfg.out)) if cfg.get("out") else Path(cfg.paths.output_dir) / "checkpoints" / "converted.ckpt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(converted_checkpoint(task), tmp)
-    tmp.replace(out)
+    save_converted(task, out)
     log.info("converted %s (%s) -> %s", official, cfg.model.name, out)
     print(f"{official} -> {out} ({type(task).__name__}, {cfg.model.name})")
     return out

@@ -270,6 +270,24 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
 
 
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box (N, 4) [x, y, w, h] with every box (M, 4): (N, M)
+    float64 in [0, 1]; a pair whose union is empty (two empty boxes) has IoU 0."""
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    width = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(
+        a[:, None, 0], b[None, :, 0]
+    )
+    height = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(
+        a[:, None, 1], b[None, :, 1]
+    )
+    inter = np.clip(width, 0.0, None) * np.clip(height, 0.0, None)
+    area_a = np.clip(a[:, 2], 0.0, None) * np.clip(a[:, 3], 0.0, None)
+    area_b = np.clip(b[:, 2], 0.0, None) * np.clip(b[:, 3], 0.0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros(union.shape), where=union > 0)
+
+
 def warp_from_reduced(warp: np.ndarray, reduction: int) -> np.ndarray:
     """The (2, 3) matrix that does ``warp`` (full-image pixels -> crop) on the image decoded at
     1/``reduction`` of its size, whose pixel ``i`` is centred on full pixel ``r i + (r - 1) / 2``."""

@@ -68,7 +68,7 @@ def random_checkpoint(
     import torch
     from hydra.utils import instantiate
 
-    from src.convert import converted_checkpoint
+    from src.tasks.conversion import converted_checkpoint
 
     cfg = compose_run("train", [*TINY_MODELS[paradigm], *overrides], work_dir / f"run_{paradigm}", work_dir / "data")
     task = instantiate(cfg.model, _recursive_=False)

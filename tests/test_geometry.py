@@ -11,6 +11,7 @@ import pytest
 
 from src.geometry import (
     affine_transform_points,
+    box_iou,
     box_xywh_to_center_scale,
     flip_joints,
     get_affine_transform,
@@ -307,3 +308,15 @@ def test_keypoint_boxes_enlarge_and_clip():
     assert keypoint_boxes(np.zeros((0, 3, 3)), min_score=0.1).shape == (0, 4)
     np.testing.assert_allclose(enlarge_boxes(np.array([[10, 20, 20, 40]]), 1.5), [[5, 10, 30, 60]])
     np.testing.assert_allclose(clip_boxes(np.array([[-5, 10, 30, 100]]), 20, 50), [[0, 10, 19, 39]])
+
+
+def test_box_iou_of_box_sets():
+    a = np.array([[0, 0, 10, 10], [20, 20, 10, 10]], dtype=np.float64)
+    b = np.array([[5, 0, 10, 10], [0, 0, 10, 10], [100, 100, 0, 0], [0, 0, np.nan, 10]], dtype=np.float64)
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 4)
+    assert iou[0, 0] == pytest.approx(50 / 150) and iou[0, 1] == 1.0
+    assert iou[1, 0] == iou[1, 1] == 0.0  # apart
+    assert iou[0, 2] == 0.0 and iou[0, 3] == 0.0  # an empty box, a box without width
+    np.testing.assert_array_equal(box_iou(b[:2], a[:1]), iou[:1, :2].T)
+    assert box_iou(np.zeros((0, 4)), a).shape == (0, 2)

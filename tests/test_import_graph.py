@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "src"
 
 #: The entry points run with ``python -m``.
-RUNNERS = ("src.train", "src.eval", "src.predict", "src.export", "src.convert", "src.check_data")
+RUNNERS = ("src.train", "src.eval", "src.predict", "src.export", "src.convert", "src.check_data", "src.zoo")
 
 #: (importer prefix, imported prefix, exempt modules): an importer under the first prefix must not
 #: import a module under the second (src modules, or outside packages such as lightning).
@@ -39,6 +39,11 @@ FORBIDDEN: list[tuple[str, str, frozenset[str]]] = [
     *[("src.codecs", f"src.{p}", frozenset()) for p in ("datasets", "readers", "tasks")],
     *[("src.datasets", f"src.{p}", frozenset()) for p in ("codecs", "models", "tasks")],
     *[(a, b, frozenset()) for a in RUNNERS for b in RUNNERS if a != b],
+    # downloads know no tasks or data; only the conversion of published checkpoints builds tasks
+    *[
+        ("src.hub", f"src.{p}", frozenset({"src.hub.checkpoints"}))
+        for p in ("tasks", "datasets", "readers", "synthetic", "inference")
+    ],
 ]
 
 

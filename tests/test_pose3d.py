@@ -87,9 +87,7 @@ def test_oracle_recovers_the_camera_joints(tmp_path, data_dir):
 
 def test_mean_pose_baseline(tmp_path, data_dir):
     """The mean root-relative training pose for every validation sample: a clearly worse figure."""
-    cfg = compose_run(
-        "eval", ["model=posenet", "data=synthetic_h36m", "baseline=true", *TINY_H36M], tmp_path, data_dir
-    )
+    cfg = compose_run("eval", ["model=posenet", "data=synthetic_h36m", "baseline=true", *TINY_H36M], tmp_path, data_dir)
     metrics = evaluate(cfg)
     assert 30 < metrics["baseline/MPJPE"] < 500 and 30 < metrics["baseline/PA-MPJPE"] < 500
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)

@@ -4,6 +4,7 @@ A page holds a marker, and the built page holds a table made from the files pres
 
     <!-- results:quickstarts -->   benchmarks/results/quickstarts/*.json, one row per file, grouped by experiment
     <!-- results:benchmarks -->    benchmarks/results/*.json (`make bench`), one section per machine and date
+    <!-- results:weights -->       src/hub/known_weights.yaml, the registry of known weight files
 
 Nothing here knows a figure: a new results file changes the built page without editing prose. MkDocs
 loads this module as a hook (``hooks:`` in mkdocs.yml); the functions also work alone, on any folder.
@@ -19,6 +20,7 @@ from typing import Any
 #: Folders relative to the repository root (the folder of mkdocs.yml).
 BENCHMARKS = Path("benchmarks/results")
 QUICKSTARTS = BENCHMARKS / "quickstarts"
+WEIGHTS = Path("src/hub/known_weights.yaml")
 #: Where a benchmark's PNG is published in the site (pages link to it from the site root).
 IMAGE_DIR = "results"
 
@@ -370,6 +372,41 @@ def render_benchmarks(folder: Path, image_dir: str = IMAGE_DIR) -> str:
     return "\n".join(render_benchmark(path, data, image_dir) for path, data in reports)
 
 
+def render_weights(path: Path) -> str:
+    """Markdown tables of the weights registry: backbones, then published checkpoints."""
+    import yaml
+
+    try:
+        entries = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsFileError(f"{path}: not a readable registry ({err})") from err
+    lines: list[str] = []
+    backbones = [
+        [f"`{name}`", e["initialises"], f"`{e['file_name']}`", e["licence"], e["confirmed_at"]]
+        for name, e in entries.items()
+        if e.get("kind") == "backbone"
+    ]
+    if backbones:
+        lines += ["**Backbone initialisations** (`model.pretrained=NAME`)", ""]
+        lines += _table(["name", "what it initialises", "file", "licence", "URL and hash confirmed in"], backbones)
+    checkpoints = [
+        [
+            f"`{name}`",
+            e["initialises"],
+            f"`{e['experiment']}`",
+            ", ".join(f"{k} {v}" for k, v in (e.get("accuracy") or {}).items()),
+            e.get("accuracy_source", ""),
+            e["licence"],
+        ]
+        for name, e in entries.items()
+        if e.get("kind") == "checkpoint"
+    ]
+    if checkpoints:
+        lines += ["", "**Published pose checkpoints** (`model_name=NAME`, `Predictor.from_pretrained(NAME)`)", ""]
+        lines += _table(["name", "model", "network of", "published accuracy", "source", "licence"], checkpoints)
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------------------------- markers
 
 
@@ -379,6 +416,7 @@ def render_markers(markdown: str, root: Path, image_dir: str = IMAGE_DIR) -> str
     renderers = {
         "quickstarts": lambda: render_quickstarts(root / QUICKSTARTS),
         "benchmarks": lambda: render_benchmarks(root / BENCHMARKS, image_dir),
+        "weights": lambda: render_weights(root / WEIGHTS),
     }
 
     def replace(match: re.Match) -> str:

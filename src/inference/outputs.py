@@ -14,21 +14,31 @@ from src.inference.sources import Frame, Skipped
 from src.utils.run_io import write_json_atomic
 from src.visualization.scene3d import draw_scene_3d
 from src.visualization.skeleton3d import draw_skeleton_3d
-from src.visualization.skeletons import draw_keypoint_info
+from src.visualization.skeletons import draw_keypoint_info, track_color
 
 VIDEO_NAME = "annotated.mp4"
 
 
+BOX_COLOR = (0, 200, 255)
+
+
 def annotate(image: np.ndarray, people: People, info: Any, *, score_thr: float) -> np.ndarray:
     """The BGR image with the box and skeleton of each person scoring at least ``score_thr`` (and
-    their keypoints that do); in an inset at the bottom right, 3D models show the scene from above
+    their keypoints that do); tracked people are drawn in their track's colour (`track_color`) with
+    their id above the box. In an inset at the bottom right, 3D models show the scene from above
     the camera with every person at their distance (`draw_scene_3d`)."""
     people = people.select(np.flatnonzero(people.scores >= score_thr))
     out = image.copy()
-    for x, y, w, h in people.boxes:
-        cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), (0, 200, 255), 1)
+    tracked = people.track_ids is not None
+    colors = [track_color(i) for i in people.track_ids] if tracked else [BOX_COLOR] * len(people)
+    for (x, y, w, h), color in zip(people.boxes, colors):
+        cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))), color, 1)
     if len(people):
-        out = draw_keypoint_info(out, people.keypoints, info, score_thr=score_thr)
+        options = {"instance_colors": colors} if tracked else {}
+        out = draw_keypoint_info(out, people.keypoints, info, score_thr=score_thr, **options)
+    if tracked:
+        for (x, y, _, _), track_id, color in zip(people.boxes, people.track_ids, colors):
+            _label(out, str(int(track_id)), (int(round(x)) + 2, max(int(round(y)) - 3, 10)), color)
     if people.joints_cam is not None or people.joints_3d is not None:
         size = max(32, min(out.shape[:2]) // 3)
         if people.joints_cam is not None:  # the whole scene, each person at their distance
@@ -39,9 +49,15 @@ def annotate(image: np.ndarray, people: People, info: Any, *, score_thr: float) 
     return out
 
 
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], color: tuple[int, int, int]) -> None:
+    """``text`` at ``origin`` (bottom left) in place, with a dark outline that reads on any background."""
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+
+
 def result_entries(frame: Frame, people: People, *, video: bool) -> list[dict]:
     """COCO keypoint results of one image or frame (3D models add root-relative joints, the root depth
-    and the camera-frame joints, in mm)."""
+    and the camera-frame joints, in mm; tracked people their ``track_id``)."""
     where = {"frame": frame.index} if video else {"file_name": frame.name}
     entries = []
     for i in range(len(people)):
@@ -53,6 +69,8 @@ def result_entries(frame: Frame, people: People, *, video: bool) -> list[dict]:
             "score": round(float(people.scores[i]), 5),
             "bbox": [round(float(v), 2) for v in people.boxes[i]],
         }
+        if people.track_ids is not None:
+            entry["track_id"] = int(people.track_ids[i])
         if people.joints_3d is not None:
             entry["joints_3d"] = np.round(people.joints_3d[i].astype(np.float64), 1).tolist()
             entry["root_relative"] = True
@@ -123,8 +141,9 @@ class PredictionWriter:
             image = cv2.resize(image, self._size)
         self._writer.write(image)
 
-    def close(self, *, input_spec: str, seconds: float) -> dict:
-        """Write results.json and summary.json; returns the summary."""
+    def close(self, *, input_spec: str, seconds: float, extra: dict | None = None) -> dict:
+        """Write results.json and summary.json (with the entries of ``extra``, e.g. the tracking and
+        smoothing settings); returns the summary."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
@@ -142,5 +161,6 @@ class PredictionWriter:
             summary["video"] = str(self.output_dir / VIDEO_NAME)
         elif self.pictures:
             summary["pictures"] = str(self.output_dir / "pictures")
+        summary.update(extra or {})
         write_json_atomic(self.output_dir / "summary.json", summary)
         return summary

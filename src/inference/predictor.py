@@ -41,6 +41,7 @@ class People:
             assumption; see `Pose3DModule.infer`).
         focal: 3D models: (P,) the focal length in pixels used for the back-projection.
         root_cam: RootNet models: (P, 3) the predicted camera-frame roots in mm.
+        track_ids: videos: (P,) int64 ids that persist across frames (`src.inference.steady`).
     """
 
     keypoints: np.ndarray
@@ -51,6 +52,7 @@ class People:
     root_depth: np.ndarray | None = None
     focal: np.ndarray | None = None
     root_cam: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -146,15 +148,19 @@ class Predictor:
         test_options: dict | None = None,
         **options: Any,
     ) -> Predictor:
-        """A predictor from a checkpoint of `src.train` / `src.convert` (``backend="torch"``), or from
-        an exported file and its JSON sidecar (``backend="onnx"`` or ``"torchscript"``,
-        ``model_file=``). ``detector_ckpt``: a bottom-up checkpoint proposing boxes; ``root_ckpt``: a
-        RootNet checkpoint giving a 3D pose model its root depths; ``device``:
-        cpu, cuda, cuda:1, ... or auto (cuda when available); ``test_options``: e.g.
-        ``{"flip_test": False}``; other keywords go to `Predictor`."""
+        """A predictor from a checkpoint of `src.train` / `src.convert` or the name of a published one
+        (``backend="torch"``, see `from_pretrained`), or from an exported file and its JSON sidecar
+        (``backend="onnx"`` or ``"torchscript"``, ``model_file=``). ``detector_ckpt``: a bottom-up
+        checkpoint proposing boxes; ``root_ckpt``: a RootNet checkpoint giving a 3D pose model its root
+        depths (both may be published names too); ``device``: cpu, cuda, cuda:1, ... or auto (cuda when
+        available); ``test_options``: e.g. ``{"flip_test": False}``; other keywords go to `Predictor`."""
+        from src.hub.checkpoints import checkpoint_path
         from src.inference.backends import load_exported_task
         from src.tasks.loading import load_task
 
+        ckpt_path, detector_ckpt, root_ckpt = (
+            checkpoint_path(spec) if spec else None for spec in (ckpt_path, detector_ckpt, root_ckpt)
+        )
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         device = resolve_device(device)
@@ -171,6 +177,16 @@ class Predictor:
         detector = cls(load_task(detector_ckpt).to(device)) if detector_ckpt else None
         root = load_task(root_ckpt).to(device) if root_ckpt else None
         return cls(task, detector=detector, root=root, **options)
+
+    @classmethod
+    def from_pretrained(cls, name: str, **load: Any) -> Predictor:
+        """A predictor of the published checkpoint ``name`` (``python -m src.zoo`` lists them):
+        downloaded into the cache and converted on first use (`src.hub.published_checkpoint`), then
+        read from the cache without any network access. ``load``: the keywords of `load`
+        (``detector_ckpt``, ``root_ckpt``, ``device``, ...), which also take published names."""
+        from src.hub.checkpoints import published_checkpoint
+
+        return cls.load(published_checkpoint(name), **load)
 
     @property
     def name(self) -> str:

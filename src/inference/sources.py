@@ -21,6 +21,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 #: Consecutive undecodable frames after which a video is taken to have ended.
 MAX_BAD_FRAMES = 5
+#: The frame rate assumed for a video or webcam that reports none (0, NaN or absurd).
+DEFAULT_FPS = 30.0
 
 
 @dataclass
@@ -50,6 +52,7 @@ class ImageFiles:
         self.files = files
         self.root = root
         self.fps: float | None = None
+        self.fps_reported = False
 
     def __len__(self) -> int:
         return len(self.files)
@@ -64,14 +67,16 @@ class ImageFiles:
 
 
 class VideoFrames:
-    """Frames of a video file or a webcam through OpenCV's VideoCapture."""
+    """Frames of a video file or a webcam through OpenCV's VideoCapture: ``fps`` is the frame rate
+    the stream reports, or `DEFAULT_FPS` when it reports none (``fps_reported`` False)."""
 
     def __init__(self, capture: cv2.VideoCapture, label: str, *, kind: str, max_frames: int | None) -> None:
         self.capture = capture
         self.label = label
         self.kind = kind
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0 < fps < 1000 else 30.0
+        self.fps_reported = bool(0 < fps < 1000)  # False for 0 and NaN
+        self.fps = fps if self.fps_reported else DEFAULT_FPS
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if kind == "video" else 0
         self.count = count if count > 0 else None
         if max_frames is not None:

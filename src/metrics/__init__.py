@@ -11,7 +11,7 @@ from src.metrics.coco_eval import (
     write_results_json,
 )
 from src.metrics.coco_metric import COCOKeypointMetric
-from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
+from src.metrics.oks import compute_oks, oks_nms, pairwise_oks, soft_oks_nms
 from src.metrics.pck import (
     bbox_size,
     end_point_error,
@@ -32,6 +32,7 @@ __all__ = [
     "build_coco_results",
     "coco_keypoint_eval",
     "compute_oks",
+    "pairwise_oks",
     "evaluate_coco_keypoints",
     "heatmap_accuracy",
     "heatmap_argmax",

@@ -1,7 +1,8 @@
 """Object keypoint similarity (OKS) and OKS-based non-maximum suppression.
 
 Restates the official HRNet NMS code (lib/nms/nms.py) in vectorised numpy. Dimension letters:
-M detections compared against one instance, N instances, K keypoints.
+M detections compared against one instance, N instances, K keypoints. `pairwise_oks` compares two
+sets at once (the tracker of `src.inference.tracking` matches people across frames with it).
 
 OKS between an instance g and a detection d, over all K joints (visibility is not used):
 
@@ -17,6 +18,56 @@ from collections.abc import Sequence
 import numpy as np
 
 _EPS = np.spacing(1)
+
+
+def pairwise_oks(
+    a: np.ndarray,
+    b: np.ndarray,
+    areas_a: np.ndarray,
+    areas_b: np.ndarray,
+    sigmas: Sequence[float] | np.ndarray,
+    *,
+    valid_a: np.ndarray | None = None,
+    valid_b: np.ndarray | None = None,
+) -> np.ndarray:
+    """OKS of every instance of ``a`` against every instance of ``b`` (the formula above).
+
+    Args:
+        a: (N, K, 2|3) keypoints [x, y(, score)] in pixels; only x, y are used.
+        b: (M, K, 2|3) keypoints of the other set.
+        areas_a, areas_b: (N,) and (M,) instance areas in pixels^2.
+        sigmas: (K,) per-keypoint OKS sigmas.
+        valid_a, valid_b: (N, K) and (M, K) bool, the joints that count; the mean runs over the
+            joints valid in both instances (a pair with none in common has OKS 0). None: all.
+
+    Returns:
+        (N, M) float64 OKS values in [0, 1].
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    areas_a = np.asarray(areas_a, dtype=np.float64).reshape(-1)
+    areas_b = np.asarray(areas_b, dtype=np.float64).reshape(-1)
+    if a.ndim != 3 or b.ndim != 3:
+        raise ValueError(f"expected keypoints (N, K, 2|3) and (M, K, 2|3), got {a.shape} and {b.shape}")
+    if not (a.shape[1] == b.shape[1] == sigmas.shape[0]):
+        raise ValueError(f"keypoint counts disagree: {a.shape[1]} and {b.shape[1]} keypoints, {sigmas.shape[0]} sigmas")
+    if areas_a.shape[0] != a.shape[0] or areas_b.shape[0] != b.shape[0]:
+        raise ValueError(f"{areas_a.shape[0]} and {areas_b.shape[0]} areas for {a.shape[0]} and {b.shape[0]} instances")
+    sq_dist = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(axis=-1)  # (N, M, K)
+    variances = (2.0 * sigmas) ** 2  # (K,)
+    mean_area = (areas_a[:, None] + areas_b[None, :]) / 2.0 + _EPS  # (N, M)
+    similarity = np.exp(-(sq_dist / variances / mean_area[:, :, None] / 2.0))
+    if valid_a is None and valid_b is None:
+        return similarity.mean(axis=-1)
+    both = np.ones(similarity.shape, dtype=bool)
+    if valid_a is not None:
+        both &= np.asarray(valid_a, dtype=bool)[:, None, :]
+    if valid_b is not None:
+        both &= np.asarray(valid_b, dtype=bool)[None, :, :]
+    counts = both.sum(axis=-1)
+    total = np.where(both, similarity, 0.0).sum(axis=-1)
+    return np.divide(total, counts, out=np.zeros(counts.shape), where=counts > 0)
 
 
 def compute_oks(
@@ -40,21 +91,12 @@ def compute_oks(
     """
     gt = np.asarray(gt, dtype=np.float64)
     dets = np.asarray(dets, dtype=np.float64)
-    sigmas = np.asarray(sigmas, dtype=np.float64)
-    det_areas = np.asarray(det_areas, dtype=np.float64).reshape(-1)
     if dets.ndim != 3 or gt.ndim != 2:
         raise ValueError(f"expected gt (K, 2|3) and dets (M, K, 2|3), got {gt.shape} and {dets.shape}")
-    if not (gt.shape[0] == dets.shape[1] == sigmas.shape[0]):
-        raise ValueError(
-            f"keypoint counts disagree: gt has {gt.shape[0]}, dets {dets.shape[1]}, sigmas {sigmas.shape[0]}"
-        )
+    det_areas = np.asarray(det_areas, dtype=np.float64).reshape(-1)
     if det_areas.shape[0] != dets.shape[0]:
         raise ValueError(f"det_areas has {det_areas.shape[0]} entries for {dets.shape[0]} detections")
-    sq_dist = ((dets[:, :, :2] - gt[None, :, :2]) ** 2).sum(axis=-1)  # (M, K)
-    variances = (2.0 * sigmas) ** 2  # (K,)
-    mean_area = (gt_area + det_areas)[:, None] / 2.0 + _EPS  # (M, 1)
-    e = sq_dist / variances / mean_area / 2.0
-    return np.exp(-e).mean(axis=1)
+    return pairwise_oks(gt[None], dets, np.array([gt_area], dtype=np.float64), det_areas, sigmas)[0]
 
 
 def descending_order(scores: np.ndarray) -> np.ndarray:

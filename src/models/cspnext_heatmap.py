@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from src.models.cspnext import CSPNeXt, cspnext_factors, init_cspnext_backbone
+from src.models.initialisations import CSPNEXT_IMAGENET
 from src.models.pretrained import PretrainedReport
 from src.models.resnet import DeconvHead
 
@@ -65,6 +66,11 @@ class CSPNeXtHeatmap(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) -> heatmaps (N, K, h, w), see the class docstring."""
         return self.head(self.backbone(images))
+
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return CSPNEXT_IMAGENET.get(self.widen_factor)
 
     def init_weights(
         self, pretrained: str | os.PathLike[str] | None = None, *, partial: bool = False

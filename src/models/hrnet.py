@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.blocks import BasicBlock, Bottleneck, batch_norm, conv3x3, make_res_layer
+from src.models.initialisations import HRNET
 from src.models.weights import load_pretrained, normal_init_
 
 #: Official ImageNet checkpoints of the HRNet model zoo, by width.
-IMAGENET_FILES = {32: "hrnet_w32-36af842e.pth", 48: "hrnet_w48-8ef0771d.pth"}
 #: Top-level modules initialised from ImageNet (official PRETRAINED_LAYERS); the head stays random.
 PRETRAINED_LAYERS = (
     "conv1", "bn1", "conv2", "bn2", "layer1",
@@ -186,6 +186,11 @@ class HRNetBackbone(nn.Module):
         """Channels of `forward_features` (= width)."""
         return self.width
 
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name of the ImageNet file the official recipes start from (None: no such file)."""
+        return HRNET.get(self.width)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, H, W) -> features (N, width, H/4, W/4) of the highest-resolution branch."""
         x = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -208,11 +213,10 @@ class HRNetBackbone(nn.Module):
         """
         normal_init_(self, std=0.001)
         if pretrained is not None:
-            name = IMAGENET_FILES.get(self.width, f"an ImageNet HRNet-W{self.width} checkpoint")
             load_pretrained(
                 self,
                 pretrained,
-                expected=f"{name} (HRNet ImageNet classification weights from the HRNet model zoo)",
+                expected=f"HRNet-W{self.width} ImageNet weights (model.pretrained=imagenet downloads them)",
                 prefixes=PRETRAINED_LAYERS,
             )
 

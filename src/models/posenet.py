@@ -65,6 +65,11 @@ class PoseNet(nn.Module):
         """x (N, 3, H, W) -> raw head output (N, K * D, H/4, W/4) (3 deconvs; H, W multiples of 32)."""
         return self.head(self.backbone(x))
 
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return self.backbone.default_pretrained
+
     def init_weights(self, pretrained: str | None = None) -> None:
         """Official init: head (de)convs N(0, 0.001) with zero biases, BN 1 / 0; backbone from ImageNet.
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.models.blocks import BasicBlock, Bottleneck, ResidualBlock, batch_norm, make_res_layer
+from src.models.initialisations import RESNET
 from src.models.weights import load_pretrained, normal_init_
 
 #: depth -> (block, blocks per layer), as in torchvision.
@@ -26,14 +27,6 @@ RESNET_SPECS: dict[int, tuple[ResidualBlock, tuple[int, int, int, int]]] = {
     50: (Bottleneck, (3, 4, 6, 3)),
     101: (Bottleneck, (3, 4, 23, 3)),
     152: (Bottleneck, (3, 8, 36, 3)),
-}
-#: torchvision ImageNet files used by the official configs.
-IMAGENET_FILES = {
-    18: "resnet18-5c106cde.pth",
-    34: "resnet34-333f7ec4.pth",
-    50: "resnet50-19c8e357.pth",
-    101: "resnet101-5d3b4d8f.pth",
-    152: "resnet152-b121ed2d.pth",
 }
 BACKBONE_LAYERS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 #: ConvTranspose2d kernel -> (padding, output_padding) giving an exact 2x upsampling.
@@ -59,6 +52,7 @@ class ResNetBackbone(nn.Module):
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 block counts, got {layers}")
         self.depth = depth
+        self.standard = base_width == 64 and layers == default_layers  # the ImageNet network's sizes
         self.conv1 = nn.Conv2d(3, base_width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = batch_norm(base_width)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -81,6 +75,11 @@ class ResNetBackbone(nn.Module):
         """x (N, 3, H, W) -> (N, out_channels, H/32, W/32)."""
         return self.forward_features(x)
 
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name of the ImageNet file the official recipes start from (None: no such file)."""
+        return RESNET.get(self.depth) if self.standard else None
+
     def init_official(self, pretrained: str | None = None) -> None:
         """The backbone of the official 3DMPPE and SimpleBaseline models: loaded from a local
         torchvision ImageNet file when given, else N(0, 0.001) convolutions and BN 1 / 0, as the
@@ -92,11 +91,10 @@ class ResNetBackbone(nn.Module):
 
     def load_imagenet(self, pretrained: str) -> list[str]:
         """Load conv1 / bn1 / layer1..4 from a local torchvision-style state_dict file."""
-        name = IMAGENET_FILES.get(self.depth, f"a resnet{self.depth} checkpoint")
         return load_pretrained(
             self,
             pretrained,
-            expected=f"{name} (torchvision ImageNet resnet{self.depth} state_dict)",
+            expected=f"a torchvision ImageNet resnet{self.depth} state_dict (model.pretrained=imagenet downloads it)",
             prefixes=BACKBONE_LAYERS,
         )
 

@@ -96,6 +96,11 @@ class RootNet(nn.Module):
         """What the network reads after the images, for timing and tracing: a k-value of 4 m each."""
         return (torch.full((batch,), 4000.0),)
 
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return self.backbone.default_pretrained
+
     def init_weights(self, pretrained: str | None = None) -> None:
         """Official init: the head N(0, 0.001) with zero biases, BN 1 / 0; the backbone from a
         torchvision ImageNet ``resnet*.pth`` file when given, else N(0, 0.001) as the official

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from src.models.cspnext import CSPNeXt, cspnext_factors, init_cspnext_backbone
+from src.models.initialisations import CSPNEXT_POSE
 from src.models.pretrained import PretrainedReport
 from src.models.rtmcc_head import RTMCCHead, feature_size, size_pair
 
@@ -87,6 +88,11 @@ class RTMPose(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 3, H, W) at input_size -> (x logits (N, K, W*r), y logits (N, K, H*r))."""
         return self.head(self.backbone(images))
+
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return CSPNEXT_POSE.get(self.widen_factor)
 
     def init_weights(
         self, pretrained: str | os.PathLike[str] | None = None, *, partial: bool = False

@@ -154,6 +154,11 @@ class SimCCResNet(nn.Module):
         """images (N, 3, H, W) at input_size -> (x logits (N, K, W*r), y logits (N, K, H*r))."""
         return self.head(self.backbone(images))
 
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return self.backbone.default_pretrained
+
     def init_weights(
         self, pretrained: str | os.PathLike[str] | None = None, *, partial: bool = False
     ) -> PretrainedReport | None:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.models.initialisations import MAE_VIT
 from src.models.pretrained import PretrainedReport, load_backbone_weights
 from src.models.resnet import DeconvHead
 from src.models.vit import ARCHS, CLS_POSITION_MODES, VisionTransformer, timm_to_mmpretrain
@@ -123,6 +124,11 @@ class ViTPose(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N, 3, H, W) -> heatmaps (N, K, H/4, W/4) (H, W giving a whole number of patches)."""
         return self.head(self.neck(self.backbone(x)))
+
+    @property
+    def default_pretrained(self) -> str | None:
+        """The registry name (or URL) of the file the official recipe initialises the backbone from."""
+        return MAE_VIT.get(self.backbone.embed_dims)
 
     def init_weights(self, pretrained: str | None = None, *, partial: bool = False) -> PretrainedReport | None:
         """mmpose's init, then the backbone from ``pretrained`` when given.

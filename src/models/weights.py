@@ -1,6 +1,6 @@
 """Weight initialisation and local checkpoint loading shared by the pose networks.
 
-Nothing is downloaded at run time: a pretrained file must already exist on disk.
+The networks read local files; names and URLs are turned into cached files before (`src.hub`).
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ def load_pretrained(
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(
-            f"pretrained checkpoint not found: {file}. Expected {expected}. Nothing is downloaded at "
-            "run time: put the file at that path, or pass pretrained=None to train from scratch."
+            f"pretrained checkpoint not found: {file}. Expected {expected}. Put the file at that path, give "
+            "a name of python -m src.zoo, or pass pretrained=None to train from scratch."
         )
     try:
         checkpoint = load_tensors_file(file)

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from src.datasets.transforms import normalize_images
+from src.hub.resolve import weights_path
 from src.layouts import get_keypoint_info, layout_spec
 from src.models.weights import (
     kaiming_init_,
@@ -87,7 +88,9 @@ class PoseModule(LightningModule):
         evaluation: test-time options, merged over ``default_evaluation``.
         keypoint_info: the keypoint layout (``data.layout``: a built-in name, a layout file, or the mapping a
             checkpoint stores); the hyperparameters keep a built-in's name or a file's whole content.
-        pretrained: local path of ImageNet weights for the backbone, or None.
+        pretrained: the backbone's initialisation, or None: a local file, a URL, a name of the weights
+            registry (``python -m src.zoo``) or ``imagenet`` for the network's ``default_pretrained``
+            (the file its official recipe starts from); downloads go to the cache once (`src.hub`).
         pretrained_partial: networks that list what a pretrained file gave their backbone
             (`src.models.pretrained`) refuse a file that leaves part of it uninitialised unless
             this is true.
@@ -210,6 +213,8 @@ class PoseModule(LightningModule):
         }
         self.save_hyperparameters(hparams)
         self.net = instantiate(hparams["net"])
+        if pretrained:  # a path, a URL, a registry name or "imagenet": the local file (downloaded once)
+            pretrained = str(weights_path(pretrained, default=getattr(self.net, "default_pretrained", None)))
         if init == "official" and hasattr(self.net, "init_weights"):
             if "partial" in inspect.signature(self.net.init_weights).parameters:
                 self.net.init_weights(pretrained, partial=bool(pretrained_partial))

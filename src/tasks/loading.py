@@ -37,4 +37,8 @@ def load_task(ckpt_path: str | Path) -> LightningModule:
         task_class = get_class(class_path)
     except Exception as err:
         raise ValueError(f"{path}: cannot import its task class {class_path!r} ({err})") from err
-    return task_class.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    # the checkpoint holds every tensor: the files the run started from (pretrained backbone, official
+    # weights) are not read again, and need not exist on this machine
+    return task_class.load_from_checkpoint(
+        path, map_location="cpu", weights_only=True, pretrained=None, official_weights=None
+    )

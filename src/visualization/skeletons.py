@@ -6,6 +6,7 @@ triples in the image's own channel order, so pick them accordingly (the defaults
 
 from __future__ import annotations
 
+import colorsys
 import math
 import os
 from collections.abc import Sequence
@@ -21,6 +22,14 @@ LEFT_COLOR: Color = (0, 220, 0)
 RIGHT_COLOR: Color = (230, 0, 230)
 CENTER_COLOR: Color = (0, 200, 255)
 DEFAULT_COLOR: Color = (0, 220, 0)
+
+
+def track_color(track_id: int) -> Color:
+    """A colour of its own for each track id, the same in every frame and run: hues a golden-ratio
+    turn apart (neighbouring ids far apart on the colour wheel), bright and saturated, as (B, G, R)."""
+    hue = (int(track_id) * 0.6180339887498949) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return int(round(b * 255)), int(round(g * 255)), int(round(r * 255))
 
 
 def keypoint_sides(keypoint_names: Sequence[str]) -> list[str]:
@@ -81,6 +90,7 @@ def draw_skeletons(
     thickness: int = 2,
     color_by_side: bool = True,
     colors: Sequence[Color] | None = None,
+    instance_colors: Sequence[Color] | None = None,
 ) -> np.ndarray:
     """Draw keypoints and limbs of N instances on a copy of the image.
 
@@ -96,6 +106,8 @@ def draw_skeletons(
         color_by_side: colour by body side (needs keypoint_names); otherwise one colour.
         colors: K colours in the image's channel order, used instead of the side colours: each
             keypoint its own, each limb (a, b) that of b.
+        instance_colors: N colours, one per instance for all its keypoints and limbs (e.g. a
+            track's colour), used instead of ``colors`` and the side colours.
 
     Returns:
         (H, W, 3) uint8 new image.
@@ -112,12 +124,15 @@ def draw_skeletons(
         raise ValueError(f"{len(sides)} keypoint names for K={kpts.shape[1]} keypoints")
     if colors is not None and len(colors) != kpts.shape[1]:
         raise ValueError(f"{len(colors)} colours for K={kpts.shape[1]} keypoints")
+    if instance_colors is not None and len(instance_colors) != kpts.shape[0]:
+        raise ValueError(f"{len(instance_colors)} instance colours for N={kpts.shape[0]} instances")
     canvas = np.ascontiguousarray(image).copy()
-    for instance in kpts:
+    for n, instance in enumerate(kpts):
         shown = np.isfinite(instance[:, :2]).all(axis=1)
         if instance.shape[1] == 3:
             shown &= instance[:, 2] >= score_thr
-        _draw_instance(canvas, instance[:, :2], shown, skeleton, sides, radius, thickness, colors)
+        own = colors if instance_colors is None else [tuple(instance_colors[n])] * kpts.shape[1]
+        _draw_instance(canvas, instance[:, :2], shown, skeleton, sides, radius, thickness, own)
     return canvas
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from src.layouts import COCO17
-from src.metrics.oks import compute_oks, oks_nms, soft_oks_nms
+from src.metrics.oks import compute_oks, oks_nms, pairwise_oks, soft_oks_nms
 from src.metrics.rescoring import rescore_instances
 
 REFERENCE = Path(__file__).parents[2] / "../shared/reference/algorithm_vectors.json"
@@ -86,3 +86,23 @@ def test_rescoring() -> None:
     joint_scores = np.array([[0.1, 0.5, 0.9], [0.1, 0.2, 0.15], [0.3, 0.3, 0.3]])
     scores = rescore_instances(joint_scores, np.array([0.5, 1.0, 2.0]), in_vis_thr=0.2)
     np.testing.assert_allclose(scores, [0.35, 0.0, 0.6])
+
+
+def test_pairwise_oks_is_compute_oks_row_by_row_and_masks_joints() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.uniform(0, 200, (3, 17, 3)), rng.uniform(0, 200, (4, 17, 3))
+    areas_a, areas_b = rng.uniform(500, 5000, 3), rng.uniform(500, 5000, 4)
+    table = pairwise_oks(a, b, areas_a, areas_b, SIGMAS)
+    assert table.shape == (3, 4)
+    for i in range(3):
+        np.testing.assert_array_equal(table[i], compute_oks(a[i], b, areas_a[i], areas_b, SIGMAS))
+    # joints count where both sides are valid; a pair with none in common has OKS 0
+    valid_a = np.ones((3, 17), bool)
+    valid_a[0, :5] = False
+    masked = pairwise_oks(a, b, areas_a, areas_b, SIGMAS, valid_a=valid_a)
+    np.testing.assert_allclose(masked[0], pairwise_oks(a[:1, 5:], b[:, 5:], areas_a[:1], areas_b, SIGMAS[5:])[0])
+    np.testing.assert_array_equal(masked[1:], table[1:])
+    none = pairwise_oks(a, b, areas_a, areas_b, SIGMAS, valid_b=np.zeros((4, 17), bool))
+    np.testing.assert_array_equal(none, 0.0)
+    with pytest.raises(ValueError, match="keypoint counts disagree"):
+        pairwise_oks(a, b[:, :16], areas_a, areas_b, SIGMAS)
