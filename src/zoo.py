@@ -22,7 +22,10 @@ from src.hub.registry import WeightsEntry, get_entry, known_weights
 
 
 def _size(entry: WeightsEntry) -> str:
-    return f"{entry.size / 2**20:.1f} MiB" if entry.size else "?"
+    """The published size, else the cached file's, else nothing (no source states most sizes)."""
+    cached = weights_folder() / entry.file_name
+    size = entry.size or (cached.stat().st_size if cached.is_file() else None)
+    return f"{size / 2**20:.1f} MiB" if size else ""
 
 
 def _state(entry: WeightsEntry) -> str:
