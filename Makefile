@@ -58,7 +58,8 @@ test-fast: install
 bench: install
 	$(BIN)/python -m benchmarks.report
 
-# the detailed benchmarks behind the report (peak, training variants, data loading by stage, export, metric)
+# the detailed benchmarks behind the report (peak, training variants, data loading by stage, export, metric,
+# tracking + smoothing per frame)
 bench-details: install
 	$(BIN)/python -m benchmarks.bench_peak
 	$(BIN)/python -m benchmarks.bench_training
@@ -67,6 +68,7 @@ bench-details: install
 	$(BIN)/python -m benchmarks.bench_pose3d
 	$(BIN)/python -m benchmarks.bench_export
 	$(BIN)/python -m benchmarks.bench_metric
+	$(BIN)/python -m benchmarks.bench_steady
 
 synthetic: install
 	$(BIN)/python -m src.synthetic.generate --root data/synthetic

@@ -32,7 +32,9 @@ Writes ``<out>/<machine>-<date>.json`` and ``.png`` and prints one table:
   data (`benchmarks.bench_data`: top-down 256x192 crops from 640x480 JPEGs, by stage; bottom-up 512
   images with targets at 1/4 and 1/2; 3D 256x256 crops) and the DataLoader workers per GPU the
   top-down rate implies at the published training speeds;
-* **grouping**: HigherHRNet's ``HeatmapParser.parse`` ms per image, typical and stress scenarios.
+* **grouping**: HigherHRNet's ``HeatmapParser.parse`` ms per image, typical and stress scenarios;
+* **steady video**: tracking + smoothing ms per frame for 10 people (`benchmarks.bench_steady`,
+  the aim under 1 ms).
 
 The paths alternate step by step (`benchmarks.common.alternate`), so that machine noise hits them
 alike; compare figures from one run, never across runs. Nothing here runs in the test suite except
@@ -53,7 +55,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import bench_bottomup, bench_data, bench_export, bench_grouping, bench_peak
+from benchmarks import bench_bottomup, bench_data, bench_export, bench_grouping, bench_peak, bench_steady
 from benchmarks.common import (
     TRAIN_FLOP_FACTOR,
     TrainingPath,
@@ -212,11 +214,11 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         "config": {k: v for k, v in vars(args).items() if k != "out"},
     }
     started = time.perf_counter()
-    log(f"[1/6] peak: convolutions and memory bandwidth ({threads} threads) ...")
+    log(f"[1/7] peak: convolutions and memory bandwidth ({threads} threads) ...")
     shapes = bench_peak.TINY_PEAK_SHAPES if args.tiny else bench_peak.PEAK_SHAPES
     peak = bench_peak.measure(batch=args.peak_batch, reps=args.peak_reps, bandwidth_mb=args.bandwidth_mb, shapes=shapes)
     result["peak"] = peak
-    log(f"[2/6] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}; ")
+    log(f"[2/7] training and inference per family (batch {args.batch_size}; automatic path: {fast['reason']}; ")
     log("      the memory format measured per network, as training runs choose it) ...")
     families = {}
     for name, (_, overrides, tiny) in FAMILIES.items():
@@ -236,7 +238,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
             share["pct_of_bf16_peak"] = 100 * share["achieved_gflops"] / peak["bf16_gflops"]
     result["families"] = families
     names = list(BACKEND_MODELS)
-    log(f"[3/6] inference backends: {', '.join(bench_export.MODELS[n].label for n in names)}, batch 1 and ")
+    log(f"[3/7] inference backends: {', '.join(bench_export.MODELS[n].label for n in names)}, batch 1 and ")
     log(f"      {args.batch_size}, PyTorch reference / automatic path and onnxruntime, alternating ...")
     result["backends"] = bench_export.measure(
         names,
@@ -248,7 +250,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         peak=peak,
         log=log,
     )
-    log("[4/6] HigherHRNet end to end on 640x480 images (grouping included) ...")
+    log("[4/7] HigherHRNet end to end on 640x480 images (grouping included) ...")
     width, size = (8, 64) if args.tiny else (32, 512)
     end_to_end = _quiet(
         bench_bottomup.time_inference, width=width, input_size=size, images=args.e2e_images, rounds=1, seed=0
@@ -259,7 +261,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         "width": width,
         "input_size": size,
     }
-    log("[5/6] data loading, one worker per paradigm ...")
+    log("[5/7] data loading, one worker per paradigm ...")
     topdown = bench_data.measure_topdown(
         images=args.data_images,
         passes=args.data_passes,
@@ -306,7 +308,7 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         },
         "published_batch_per_gpu": PUBLISHED_BATCH_PER_GPU,
     }
-    log("[6/6] grouping (HeatmapParser.parse), typical and stress ...")
+    log("[6/7] grouping (HeatmapParser.parse), typical and stress ...")
     grouping_args = ["--images", str(args.grouping_images), "--no-dense"]
     if args.tiny:
         grouping_args += ["--size", "64", "--repeats", "1"]
@@ -314,6 +316,8 @@ def _run(args: argparse.Namespace, threads: int, log: Callable) -> dict[str, Any
         scenario: _quiet(bench_grouping.main, grouping_args + (["--stress"] if scenario == "stress" else []))
         for scenario in ("typical", "stress")
     }
+    log(f"[7/7] steady video: tracking + smoothing of {bench_steady.PEOPLE} people per frame ...")
+    result["steady"] = bench_steady.measure_step(people=bench_steady.PEOPLE, frames=args.steady_frames, seed=args.seed)
     result["machine"]["load_average_after"] = load_average()
     result["seconds"] = time.perf_counter() - started
     return result
@@ -465,6 +469,17 @@ def table(result: dict[str, Any]) -> list[list[str]]:
         ok = "met" if g["parse_refine"] < g["target_ms"] else "NOT met"
         aim = f"aim < {g['target_ms']:.0f}: {ok}; {g['threads']:.0f} threads, one: {g['parse_refine_1_thread']:.2f}"
         rows.append([f"grouping ms/image ({scenario})", f"{g['parse_refine']:.2f}", aim])
+    steady = result.get("steady")
+    if steady:  # reports from before the steady video have none
+        both = steady["tracking_and_smoothing"]
+        ok = "met" if steady["aim_met"] else "NOT met"
+        rows.append(
+            [
+                f"tracking + smoothing ms/frame ({steady['people']} people)",
+                f"{both['median_ms']:.3f}",
+                f"median of {steady['frames']} frames; aim < {steady['aim_ms']:g}: {ok}",
+            ]
+        )
     return rows
 
 
@@ -483,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-images", type=int, default=16)
     p.add_argument("--data-passes", type=int, default=2)
     p.add_argument("--grouping-images", type=int, default=10)
+    p.add_argument("--steady-frames", type=int, default=400, help="timed frames of tracking + smoothing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     return p
@@ -500,6 +516,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "bandwidth_mb",
         "e2e_images",
         "data_images",
+        "steady_frames",
     )
     for name in (*positive, "data_passes", "grouping_images"):
         if getattr(args, name) < 1:

@@ -16,7 +16,7 @@ from benchmarks import report
 TINY = [
     "--tiny", "--iters", "1", "--warmup", "0", "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1",
     "--bandwidth-mb", "4", "--e2e-images", "1", "--data-images", "2", "--data-passes", "1", "--grouping-images", "1",
-    "--threads", "1", "--backend-iters", "1",
+    "--threads", "1", "--backend-iters", "1", "--steady-frames", "5",
 ]  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def test_data_grouping_and_files(result):
     rows = report.table(written)
     backends = written["backends"]
     backend_rows = 2 * len(backends["models"]) + len(backends["ratios"]) + len(backends["published"])
-    assert len(rows) == 5 + 2 * len(report.FAMILIES) + backend_rows + 1 + 4 + len(data["workers_per_gpu"]) + 2
+    assert len(rows) == 5 + 2 * len(report.FAMILIES) + backend_rows + 1 + 4 + len(data["workers_per_gpu"]) + 2 + 1
     assert any(r[0] == "published RTMPose-m ms (not ours)" and r[1] == "11.06" for r in rows)
 
 
@@ -126,3 +126,26 @@ def test_docs_render_the_backends(result):
     assert "Published, not measured here: RTMPose-m 11.06 ms" in page
     older = {k: v for k, v in result.items() if k != "backends"}  # a report from before the backends
     assert "Inference backends" not in hook.render_benchmark(json_file, older)
+
+
+def test_steady_video_step(result):
+    """Tracking + smoothing of 10 people: median, the aim, every person kept their id; in the table
+    and in the docs."""
+    steady = result["steady"]
+    assert steady["people"] == 10 and steady["frames"] == 5 and steady["tracks"] == 10
+    for part in ("tracking_and_smoothing", "tracking", "smoothing"):
+        assert _positive(steady[part]["median_ms"]) and steady[part]["p90_ms"] >= steady[part]["median_ms"]
+    assert steady["aim_met"] == (steady["tracking_and_smoothing"]["median_ms"] < steady["aim_ms"])
+    assert any(row[0] == "tracking + smoothing ms/frame (10 people)" for row in report.table(result))
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "docs_results_hook", Path(report.__file__).parents[1] / "docs" / "hooks" / "results.py"
+    )
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    json_file = Path(result["_files"][0])
+    page = hook.render_benchmark(json_file, json.loads(json_file.read_text()))
+    both = steady["tracking_and_smoothing"]["median_ms"]
+    assert f"Tracking + smoothing of 10 people (`benchmarks.bench_steady`): {both:.3f} ms per frame" in page

@@ -269,7 +269,7 @@ def test_no_hand_typed_measurement() -> None:
 
 def test_each_results_marker_appears_once() -> None:
     pages = [p for p in PAGES if p.is_relative_to(ROOT / "docs")]
-    for name in ("quickstarts", "benchmarks"):
+    for name in ("quickstarts", "benchmarks", "tracking_video", "steady_speed"):
         where = [_rel(p) for p in pages for _ in re.finditer(rf"<!--\s*results:{name}\s*-->", p.read_text())]
         assert len(where) == 1, f"results:{name} appears in {where or 'no page'}"
 
@@ -356,3 +356,80 @@ def test_bad_results_file_is_named(tmp_path: Path) -> None:
         results.render_markers("<!-- results:quickstarts -->", tmp_path)
     with pytest.raises(results.ResultsFileError, match="unknown results marker"):
         results.render_markers("<!-- results:nothing -->", tmp_path)
+
+
+def _tracking_record(**changes) -> dict:
+    run = {"mota": 0.8125, "id_switches": 3, "misses": 10, "false_positives": 2}
+    groups = {"never_cross": 1, "never_cross_in_view": 0, "cross": 2, "reenter": 1}
+    record = {
+        "date": "2030-01-02",
+        "machine": {"cpu": "Test CPU 9000", "cores": 2, "threads": 2},
+        "command": "python -m benchmarks.tracking_video --pose-ckpt a.ckpt",
+        "boxes": "truth",
+        "video": {"frames": 80, "fps": 20.0, "ground_truth_instances": 300, "reentry_gap_frames": 19},
+        "oks_threshold": 0.5,
+        "tracking": {n: {**run, "id_switches_by_group": groups} for n in ("raw", "smoothed")},
+        "jitter_px_per_frame2": {"raw": 4.25, "smoothed": 1.5, "ground_truth": 1.0, "joint_triples": 4000},
+        "ap": {"raw": 0.7, "smoothed": 0.695},
+        "aims": {
+            "non_crossing_id_switches": {"aim": 0, "measured": 1, "met": False},
+            "jitter_ratio": {"aim": 0.5, "measured": 0.353, "met": True},
+            "ap_cost": {"aim": 0.01, "measured": 0.005, "met": True},
+        },
+    }
+    record.update(changes)
+    return record
+
+
+def test_tracking_video_section_follows_the_results_files(tmp_path: Path) -> None:
+    folder = tmp_path / results.TRACKING_VIDEO
+    page = "<!-- results:tracking_video -->"
+    assert "No tracking video results" in results.render_markers(page, tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "truth-test-cpu-2030-01-02.json").write_text(json.dumps(_tracking_record()))
+    first = results.render_markers(page, tmp_path)
+    assert "#### ground-truth boxes, 2030-01-02" in first and "Test CPU 9000" in first
+    assert "| raw | 0.812 | 3 | 1 | 0 | 2 | 1 | 10 | 2 | 4.25 | 0.700 |" in first
+    assert "| ground truth |" in first and "| 1.00 |" in first
+    assert "never cross 1 (aim 0: not met)" in first and "jitter 0.35 (aim at most 0.5: met)" in first
+    assert "`python -m benchmarks.tracking_video --pose-ckpt a.ckpt`" in first
+    changed = _tracking_record(boxes="detector", ap={"raw": 0.7, "smoothed": 0.6875}, overrides=["smoothing.beta=0.5"])
+    (folder / "detector-test-cpu-2030-01-02.json").write_text(json.dumps(changed))
+    second = results.render_markers(page, tmp_path)
+    assert "#### boxes of the bottom-up detector, 2030-01-02" in second and "0.688" in second
+    assert "Options of both runs: `smoothing.beta=0.5`." in second
+    (folder / "broken.json").write_text(json.dumps({"date": "2030-01-02"}))
+    with pytest.raises(results.ResultsFileError, match=r"broken\.json: missing key 'machine'"):
+        results.render_markers(page, tmp_path)
+
+
+def test_steady_speed_section_follows_the_results_files(tmp_path: Path) -> None:
+    folder = tmp_path / results.STEADY
+    page = "<!-- results:steady_speed -->"
+    assert "No steady video speed results" in results.render_markers(page, tmp_path)
+    folder.mkdir(parents=True)
+    step = {"people": 10, "frames": 400, "aim_ms": 1.0, "aim_met": True}
+    step |= {
+        k: {"median_ms": v, "p90_ms": 2 * v}
+        for k, v in (("tracking_and_smoothing", 0.25), ("tracking", 0.125), ("smoothing", 0.0625))
+    }
+    record = {
+        "date": "2030-01-02",
+        "machine": {"cpu": "Test CPU 9000"},
+        "step": step,
+        "command": "python -m benchmarks.bench_steady",
+    }
+    (folder / "test-cpu-2030-01-02.json").write_text(json.dumps(record))
+    first = results.render_markers(page, tmp_path)
+    assert "Tracking + smoothing of 10 people: 0.250 ms per frame" in first and "aim under 1 ms: met" in first
+    assert "Video pipeline" not in first
+    record["pipeline"] = {
+        "pose_model": "hrnet_w16_small", "detector_model": "higherhrnet_w16_small", "frames": 80,
+        "batch_size": 8, "threads": 2, "frames_per_s": 1.5, "video": {"size": [320, 256]},
+        "stage_share": {"decode": 0.01, "detector": 0.6, "pose": 0.35},
+        "stage_ms_per_frame": {"decode": 6.5, "detector": 400.0, "pose": 233.25},
+    }  # fmt: skip
+    (folder / "test-cpu-2030-01-02.json").write_text(json.dumps(record))
+    second = results.render_markers(page, tmp_path)
+    assert "hrnet_w16_small on higherhrnet_w16_small boxes; 80 frames of 320x256" in second
+    assert "1.50 frames/s" in second and "| detector | 400.00 | 60.0% |" in second

@@ -5,6 +5,8 @@ A page holds a marker, and the built page holds a table made from the files pres
     <!-- results:quickstarts -->   benchmarks/results/quickstarts/*.json, one row per file, grouped by experiment
     <!-- results:benchmarks -->    benchmarks/results/*.json (`make bench`), one section per machine and date
     <!-- results:weights -->       src/hub/known_weights.yaml, the registry of known weight files
+    <!-- results:tracking_video --> benchmarks/results/tracking_video/*.json (`benchmarks.tracking_video`)
+    <!-- results:steady_speed -->  benchmarks/results/steady/*.json (`benchmarks.bench_steady`)
 
 Nothing here knows a figure: a new results file changes the built page without editing prose. MkDocs
 loads this module as a hook (``hooks:`` in mkdocs.yml); the functions also work alone, on any folder.
@@ -21,6 +23,8 @@ from typing import Any
 BENCHMARKS = Path("benchmarks/results")
 QUICKSTARTS = BENCHMARKS / "quickstarts"
 WEIGHTS = Path("src/hub/known_weights.yaml")
+TRACKING_VIDEO = BENCHMARKS / "tracking_video"
+STEADY = BENCHMARKS / "steady"
 #: Where a benchmark's PNG is published in the site (pages link to it from the site root).
 IMAGE_DIR = "results"
 
@@ -357,6 +361,15 @@ def render_benchmark(path: Path, data: dict[str, Any], image_dir: str = IMAGE_DI
         lines += ["", "Grouping, ms per image (median):", ""]
         header = ["scenario", "with refine", "with refine, one thread", "without refine", "threads"]
         lines += _table(header, rows)
+    steady = data.get("steady") or {}
+    if steady:
+        both = steady.get("tracking_and_smoothing") or {}
+        lines += [
+            "",
+            f"Tracking + smoothing of {steady.get('people')} people (`benchmarks.bench_steady`): "
+            f"{_number(both.get('median_ms'), 3)} ms per frame, median of {steady.get('frames')} frames "
+            f"(aim under {_number(steady.get('aim_ms'), 0)} ms: {'met' if steady.get('aim_met') else 'not met'}).",
+        ]
     png = path.with_suffix(".png")
     if png.is_file():
         title = f"make bench on {data['machine'].get('cpu', path.stem)}, {data['date']}"
@@ -407,6 +420,146 @@ def render_weights(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------------------------- steady video
+
+
+def _load_folder(folder: Path, keys: tuple[str, ...]) -> list[tuple[Path, dict[str, Any]]]:
+    """Every results file of ``folder`` with ``keys``, sorted by date, then file name."""
+    folder = Path(folder)
+    found = [(p, _read(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    for path, data in found:
+        for key in keys:
+            _need(data, key, path)
+    return sorted(found, key=lambda item: (str(item[1]["date"]), item[0].name))
+
+
+def _met(aim: dict[str, Any]) -> str:
+    return "met" if aim.get("met") else "not met"
+
+
+def render_tracking_video(folder: Path) -> str:
+    """Markdown for every `benchmarks.tracking_video` file: per run (raw, smoothed) MOTA, ID
+    switches (all, of people who never cross, of the crossing and the re-entering ones), misses,
+    false positives, jitter and AP, with the aims and the command."""
+    runs = _load_folder(folder, ("date", "machine", "boxes", "tracking", "jitter_px_per_frame2", "ap", "aims"))
+    if not runs:
+        return (
+            f"*No tracking video results in `{Path(folder).as_posix()}/` yet.* "
+            "Run `python -m benchmarks.tracking_video --pose-ckpt ...` and rebuild the docs."
+        )
+    lines: list[str] = []
+    header = ["keypoints", "MOTA", "ID switches", "never crossing", "of them in view", "crossing", "re-entering"]
+    header += ["misses", "false positives", "jitter px/frame²", "AP"]
+    for path, data in runs:
+        boxes = {"detector": "boxes of the bottom-up detector", "truth": "ground-truth boxes"}.get(data["boxes"])
+        video = data.get("video") or {}
+        lines += ["", f"#### {boxes or data['boxes']}, {data['date']}", ""]
+        if data.get("overrides"):
+            lines += ["Options of both runs: " + ", ".join(f"`{o}`" for o in data["overrides"]) + ".", ""]
+        lines.append(
+            f"{_machine(data['machine'])}; {video.get('frames', '?')} frames at {video.get('fps', '?')} frames/s, "
+            f"{video.get('ground_truth_instances', '?')} people-frames, a re-entry after "
+            f"{video.get('reentry_gap_frames', '?')} frames out of sight; OKS match threshold "
+            f"{data.get('oks_threshold', '?')}. File: `{TRACKING_VIDEO.as_posix()}/{path.name}`."
+        )
+        lines.append("")
+        jitter, rows = data["jitter_px_per_frame2"], []
+        for name in ("raw", "smoothed"):
+            t, groups = data["tracking"][name], data["tracking"][name].get("id_switches_by_group", {})
+            rows.append(
+                [
+                    name,
+                    _number(t.get("mota")),
+                    t.get("id_switches", "-"),
+                    groups.get("never_cross", "-"),
+                    groups.get("never_cross_in_view", "-"),
+                    groups.get("cross", "-"),
+                    groups.get("reenter", "-"),
+                    t.get("misses", "-"),
+                    t.get("false_positives", "-"),
+                    _number(jitter.get(name), 2),
+                    _number(data["ap"].get(name)),
+                ]
+            )
+        rows.append(["ground truth", *[""] * 8, _number(jitter.get("ground_truth"), 2), ""])
+        lines += _table(header, rows)
+        aims = data["aims"]
+        lines += [
+            "",
+            f"Aims: ID switches of people who never cross {aims['non_crossing_id_switches']['measured']} "
+            f"(aim {aims['non_crossing_id_switches']['aim']}: {_met(aims['non_crossing_id_switches'])}); "
+            f"smoothed / raw jitter {_number(aims['jitter_ratio']['measured'], 2)} (aim at most "
+            f"{aims['jitter_ratio']['aim']}: {_met(aims['jitter_ratio'])}); AP lost to smoothing "
+            f"{_number(aims['ap_cost']['measured'], 4)} (aim below {aims['ap_cost']['aim']}: {_met(aims['ap_cost'])}). "
+            f"Jitter over {jitter.get('joint_triples', '?')} joint triples visible in the ground truth and "
+            "matched in both runs.",
+        ]
+        sweep = data.get("sweep") or []
+        if sweep:
+            lines += ["", "The raw keypoints smoothed afresh with other One-Euro settings (`--sweep`):", ""]
+            rows = [
+                [
+                    _number(r.get("min_cutoff"), 2),
+                    _number(r.get("beta"), 2),
+                    _number(r.get("jitter_ratio"), 2),
+                    _number(r.get("ap")),
+                    _number(r.get("ap_cost"), 4),
+                    _number(r.get("mota")),
+                ]
+                for r in sweep
+            ]
+            lines += _table(["min_cutoff (Hz)", "beta (s/px)", "jitter, smoothed / raw", "AP", "AP lost", "MOTA"], rows)
+        if data.get("command"):
+            lines += ["", f"Command: `{data['command']}`"]
+    return "\n".join(lines).strip() + "\n"
+
+
+def render_steady_speed(folder: Path) -> str:
+    """Markdown for every `benchmarks.bench_steady` file: tracking + smoothing ms per frame and,
+    where measured, the video pipeline's frames/s and time per stage."""
+    runs = _load_folder(folder, ("date", "machine", "step"))
+    if not runs:
+        return (
+            f"*No steady video speed results in `{Path(folder).as_posix()}/` yet.* "
+            "Run `python -m benchmarks.bench_steady` and rebuild the docs."
+        )
+    lines: list[str] = []
+    for path, data in runs:
+        step = data["step"]
+        both = step.get("tracking_and_smoothing", {})
+        lines += ["", f"#### {data['machine'].get('cpu', path.stem)}, {data['date']}", ""]
+        lines.append(
+            f"Tracking + smoothing of {step.get('people')} people: {_number(both.get('median_ms'), 3)} ms per frame "
+            f"(median of {step.get('frames')} frames; 90th percentile {_number(both.get('p90_ms'), 3)} ms; tracking "
+            f"{_number(step.get('tracking', {}).get('median_ms'), 3)} ms, smoothing "
+            f"{_number(step.get('smoothing', {}).get('median_ms'), 3)} ms alone; aim under "
+            f"{_number(step.get('aim_ms'), 0)} ms: {'met' if step.get('aim_met') else 'not met'}). "
+            f"File: `{STEADY.as_posix()}/{path.name}`."
+        )
+        pipe = data.get("pipeline")
+        if pipe:
+            models = pipe.get("pose_model", "?") + (
+                f" on {pipe['detector_model']} boxes" if pipe.get("detector_model") else ""
+            )
+            video = pipe.get("video") or {}
+            size = "x".join(str(v) for v in video.get("size", []))
+            lines += [
+                "",
+                f"Video pipeline ({models}; {pipe.get('frames')} frames of {size}, batch {pipe.get('batch_size')}, "
+                f"{pipe.get('threads')} threads): {_number(pipe.get('frames_per_s'), 2)} frames/s.",
+                "",
+            ]
+            shares, per_frame = pipe.get("stage_share") or {}, pipe.get("stage_ms_per_frame") or {}
+            rows = [
+                [stage, _number(per_frame.get(stage), 2), f"{_number(100 * share, 1)}%"]
+                for stage, share in shares.items()
+            ]
+            lines += _table(["stage", "ms per frame", "share of the time"], rows)
+        if data.get("command"):
+            lines += ["", f"Command: `{data['command']}`"]
+    return "\n".join(lines).strip() + "\n"
+
+
 # --------------------------------------------------------------------------------------------- markers
 
 
@@ -417,6 +570,8 @@ def render_markers(markdown: str, root: Path, image_dir: str = IMAGE_DIR) -> str
         "quickstarts": lambda: render_quickstarts(root / QUICKSTARTS),
         "benchmarks": lambda: render_benchmarks(root / BENCHMARKS, image_dir),
         "weights": lambda: render_weights(root / WEIGHTS),
+        "tracking_video": lambda: render_tracking_video(root / TRACKING_VIDEO),
+        "steady_speed": lambda: render_steady_speed(root / STEADY),
     }
 
     def replace(match: re.Match) -> str:

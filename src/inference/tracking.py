@@ -19,6 +19,10 @@ from src.layouts import DEFAULT_OKS_SIGMA
 from src.metrics.oks import pairwise_oks
 
 SIMILARITIES = ("oks", "iou")
+#: OKS tracking compares a person with a track by their boxes' IoU when they share fewer confident
+#: joints than this (1: no joint in common; on the synthetic tracking video, falling back below 3 shared
+#: joints gave an ID switch to a person who never crosses anyone, with the bottom-up detector's boxes).
+MIN_SHARED_JOINTS = 1
 
 
 def oks_similarity(
@@ -186,12 +190,20 @@ class Tracker:
             self._keypoints = self._keypoints[alive]
 
     def _similarity(self, keypoints: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(P, T) similarity of the frame's people with the live tracks."""
+        """(P, T) similarity of the frame's people with the live tracks. With OKS, a pair without a
+        confident joint in common (`MIN_SHARED_JOINTS`: a person leaving the frame on one side of
+        their body and coming back on the other) is compared by the IoU of the boxes instead: OKS
+        over no common joint would be 0 whatever the distance."""
+        iou = box_iou(boxes, self._boxes)
         if self.similarity == "iou":
-            return box_iou(boxes, self._boxes)
-        return oks_similarity(
+            return iou
+        oks = oks_similarity(
             keypoints, self._keypoints, boxes, self._boxes, self.sigmas, keypoint_thr=self.keypoint_thr
         )
+        current = _valid_joints(np.asarray(keypoints, dtype=np.float64), self.keypoint_thr)
+        previous = _valid_joints(np.asarray(self._keypoints, dtype=np.float64), self.keypoint_thr)
+        shared = current.astype(np.int64) @ previous.T.astype(np.int64)
+        return np.where(shared >= MIN_SHARED_JOINTS, oks, iou)
 
 
 def _with_scores(keypoints: np.ndarray) -> np.ndarray:

@@ -136,7 +136,7 @@ def test_the_time_step_comes_from_the_frame_rate():
     step = np.array([[[0.0, 0.0, 1.0]], [[10.0, 0.0, 1.0]]])  # one joint, one person, two frames
     out = {}
     for fps in (10.0, 60.0):
-        smoother = PoseSmoother(fps=fps, beta=0.0)
+        smoother = PoseSmoother(fps=fps, min_cutoff=1.0, beta=0.0)
         smoother(step[0][None], np.array([0]), frame=0)
         out[fps] = smoother(step[1][None], np.array([0]), frame=1)[0, 0, 0]
     assert out[10.0] == pytest.approx(10 * smoothing_factor(1.0, 1 / 10))

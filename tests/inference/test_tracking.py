@@ -176,3 +176,20 @@ def test_bad_arrays_are_named():
         tracker.update(keypoints[:, :16], boxes)
     with pytest.raises(ValueError, match="17 OKS sigmas for 16 keypoints"):
         Tracker(sigmas=SIGMAS).update(keypoints[:, :16], boxes)
+
+
+def test_a_person_back_with_no_joint_in_common_is_compared_by_box():
+    """Leaving the frame with the right side visible and coming back with the left: OKS over no shared
+    joint would be 0, so the tracker falls back on the boxes' IoU and keeps the id."""
+    keypoints, boxes = frame_of((100.0, 100.0))
+    right_side = keypoints.copy()
+    right_side[0, [i for i in range(17) if i not in (2, 4, 6)], 2] = 0.0  # only three right-side joints confident
+    left_side = keypoints.copy()
+    left_side[0, [i for i in range(17) if i not in (1, 3, 5)], 2] = 0.0
+    tracker = Tracker(similarity="oks", sigmas=SIGMAS, threshold=0.3, ttl=10)
+    first = tracker.update(right_side, boxes, frame=0)
+    assert tracker.update(left_side, boxes, frame=5).tolist() == first.tolist()
+    # far away, the box does not overlap: a new person
+    far, far_boxes = frame_of((400.0, 100.0))
+    far[0, [i for i in range(17) if i not in (7, 9, 11)], 2] = 0.0
+    assert tracker.update(far, far_boxes, frame=6).tolist() != first.tolist()
