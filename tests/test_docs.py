@@ -269,7 +269,7 @@ def test_no_hand_typed_measurement() -> None:
 
 def test_each_results_marker_appears_once() -> None:
     pages = [p for p in PAGES if p.is_relative_to(ROOT / "docs")]
-    for name in ("quickstarts", "benchmarks", "tracking_video", "steady_speed"):
+    for name in ("quickstarts", "benchmarks", "tracking_video", "steady_speed", "absolute_video"):
         where = [_rel(p) for p in pages for _ in re.finditer(rf"<!--\s*results:{name}\s*-->", p.read_text())]
         assert len(where) == 1, f"results:{name} appears in {where or 'no page'}"
 
@@ -400,6 +400,32 @@ def test_tracking_video_section_follows_the_results_files(tmp_path: Path) -> Non
     assert "Options of both runs: `smoothing.beta=0.5`." in second
     (folder / "broken.json").write_text(json.dumps({"date": "2030-01-02"}))
     with pytest.raises(results.ResultsFileError, match=r"broken\.json: missing key 'machine'"):
+        results.render_markers(page, tmp_path)
+
+
+def test_absolute_video_section_follows_the_results_files(tmp_path: Path) -> None:
+    folder = tmp_path / results.ABSOLUTE_VIDEO
+    page = "<!-- results:absolute_video -->"
+    assert "No absolute video results" in results.render_markers(page, tmp_path)
+    folder.mkdir(parents=True)
+    record = {
+        "date": "2030-01-02",
+        "machine": {"cpu": "Test CPU 9000", "cores": 2, "threads": 2},
+        "command": "python -m benchmarks.absolute_video --pose-ckpt p.ckpt --root-ckpt r.ckpt",
+        "pose_ckpt": "p.ckpt",
+        "root_ckpt": "r.ckpt",
+        "frames_in_order": 2,
+        "per_frame": [{"in_order": True}, {"in_order": True}, {"in_order": False}],
+        "mean_abs_depth_error_mm": [120.25, 340.0],
+        "true_depth_range_mm": [[2480.0, 2520.0], [4400.0, 4700.0]],
+    }
+    (folder / "test-cpu-2030-01-02.json").write_text(json.dumps(record))
+    text = results.render_markers(page, tmp_path)
+    assert "**2 of 3 frames**" in text and "Test CPU 9000" in text
+    assert "| 1 | 2.48-2.52 | 120.2 |" in text and "| 2 | 4.40-4.70 | 340.0 |" in text
+    assert "`python -m benchmarks.absolute_video --pose-ckpt p.ckpt --root-ckpt r.ckpt`" in text
+    (folder / "broken.json").write_text(json.dumps({"date": "2030-01-02", "machine": {}}))
+    with pytest.raises(results.ResultsFileError, match=r"broken\.json: missing key 'frames_in_order'"):
         results.render_markers(page, tmp_path)
 
 

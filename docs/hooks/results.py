@@ -7,6 +7,7 @@ A page holds a marker, and the built page holds a table made from the files pres
     <!-- results:weights -->       src/hub/known_weights.yaml, the registry of known weight files
     <!-- results:tracking_video --> benchmarks/results/tracking_video/*.json (`benchmarks.tracking_video`)
     <!-- results:steady_speed -->  benchmarks/results/steady/*.json (`benchmarks.bench_steady`)
+    <!-- results:absolute_video --> benchmarks/results/absolute_video/*.json (`benchmarks.absolute_video`)
 
 Nothing here knows a figure: a new results file changes the built page without editing prose. MkDocs
 loads this module as a hook (``hooks:`` in mkdocs.yml); the functions also work alone, on any folder.
@@ -25,6 +26,7 @@ QUICKSTARTS = BENCHMARKS / "quickstarts"
 WEIGHTS = Path("src/hub/known_weights.yaml")
 TRACKING_VIDEO = BENCHMARKS / "tracking_video"
 STEADY = BENCHMARKS / "steady"
+ABSOLUTE_VIDEO = BENCHMARKS / "absolute_video"
 #: Where a benchmark's PNG is published in the site (pages link to it from the site root).
 IMAGE_DIR = "results"
 
@@ -560,6 +562,35 @@ def render_steady_speed(folder: Path) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+def render_absolute_video(folder: Path) -> str:
+    """Markdown for every `benchmarks.absolute_video` file: frames with the people in their true depth
+    order, each person's true depth and mean depth error, the checkpoints and the command."""
+    keys = ("date", "machine", "frames_in_order", "per_frame", "mean_abs_depth_error_mm", "true_depth_range_mm")
+    runs = _load_folder(folder, keys)
+    if not runs:
+        return (
+            f"*No absolute video results in `{Path(folder).as_posix()}/` yet.* "
+            "Run `python -m benchmarks.absolute_video --pose-ckpt ... --root-ckpt ...` and rebuild the docs."
+        )
+    lines: list[str] = []
+    for path, data in runs:
+        frames = len(data["per_frame"])
+        lines += [
+            "",
+            f"{_machine(data['machine'])}, {data['date']}: **{data['frames_in_order']} of {frames} frames** with "
+            f"every person in the true depth order (file `{BENCHMARKS.as_posix()}/absolute_video/{path.name}`).",
+            "",
+        ]
+        rows = [
+            [i + 1, f"{lo / 1000:.2f}-{hi / 1000:.2f}", _number(err, 1)]
+            for i, ((lo, hi), err) in enumerate(zip(data["true_depth_range_mm"], data["mean_abs_depth_error_mm"]))
+        ]
+        lines += _table(["person", "true root depth, m", "mean depth error, mm"], rows)
+        models = f"Pose model `{data.get('pose_ckpt')}`, RootNet `{data.get('root_ckpt')}`"
+        lines += ["", f"{models}; `{data.get('command')}`."]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------------------------- markers
 
 
@@ -572,6 +603,7 @@ def render_markers(markdown: str, root: Path, image_dir: str = IMAGE_DIR) -> str
         "weights": lambda: render_weights(root / WEIGHTS),
         "tracking_video": lambda: render_tracking_video(root / TRACKING_VIDEO),
         "steady_speed": lambda: render_steady_speed(root / STEADY),
+        "absolute_video": lambda: render_absolute_video(root / ABSOLUTE_VIDEO),
     }
 
     def replace(match: re.Match) -> str:
