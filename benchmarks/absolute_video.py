@@ -17,6 +17,7 @@ command and the wall time.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     errors = np.abs(predicted - true_depth)
     record = {
         "benchmark": "absolute_video",
+        "date": dt.date.today().isoformat(),
         "machine": machine,
         "command": " ".join(["python -m benchmarks.absolute_video", *(argv if argv is not None else sys.argv[1:])]),
         "pose_ckpt": str(args.pose_ckpt),
