@@ -37,9 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.camera import Camera
-from src.layouts import COCO17
 from src.synthetic.appearance import sample_style
 from src.synthetic.background import render_background
+from src.synthetic.coco_writer import coco_categories
 from src.synthetic.figure import layout_indices, sample_body_shape, sample_pose
 from src.synthetic.h36m_writer import mirror_pose
 from src.synthetic.stage import (
@@ -336,16 +336,7 @@ def coco_ground_truth(clip: TrackingClip) -> dict:
                     "area": float(clip.areas[t, p]),
                 }
             )
-    categories = [
-        {
-            "id": 1,
-            "name": "person",
-            "supercategory": "person",
-            "keypoints": list(COCO17.keypoint_names),
-            "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
-        }
-    ]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    return {"images": images, "annotations": annotations, "categories": coco_categories()}
 
 
 def boxes_meet(a: np.ndarray, b: np.ndarray) -> bool:

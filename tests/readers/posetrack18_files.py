@@ -8,26 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from src.layouts import get_keypoint_info
+
 WIDTH, HEIGHT = 96, 64
-NAMES = [
-    "nose",
-    "head_bottom",
-    "head_top",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-]
+NAMES = list(get_keypoint_info("posetrack18").keypoint_names)
 
 #: A standing person (x, y) with the head at the top, 17 joints; the ears stay unannotated.
 PERSON = np.array(
