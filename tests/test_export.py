@@ -19,7 +19,8 @@ def _checkpoint(paradigm: str, tmp_path):
     return random_checkpoint(paradigm, tmp_path / "model.ckpt", tmp_path)
 
 
-@pytest.mark.parametrize("paradigm", sorted(TINY_MODELS))
+# RootNet reads the k-value besides the image, so export refuses it (tests/test_rootnet_task.py)
+@pytest.mark.parametrize("paradigm", sorted(p for p in TINY_MODELS if p != "root3d"))
 def test_onnx_and_torchscript_match_pytorch(paradigm, tmp_path):
     task = load_task(_checkpoint(paradigm, tmp_path)).eval()
     onnx_file = export(task, tmp_path / "model.onnx", file_format="onnx")

@@ -41,6 +41,7 @@ TINY_NETS = {
         "model.scheduler.cosine_begin_epoch=null",
     ],
     "SimCCResNet": ["++model.net.depth=18", "++model.net.deconv_channels=16"],
+    "RootNet": ["++model.net.depth=18", "++model.net.base_width=8", "++model.net.layers=[1,1,1,1]"],
     "ViTPose": [
         "++model.net.embed_dims=32",
         "++model.net.num_layers=2",
@@ -188,6 +189,7 @@ MIXED_PRECISION_MODELS = [
     "hourglass_s2",
     "higherhrnet",
     "posenet",
+    "rootnet",
     "rtmpose_t",
     "cspnext_udp",
     "simcc_r50",

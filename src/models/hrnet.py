@@ -216,7 +216,8 @@ class HRNetBackbone(nn.Module):
             load_pretrained(
                 self,
                 pretrained,
-                expected=f"HRNet-W{self.width} ImageNet weights (model.pretrained=imagenet downloads them)",
+                expected=f"HRNet-W{self.width} ImageNet weights"
+                + (f" (model.pretrained={self.default_pretrained} downloads them)" if self.default_pretrained else ""),
                 prefixes=PRETRAINED_LAYERS,
             )
 

@@ -94,7 +94,8 @@ class ResNetBackbone(nn.Module):
         return load_pretrained(
             self,
             pretrained,
-            expected=f"a torchvision ImageNet resnet{self.depth} state_dict (model.pretrained=imagenet downloads it)",
+            expected=f"a torchvision ImageNet resnet{self.depth} state_dict"
+            + (f" (model.pretrained={self.default_pretrained} downloads it)" if self.default_pretrained else ""),
             prefixes=BACKBONE_LAYERS,
         )
 

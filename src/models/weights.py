@@ -211,8 +211,11 @@ def load_official_weights(model: nn.Module, path: str | os.PathLike[str], **read
     if callable(adapt):
         state = adapt(state)
     own = model.state_dict()
-    counters = [k for k in own if k not in state and k.endswith("num_batches_tracked")]
-    if counters:  # files of PyTorch < 0.4.1 lack BatchNorm's step counters, which inference never reads
+    # files of PyTorch < 0.4.1 hold no BatchNorm step counter at all (inference never reads them); a
+    # file with some counters but not the model's is another network, and its missing keys are listed
+    old_file = not any(k.endswith("num_batches_tracked") for k in state)
+    counters = [k for k in own if k not in state and k.endswith("num_batches_tracked")] if old_file else []
+    if counters:
         state = {**state, **{k: own[k] for k in counters}}
         log.info("%s has no num_batches_tracked buffers (%d); kept the model's", path, len(counters))
     missing = [k for k in own if k not in state]

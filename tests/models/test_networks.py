@@ -228,8 +228,8 @@ def test_hourglass_pretrained_wrapped_checkpoint(tmp_path: Path) -> None:
     ("factory", "expected_name"),
     [
         (tiny_hrnet, "HRNet"),
-        (lambda: PoseHighResolutionNet(width=32, stage_num_modules=(1, 1, 1), num_blocks=1), "hrnet_w32-36af842e.pth"),
-        (tiny_resnet, "resnet50-19c8e357.pth"),
+        (lambda: PoseHighResolutionNet(width=32, stage_num_modules=(1, 1, 1), num_blocks=1), "hrnet_w32_imagenet"),
+        (tiny_resnet, "ImageNet resnet50"),
         (tiny_hourglass, "pytorch-pose"),
     ],
 )

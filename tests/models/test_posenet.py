@@ -69,7 +69,7 @@ def test_init_loads_torchvision_style_backbone(tmp_path: Path) -> None:
         torch.testing.assert_close(state[f"backbone.{k}"], v)
     assert model.head.final_layer.bias.eq(0).all()
     assert abs(model.head.final_layer.weight.std().item() - 0.001) < 5e-4
-    with pytest.raises(FileNotFoundError, match="resnet18-5c106cde.pth"):
+    with pytest.raises(FileNotFoundError, match="ImageNet resnet18"):
         PoseNet(**TINY).init_weights(pretrained=str(tmp_path / "missing.pth"))
 
 
