@@ -28,3 +28,24 @@ class ImageDecodeError(ValueError):
 
     The message names the file.
     """
+
+
+def missing_mixed_2d(extra_2d: object, *, dataset: str, example_root: str) -> str | None:
+    """The message part for a 3D reader whose mixed-in 2D training data is missing (None when it is
+    there): which reader, where its paths go, and how to train without it.
+
+    Args:
+        extra_2d: the 2D reader mixed into training (its ``prepare(splits=("train",))`` is called).
+        dataset: the 3D dataset's name, for "data.mix_2d=false trains on <dataset> alone".
+        example_root: an example path for ``data.reader.extra_2d.root``.
+    """
+    try:
+        extra_2d.prepare(splits=("train",))  # type: ignore[attr-defined]
+    except DatasetNotFoundError as err:
+        name = getattr(extra_2d, "name", type(extra_2d).__name__)
+        return (
+            f"Training mixes in the 2D data of the {name!r} reader, and it is missing. Its paths are under "
+            f"data.reader.extra_2d (e.g. data.reader.extra_2d.root={example_root}, not data.root); "
+            f"data.mix_2d=false trains on {dataset} alone.\n{err}"
+        )
+    return None

@@ -42,7 +42,7 @@ from src.camera import camera_to_pixel, world_to_camera
 from src.geometry import process_bbox
 from src.layouts import DERIVED_JOINTS, H36M17, ROOT_JOINT, KeypointInfo, get_keypoint_info
 from src.readers.bbox_root import read_bbox_root_entries
-from src.readers.errors import AnnotationError, DatasetNotFoundError
+from src.readers.errors import AnnotationError, DatasetNotFoundError, missing_mixed_2d
 from src.readers.h36m_naming import ACTIONS, FIRST_ACTION, action_name, subject_files
 from src.readers.json_files import read_json
 
@@ -428,23 +428,17 @@ class Human36MReader:
         2D source (its training split); one message lists all that is missing. An evaluation passes
         ("val",) and needs neither the training subjects nor the 2D source."""
         missing = [item for split in splits for item in self._missing(self._split(split))]
-        extra_error = None
-        if self._mixing and "train" in splits:
-            try:
-                self.extra_2d.prepare(splits=("train",))
-            except DatasetNotFoundError as err:
-                extra_error = err
-        if not missing and extra_error is None:
+        extra = (
+            missing_mixed_2d(self.extra_2d, dataset="Human3.6M", example_root="/path/to/mpii")
+            if self._mixing and "train" in splits
+            else None
+        )
+        if not missing and extra is None:
             return
         subjects = {split: self.subjects[split] for split in splits}
         parts = [_layout_message(self.root, "/".join(splits), missing, subjects)] if missing else []
-        if extra_error is not None:
-            extra_name = getattr(self.extra_2d, "name", type(self.extra_2d).__name__)
-            parts.append(
-                f"Training mixes in the 2D data of the {extra_name!r} reader, and it is missing. Its paths "
-                "are under data.reader.extra_2d (e.g. data.reader.extra_2d.root=/path/to/mpii, not data.root); "
-                f"data.mix_2d=false trains on Human3.6M alone.\n{extra_error}"
-            )
+        if extra is not None:
+            parts.append(extra)
         raise DatasetNotFoundError("\n\n".join(parts))
 
     def check(self, split: str) -> None:

@@ -47,7 +47,7 @@ from src.readers.coco_3d import (
     read_people,
     split_lists,
 )
-from src.readers.errors import DatasetNotFoundError
+from src.readers.errors import DatasetNotFoundError, missing_mixed_2d
 from src.readers.json_files import read_json
 
 log = logging.getLogger(__name__)
@@ -225,22 +225,16 @@ class MuCoReader:
         missing."""
         splits = self.splits if splits is None else tuple(splits)
         missing = [item for split in splits for item in self._missing(self._split(split))]
-        extra_error = None
-        if self._mixing and "train" in splits:
-            try:
-                self.extra_2d.prepare(splits=("train",))
-            except DatasetNotFoundError as err:
-                extra_error = err
-        if not missing and extra_error is None:
+        extra = (
+            missing_mixed_2d(self.extra_2d, dataset="MuCo-3DHP", example_root="/path/to/coco")
+            if self._mixing and "train" in splits
+            else None
+        )
+        if not missing and extra is None:
             return
         parts = [_layout_message(self.root, "/".join(splits), missing)] if missing else []
-        if extra_error is not None:
-            extra_name = getattr(self.extra_2d, "name", type(self.extra_2d).__name__)
-            parts.append(
-                f"Training mixes in the 2D data of the {extra_name!r} reader, and it is missing. Its paths "
-                "are under data.reader.extra_2d (e.g. data.reader.extra_2d.root=/path/to/coco, not data.root); "
-                f"data.mix_2d=false trains on MuCo-3DHP alone.\n{extra_error}"
-            )
+        if extra is not None:
+            parts.append(extra)
         raise DatasetNotFoundError("\n\n".join(parts))
 
     def check(self, split: str) -> None:
