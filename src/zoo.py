@@ -34,10 +34,6 @@ def _state(entry: WeightsEntry) -> str:
     return "cached" if (weights_folder() / entry.file_name).is_file() else "-"
 
 
-def _accuracy(entry: WeightsEntry) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in entry.accuracy.items())
-
-
 def listing() -> list[dict]:
     """One row per known file (name, kind, cached state, size, what it holds, published accuracy)."""
     return [
