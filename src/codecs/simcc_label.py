@@ -18,7 +18,9 @@ Each joint is two 1-D label vectors over sub-pixel bins: x over ``round(w * r)``
 * Flip test: ``x[:, flip_index].flip(-1)``, ``y[:, flip_index]``, the raw logits averaged. Reversing
   the x bins mirrors x -> w - 1 / r - x, while mirroring the crop's pixels is x -> w - 1 - x: the
   flipped-back vector lies (r - 1) bins (0.5 px for r = 2) to the right, as in mmpose, which
-  applies no shift.
+  applies no shift (the default). The test-time option ``shift_simcc: true`` moves it (r - 1) bins
+  back to the left (linear interpolation for a fractional amount, the last bin repeated), so that
+  both vectors peak at the same x.
 
 Shapes: N instances, K keypoints, Lx = round(w r), Ly = round(h r). Sizes are (w, h).
 """
@@ -35,6 +37,20 @@ from src.codecs.base import TopDownCodec
 from src.visualization.maps import marginals_overlay
 
 SMOOTHING_TYPES = ("gaussian", "standard")
+
+
+def shift_left(vectors: torch.Tensor, amount: float) -> torch.Tensor:
+    """``vectors`` (..., L) moved ``amount`` >= 0 bins towards bin 0: out[i] = v(i + amount), linear
+    between bins, the last bin repeated past the end."""
+    if amount <= 0:
+        return vectors
+    whole, fraction = int(amount), amount - int(amount)
+    length = vectors.shape[-1]
+    padded = torch.cat([vectors, vectors[..., -1:].expand(*vectors.shape[:-1], whole + 1)], dim=-1)
+    out = padded[..., whole : whole + length]
+    if fraction:
+        out = out * (1.0 - fraction) + padded[..., whole + 1 : whole + 1 + length] * fraction
+    return out
 
 
 class SimCCLabel(TopDownCodec):
@@ -55,7 +71,7 @@ class SimCCLabel(TopDownCodec):
     """
 
     target_keys = ("keypoint_x_labels", "keypoint_y_labels", "target_weight")
-    evaluation_defaults: dict[str, Any] = {}
+    evaluation_defaults: dict[str, Any] = {"shift_simcc": False}
     outputs_name = "SimCC vectors"
 
     def __init__(
@@ -178,10 +194,14 @@ class SimCCLabel(TopDownCodec):
     def flip_back(
         self, prediction: Any, flip_index: Sequence[int], options: Mapping[str, Any]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """mmpose's ``flip_vectors``: joints swapped, x bins reversed, y untouched, no shift."""
+        """mmpose's ``flip_vectors``: joints swapped, x bins reversed, y untouched; with the option
+        ``shift_simcc`` the x vectors then move (r - 1) bins left (see the module docstring)."""
         simcc_x, simcc_y = self._pair(prediction)
         index = torch.as_tensor(list(flip_index), dtype=torch.long, device=simcc_x.device)
-        return simcc_x.index_select(-2, index).flip(-1), simcc_y.index_select(-2, index)
+        flipped_x = simcc_x.index_select(-2, index).flip(-1)
+        if options.get("shift_simcc", self.evaluation_defaults["shift_simcc"]):
+            flipped_x = shift_left(flipped_x, self.simcc_split_ratio - 1.0)
+        return flipped_x, simcc_y.index_select(-2, index)
 
     def picture(self, crop_bgr: np.ndarray, maps: Any) -> np.ndarray:
         """One crop's vectors (x (K, Lx), y (K, Ly)) drawn as the outer product of each joint's pair."""

@@ -153,6 +153,26 @@ class PoseDataset(WorkerSeededRandom, Dataset):
             return self.images[name]
         return read_image(name, color_rgb=False)
 
+    def cache_images(self, *, max_bytes: int) -> int:
+        """Decode every image of the dataset once into ``images`` (read-only BGR arrays, shared by
+        forked loader workers) and return their bytes; items then read memory, not files, and
+        ``reduced_decode`` no longer applies (the full image is in memory). Refused with a
+        ValueError, and nothing kept, once the decoded images would pass ``max_bytes``."""
+        images: dict[str, np.ndarray] = dict(self.images or {})
+        total = 0
+        for name in sorted(set(self.image_files().values()) - set(images)):
+            image = read_image(name, color_rgb=False)
+            image.flags.writeable = False  # one array serves every item: an in-place change would show in all
+            total += image.nbytes
+            if total > max_bytes:
+                raise ValueError(
+                    f"{type(self).__name__}: the decoded images pass {max_bytes / 2**30:.1f} GiB at {name} "
+                    f"({len(images) + 1} images); data.cache_images=true is for data that fits in memory"
+                )
+            images[name] = image
+        self.images = images
+        return total
+
     def read_bgr_for_crop(self, image_file: bytes | str, shrink: float) -> tuple[np.ndarray, int, tuple[int, int]]:
         """The image of a crop taking ``shrink`` image pixels per crop pixel: (image, r, (H, W)),
         the image decoded at 1/r of its full size (H, W); r is 1 unless ``reduced_decode`` is on.

@@ -9,6 +9,8 @@ paradigm, which chooses the dataset class and the augmentation block (`src.parad
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +22,8 @@ from src.datasets.randomness import EpochSeededSampler
 from src.layouts import KeypointInfo, get_keypoint_info
 from src.paradigms import PARADIGMS, get_paradigm
 from src.utils.hardware import check_auto, decide
+
+log = logging.getLogger(__name__)
 
 
 def _fast_path_flag(name: str, value: bool | str) -> bool:
@@ -62,6 +66,9 @@ class PoseDataModule(pl.LightningDataModule):
         normalize_on_device: training items carry uint8 images that the task normalises on its
             device (the same numbers; a quarter of the bytes between processes); ``auto`` as
             ``reduced_decode``.
+        cache_images: decode every train and val image once at setup and read them from memory
+            (forked loader workers share them); for data that fits in half the machine's memory
+            (the synthetic sets), refused beyond that. Each process of a multi-GPU run holds a copy.
         paradigms: the paradigms the data has pipelines for (None: all); another is refused.
         num_keypoints, sigma: the data's joint count and target sigma, which the model config
             interpolates (``${data.num_keypoints}``); checked against the layout and the codec.
@@ -94,6 +101,7 @@ class PoseDataModule(pl.LightningDataModule):
         seed: int = 0,
         reduced_decode: bool | str = False,
         normalize_on_device: bool | str = False,
+        cache_images: bool = False,
         paradigms: list[str] | None = None,
         num_keypoints: int | None = None,
         sigma: float | None = None,
@@ -148,6 +156,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.reduced_decode = _fast_path_flag("reduced_decode", reduced_decode)
         self.normalize_on_device = _fast_path_flag("normalize_on_device", normalize_on_device)
+        self.cache_images = bool(cache_images)
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
         self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
@@ -243,6 +252,14 @@ class PoseDataModule(pl.LightningDataModule):
                 f"data={self.name}: {source} yields no {self.dataset_class.__name__} samples (no annotated "
                 f"people with labelled keypoints); python -m src.check_data data={self.name} lists why"
             )
+        if self.cache_images:
+            split = "train" if training else "val"
+            try:
+                size = dataset.cache_images(max_bytes=_memory_bytes() // 2)
+            except ValueError as err:
+                raise ValueError(f"data={self.name} ({split} split), data.cache_images=true: {err}") from err
+            count = len(dataset.images)
+            log.info("data=%s: %d %s images decoded into memory (%.1f MiB)", self.name, count, split, size / 2**20)
         return dataset
 
     # ----------------------------------------------------------------------- loaders
@@ -305,6 +322,11 @@ class PoseDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _worker_init(worker_id: int) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.codecs.simcc_label import SimCCLabel
+from src.codecs.simcc_label import SimCCLabel, shift_left
 from src.eval import evaluate
 from src.geometry import affine_transform_points
 from src.layouts import COCO17
@@ -236,7 +236,7 @@ def test_flip_back_of_mirrored_vectors_equals_the_unmirrored_prediction():
     original = codec.encode(points, np.ones(17))
     flipped = codec.encode(mirrored, np.ones(17))
     back = codec.flip_back(as_prediction(flipped), COCO17.flip_index, {})
-    assert isinstance(back, tuple) and codec.evaluation_defaults == {}
+    assert isinstance(back, tuple) and codec.evaluation_defaults == {"shift_simcc": False}
     torch.testing.assert_close(back, as_prediction(original), atol=1e-6, rtol=0)
     torch.testing.assert_close(codec.average(as_prediction(original), back), as_prediction(original))
 
@@ -251,6 +251,34 @@ def test_mirrored_crop_pixels_flip_back_half_a_pixel_right():
     flipped = codec.encode(mirrored, np.ones(2))
     coords, _ = codec.decode(codec.flip_back(as_prediction(flipped), [0, 1], {}))
     np.testing.assert_allclose(coords[0].numpy(), points + [0.5, 0.0])
+
+
+@pytest.mark.parametrize("ratio", [2.0, 2.5])
+def test_shift_simcc_puts_the_mirrored_crop_back_on_the_original(ratio):
+    """With shift_simcc the flipped-back x vector moves (r - 1) bins left: the mirrored crop's
+    prediction peaks where the original's does (exactly for r = 2, by interpolation for r = 2.5)."""
+    codec = make_codec(simcc_split_ratio=ratio)
+    points = np.array([[40.0, 60.0], [150.0, 200.0]], np.float32)
+    mirrored = points.copy()
+    mirrored[:, 0] = 191 - points[:, 0]
+    flipped = codec.encode(mirrored, np.ones(2))
+    original = codec.encode(points, np.ones(2))
+    back = codec.flip_back(as_prediction(flipped), [0, 1], {"shift_simcc": True})
+    coords, _ = codec.decode(back)
+    # the labels' centres are whole bins (round(x r)): at r = 2.5 each peak may sit a bin away
+    np.testing.assert_allclose(coords[0].numpy(), points, atol=0 if ratio == 2.0 else 1 / ratio + 1e-5)
+    unshifted, _ = codec.decode(codec.flip_back(as_prediction(flipped), [0, 1], {}))
+    assert np.abs(coords[0].numpy() - points).max() < np.abs(unshifted[0].numpy() - points).max()
+    if ratio == 2.0:  # a whole bin: the vectors themselves agree away from the last bin
+        torch.testing.assert_close(back[0][..., :-1], as_prediction(original)[0][..., :-1], atol=1e-6, rtol=0)
+
+
+def test_shift_left_whole_and_fractional_bins():
+    v = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    assert torch.equal(shift_left(v, 0.0), v)
+    assert torch.equal(shift_left(v, 1.0), torch.tensor([[1.0, 2.0, 3.0, 4.0, 4.0]]))
+    assert torch.equal(shift_left(v, 2.0), torch.tensor([[2.0, 3.0, 4.0, 4.0, 4.0]]))
+    torch.testing.assert_close(shift_left(v, 1.5), torch.tensor([[1.5, 2.5, 3.5, 4.0, 4.0]]))
 
 
 def test_contract_shapes_prediction_checks_and_pictures():
