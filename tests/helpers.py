@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -10,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+DOCS_RESULTS_HOOK = CONF_DIR.parent / "docs" / "hooks" / "results.py"
 MODEL_CONFIGS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
 # A tiny PoseNet (the real sizes are checked against the official state_dicts) and a tiny synthetic
@@ -160,3 +163,11 @@ def layout_real_mpii(root: Path) -> Path:
         ),
     )
     return root
+
+
+def docs_results_hook() -> ModuleType:
+    """The docs' results renderer (docs/hooks/results.py, not a package module), freshly loaded."""
+    spec = importlib.util.spec_from_file_location("docs_results_hook", DOCS_RESULTS_HOOK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,17 +3,12 @@ bookkeeping (no figure of an untrained model is asserted) and its rendering into
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 from benchmarks import absolute_video
-from tests.helpers import random_checkpoint
+from tests.helpers import docs_results_hook, random_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("docs_results_hook", ROOT / "docs" / "hooks" / "results.py")
-results = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(results)
+results = docs_results_hook()
 
 
 def test_the_benchmark_writes_a_file_the_docs_render(tmp_path):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import cv2
 import pytest
 
 from benchmarks import report
+from tests.helpers import docs_results_hook
 
 TINY = [
     "--tiny", "--iters", "1", "--warmup", "0", "--batch-size", "2", "--peak-batch", "1", "--peak-reps", "1",
@@ -108,14 +110,7 @@ def test_inference_backends_beside_hrnet(result):
 
 def test_docs_render_the_backends(result):
     """docs/hooks/results.py renders the report's inference backends, ratios and published figures."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "docs_results_hook", Path(report.__file__).parents[1] / "docs" / "hooks" / "results.py"
-    )
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    hook = docs_results_hook()
     json_file = Path(result["_files"][0])
     page = hook.render_benchmark(json_file, json.loads(json_file.read_text()))
     rtm = result["backends"]["models"]["rtmpose_m"]["batches"]
@@ -137,14 +132,7 @@ def test_steady_video_step(result):
         assert _positive(steady[part]["median_ms"]) and steady[part]["p90_ms"] >= steady[part]["median_ms"]
     assert steady["aim_met"] == (steady["tracking_and_smoothing"]["median_ms"] < steady["aim_ms"])
     assert any(row[0] == "tracking + smoothing ms/frame (10 people)" for row in report.table(result))
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "docs_results_hook", Path(report.__file__).parents[1] / "docs" / "hooks" / "results.py"
-    )
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    hook = docs_results_hook()
     json_file = Path(result["_files"][0])
     page = hook.render_benchmark(json_file, json.loads(json_file.read_text()))
     both = steady["tracking_and_smoothing"]["median_ms"]

@@ -21,6 +21,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from tests.helpers import docs_results_hook
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 #: Entry points with a Hydra config of the same name in conf/.
@@ -32,14 +34,7 @@ README_MAX_LINES = 160
 MEASUREMENT = re.compile(r"[0-9]+ min [0-9]+ s|AP [0-9]\.[0-9]{3}")
 
 
-def _hook():
-    spec = importlib.util.spec_from_file_location("docs_results_hook", ROOT / "docs" / "hooks" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-results = _hook()
+results = docs_results_hook()
 
 
 def _rel(path: Path) -> str:

@@ -4,7 +4,6 @@ bookkeeping)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -14,9 +13,7 @@ import pytest
 
 from benchmarks import bench_steady, tracking_video
 from src.synthetic.tracking_video import render_tracking_video
-from tests.helpers import random_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import docs_results_hook, random_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +121,7 @@ def test_tracking_video_end_to_end(checkpoints, tmp_path):
     assert np.allclose([e["keypoints"] for e in again], [e["keypoints"] for e in smoothed_results], atol=0.02)
     assert len(saved["sweep"]) == len(tracking_video.SWEEP)
     assert all(set(r) >= {"min_cutoff", "beta", "jitter_ratio", "ap", "ap_cost", "mota"} for r in saved["sweep"])
-    page = _hook().render_tracking_video(tmp_path)
+    page = docs_results_hook().render_tracking_video(tmp_path)
     assert "ground-truth boxes" in page and f"{saved['tracking']['raw']['mota']:.3f}" in page
     assert "smoothed afresh with other One-Euro settings" in page
 
@@ -142,7 +139,7 @@ def test_bench_steady_end_to_end(checkpoints, tmp_path):
     assert 0.9 < sum(pipe["stage_share"].values()) + pipe["untimed_share"] < 1.1
     saved = json.loads(Path(result["_file"]).read_text())
     assert saved["pipeline"]["stage_ms_per_frame"] == pytest.approx(pipe["stage_ms_per_frame"])
-    page = _hook().render_steady_speed(tmp_path)
+    page = docs_results_hook().render_steady_speed(tmp_path)
     assert "| detector |" in page and "frames/s" in page
 
 
@@ -154,10 +151,3 @@ def test_pipeline_with_truth_boxes(checkpoints, tmp_path):
     pipe = bench_steady.measure_pipeline(topdown, None, video, boxes=boxes, batch_size=4)
     assert pipe["boxes"] == "truth" and "detector" not in pipe["stage_share"]
     assert pipe["people"] == clip.present.sum()
-
-
-def _hook():
-    spec = importlib.util.spec_from_file_location("docs_results_hook", ROOT / "docs" / "hooks" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
