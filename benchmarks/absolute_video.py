@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from benchmarks.common import log_line, machine_info, results_stem
+from benchmarks.common import log_line, machine_info, results_stem, write_video
 from src.layouts import MUPOTS17, root_index
 from src.synthetic.mupots_writer import render_sequence
 from src.utils.run_io import write_json_atomic
@@ -40,14 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 def write_inputs(clip: Any, folder: Path) -> tuple[Path, Path, list[list[list[float]]]]:
     """The clip as ``video.mp4`` and ``boxes.json`` (a box per person and frame, as predict reads them);
     returns both paths and the boxes [frame][person]."""
-    video = folder / "video.mp4"
-    height, width = clip.frames.shape[1:3]
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), float(clip.fps), (width, height))
-    if not writer.isOpened():
-        raise OSError(f"cannot write {video} (OpenCV has no mp4v encoder here)")
-    for frame in clip.frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    video = write_video(clip.frames, clip.fps, folder / "video.mp4")
     boxes = [[[float(v) for v in box] for box in frame_boxes] for frame_boxes in clip.boxes]
     entries = [
         {"frame": t, "bbox": box, "score": 1.0, "category_id": 1}

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import log_line, machine_info, results_stem, write_json
+from benchmarks.common import log_line, machine_info, results_stem, write_json, write_video
 from src.inference.predictor import People
 from src.inference.steady import SteadyVideo
 from src.layouts import COCO17
@@ -244,13 +244,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"aim < {AIM_MS:g} ms: {'met' if step['aim_met'] else 'NOT met'})"
     )
     if args.pose_ckpt:
-        from benchmarks.tracking_video import write_video
         from src.synthetic.tracking_video import render_tracking_video
 
         clip = render_tracking_video(args.seed, frames=args.video_frames)
         truth = [clip.boxes[t][clip.present[t]] for t in range(len(clip.frames))]
         with tempfile.TemporaryDirectory() as tmp:
-            video = write_video(clip, Path(tmp) / "video.mp4")
+            video = write_video(clip.frames, clip.fps, Path(tmp) / "video.mp4")
             pipeline = measure_pipeline(
                 args.pose_ckpt, args.detector_ckpt, video, boxes=truth, batch_size=args.batch_size
             )

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -427,3 +429,15 @@ def write_json(path: Path, result: Mapping[str, Any]) -> Path:
 def log_line(msg: str = "") -> None:
     """Print a progress or result line at once (benchmarks run for minutes)."""
     print(msg, flush=True)
+
+
+def write_video(frames: Sequence[np.ndarray], fps: float, path: Path) -> Path:
+    """RGB frames (H, W, 3) uint8 as an MP4 (mp4v) at ``fps``; returns ``path``."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+    if not writer.isOpened():
+        raise OSError(f"cannot write {path} (OpenCV has no mp4v encoder here)")
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

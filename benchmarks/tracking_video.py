@@ -45,11 +45,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from benchmarks.common import log_line, machine_info, machine_slug
+from benchmarks.common import log_line, machine_info, machine_slug, write_video
 from src.inference.smoothing import PoseSmoother
 from src.layouts import COCO17
 from src.metrics.tracking import (
@@ -74,18 +73,6 @@ REPO = Path(__file__).resolve().parents[1]
 #: ratio, the largest AP lost to smoothing.
 AIMS = {"non_crossing_id_switches": 0, "jitter_ratio": 0.5, "ap_cost": 0.01}
 RUNS = {"raw": ["track=true", "smooth=false"], "smoothed": ["track=true", "smooth=true"]}
-
-
-def write_video(clip: TrackingClip, path: Path) -> Path:
-    """The clip's frames as an MP4 (mp4v) at its frame rate."""
-    height, width = clip.frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(clip.fps), (width, height))
-    if not writer.isOpened():
-        raise OSError(f"cannot write {path} (OpenCV has no mp4v encoder here)")
-    for image in clip.frames:
-        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
 
 
 def write_truth_boxes(clip: TrackingClip, path: Path) -> Path:
@@ -296,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep) if args.keep else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        video = write_video(clip, folder / "video.mp4")
+        video = write_video(clip.frames, clip.fps, folder / "video.mp4")
         common = [f"ckpt_path={Path(args.pose_ckpt).resolve()}", f"input={video}"]
         if args.detector_ckpt:
             common.append(f"detector_ckpt={Path(args.detector_ckpt).resolve()}")

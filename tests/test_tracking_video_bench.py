@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_steady, tracking_video
+from benchmarks.common import write_video
 from src.synthetic.tracking_video import render_tracking_video
 from tests.helpers import docs_results_hook, random_checkpoint
 
@@ -146,7 +147,7 @@ def test_bench_steady_end_to_end(checkpoints, tmp_path):
 def test_pipeline_with_truth_boxes(checkpoints, tmp_path):
     topdown, _ = checkpoints
     clip = render_tracking_video(2, frames=20, away_frames=4)
-    video = tracking_video.write_video(clip, tmp_path / "v.mp4")
+    video = write_video(clip.frames, clip.fps, tmp_path / "v.mp4")
     boxes = [clip.boxes[t][clip.present[t]] for t in range(20)]
     pipe = bench_steady.measure_pipeline(topdown, None, video, boxes=boxes, batch_size=4)
     assert pipe["boxes"] == "truth" and "detector" not in pipe["stage_share"]
