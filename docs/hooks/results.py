@@ -435,6 +435,11 @@ def _load_folder(folder: Path, keys: tuple[str, ...]) -> list[tuple[Path, dict[s
     return sorted(found, key=lambda item: (str(item[1]["date"]), item[0].name))
 
 
+def _nothing_yet(what: str, folder: Path, command: str) -> str:
+    """The text of a section whose results folder holds no file yet: what to run to fill it."""
+    return f"*No {what} results in `{Path(folder).as_posix()}/` yet.* Run `{command}` and rebuild the docs."
+
+
 def _met(aim: dict[str, Any]) -> str:
     return "met" if aim.get("met") else "not met"
 
@@ -445,10 +450,7 @@ def render_tracking_video(folder: Path) -> str:
     false positives, jitter and AP, with the aims and the command."""
     runs = _load_folder(folder, ("date", "machine", "boxes", "tracking", "jitter_px_per_frame2", "ap", "aims"))
     if not runs:
-        return (
-            f"*No tracking video results in `{Path(folder).as_posix()}/` yet.* "
-            "Run `python -m benchmarks.tracking_video --pose-ckpt ...` and rebuild the docs."
-        )
+        return _nothing_yet("tracking video", folder, "python -m benchmarks.tracking_video --pose-ckpt ...")
     lines: list[str] = []
     header = ["keypoints", "MOTA", "ID switches", "never crossing", "of them in view", "crossing", "re-entering"]
     header += ["misses", "false positives", "jitter px/frame²", "AP"]
@@ -521,10 +523,7 @@ def render_steady_speed(folder: Path) -> str:
     where measured, the video pipeline's frames/s and time per stage."""
     runs = _load_folder(folder, ("date", "machine", "step"))
     if not runs:
-        return (
-            f"*No steady video speed results in `{Path(folder).as_posix()}/` yet.* "
-            "Run `python -m benchmarks.bench_steady` and rebuild the docs."
-        )
+        return _nothing_yet("steady video speed", folder, "python -m benchmarks.bench_steady")
     lines: list[str] = []
     for path, data in runs:
         step = data["step"]
@@ -568,9 +567,8 @@ def render_absolute_video(folder: Path) -> str:
     keys = ("date", "machine", "frames_in_order", "per_frame", "mean_abs_depth_error_mm", "true_depth_range_mm")
     runs = _load_folder(folder, keys)
     if not runs:
-        return (
-            f"*No absolute video results in `{Path(folder).as_posix()}/` yet.* "
-            "Run `python -m benchmarks.absolute_video --pose-ckpt ... --root-ckpt ...` and rebuild the docs."
+        return _nothing_yet(
+            "absolute video", folder, "python -m benchmarks.absolute_video --pose-ckpt ... --root-ckpt ..."
         )
     lines: list[str] = []
     for path, data in runs:
