@@ -67,8 +67,8 @@ class PoseDataModule(pl.LightningDataModule):
             device (the same numbers; a quarter of the bytes between processes); ``auto`` as
             ``reduced_decode``.
         cache_images: decode every train and val image once at setup and read them from memory
-            (forked loader workers share them); for data that fits in half the machine's memory
-            (the synthetic sets), refused beyond that. Each process of a multi-GPU run holds a copy.
+            (forked loader workers share them); for data whose two splits fit in half the machine's
+            memory (the synthetic sets), refused beyond that. Each process of a multi-GPU run holds a copy.
         paradigms: the paradigms the data has pipelines for (None: all); another is refused.
         num_keypoints, sigma: the data's joint count and target sigma, which the model config
             interpolates (``${data.num_keypoints}``); checked against the layout and the codec.
@@ -157,6 +157,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.reduced_decode = _fast_path_flag("reduced_decode", reduced_decode)
         self.normalize_on_device = _fast_path_flag("normalize_on_device", normalize_on_device)
         self.cache_images = bool(cache_images)
+        self._cached_bytes = 0  # images decoded by cache_images so far (train and val share the budget)
         self._train_dataset: Dataset | None = None
         self._val_dataset: Dataset | None = None
         self._resume_state: dict[str, Any] = {}  # from a checkpoint, used by the next train_dataloader
@@ -255,9 +256,10 @@ class PoseDataModule(pl.LightningDataModule):
         if self.cache_images:
             split = "train" if training else "val"
             try:
-                size = dataset.cache_images(max_bytes=_memory_bytes() // 2)
+                size = dataset.cache_images(max_bytes=_memory_bytes() // 2 - self._cached_bytes)
             except ValueError as err:
                 raise ValueError(f"data={self.name} ({split} split), data.cache_images=true: {err}") from err
+            self._cached_bytes += size
             count = len(dataset.images)
             log.info("data=%s: %d %s images decoded into memory (%.1f MiB)", self.name, count, split, size / 2**20)
         return dataset

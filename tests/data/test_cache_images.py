@@ -73,3 +73,16 @@ def test_cache_keeps_nothing_when_refused(tmp_path: Path) -> None:
     assert dataset.images is None
     size = dataset.cache_images(max_bytes=2**30)
     assert size == sum(image.nbytes for image in dataset.images.values()) > 0
+
+
+def test_train_and_val_share_the_memory_budget(tmp_path: Path, monkeypatch) -> None:
+    """Half the memory is the limit of both splits together: here the train images fit, and the
+    val images (the same size) would pass what is left."""
+    root = make_tiny_coco(tmp_path / "coco")
+    probe = _module(root)
+    probe.setup("fit")
+    size = probe.train_dataset.cache_images(max_bytes=2**30)
+    monkeypatch.setattr("src.datasets.datamodule._memory_bytes", lambda: 2 * (size + size // 2))
+    dm = _module(root, cache_images=True)
+    with pytest.raises(ValueError, match=r"\(val split\)"):
+        dm.setup("fit")
